@@ -1,0 +1,372 @@
+//! ChatApp's wire types: the JSON bodies of the REST API, the WebSocket events and the
+//! error shape. The server, the desktop client, the tests and the benchmark all use these
+//! types, so the contract in `shared/DESIGN.md` exists in exactly one place in code.
+//!
+//! This crate holds data only: no I/O, no validation beyond what serde enforces.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Longest message body, in characters.
+pub const MAX_BODY_CHARS: usize = 4000;
+/// Longest `client_id`, in bytes.
+pub const MAX_CLIENT_ID_LEN: usize = 64;
+/// Largest history page.
+pub const MAX_PAGE: i64 = 100;
+/// Most members in one group conversation.
+pub const MAX_GROUP_MEMBERS: usize = 256;
+
+/// `{"error": {"code": "snake_case", "message": "human text"}}`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `not_found`, `validation`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// A user as anyone signed in may see them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+    pub online: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_seen: Option<OffsetDateTime>,
+}
+
+/// The signed-in user's own account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Me {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub avatar_url: Option<String>,
+    pub online: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_seen: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RegisterRequest {
+    /// 3–32 letters, digits, `_`, `.` or `-`; unique ignoring case.
+    pub username: String,
+    pub email: String,
+    /// At least 8 characters.
+    pub password: String,
+    /// Defaults to the username.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LoginRequest {
+    /// Username or email.
+    pub login: String,
+    pub password: String,
+}
+
+/// Answer to register and login. Browsers also get the token as an HttpOnly cookie and
+/// the CSRF token as a readable cookie; other clients send `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuthResponse {
+    pub user: Me,
+    pub token: String,
+    /// Send as `X-CSRF-Token` on state-changing requests authenticated by the cookie.
+    pub csrf_token: String,
+}
+
+/// `PATCH /api/me`: every field optional. Changing the password needs `current_password`
+/// and ends every other session of the account.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub new_password: Option<String>,
+    #[serde(default)]
+    pub current_password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    Direct,
+    Group,
+}
+
+impl ConversationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Group => "group",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Conversation {
+    pub id: i64,
+    pub kind: ConversationKind,
+    /// Groups only.
+    pub title: Option<String>,
+    /// The group's owner (may rename, add and remove); `null` for direct conversations.
+    pub owner_id: Option<i64>,
+    pub members: Vec<User>,
+    pub last_message: Option<Message>,
+    /// Messages after the caller's read position.
+    pub unread_count: i64,
+    pub last_read_seq: i64,
+    pub last_seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub last_activity_at: OffsetDateTime,
+}
+
+/// `POST /api/conversations`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CreateConversationRequest {
+    /// Get-or-create the one direct conversation with `user_id`.
+    Direct { user_id: i64 },
+    /// A new group owned by the caller.
+    Group {
+        title: String,
+        #[serde(default)]
+        member_ids: Vec<i64>,
+    },
+}
+
+/// `PATCH /api/conversations/{id}` (owner of a group only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConversationRequest {
+    pub title: String,
+}
+
+/// `POST /api/conversations/{id}/members` (owner of a group only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AddMembersRequest {
+    pub user_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Text,
+    Voice,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Voice => "voice",
+        }
+    }
+}
+
+/// A stored file attached to a message (voice).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Attachment {
+    pub id: String,
+    pub url: String,
+    pub mime: String,
+    pub size: i64,
+    pub duration_ms: Option<i64>,
+    pub waveform: Vec<u8>,
+}
+
+impl Eq for Attachment {}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Message {
+    pub id: i64,
+    pub conversation_id: i64,
+    /// Position in the conversation: 1, 2, 3… with no gaps.
+    pub seq: i64,
+    pub sender_id: i64,
+    pub kind: MessageKind,
+    pub body: String,
+    pub attachment: Option<Attachment>,
+    pub client_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+}
+
+/// `POST /api/conversations/{id}/messages`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SendMessageRequest {
+    /// 1–4,000 characters, not only whitespace.
+    pub body: String,
+    /// Client-generated id (≤ 64 bytes); a retry with the same id returns the stored message.
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// A page of history, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// Older messages exist before the first one in this page.
+    pub has_more: bool,
+}
+
+/// `POST /api/conversations/{id}/read`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReadRequest {
+    pub seq: i64,
+}
+
+/// The caller's read position after `POST …/read` (never moves backwards).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReadState {
+    pub conversation_id: i64,
+    pub last_read_seq: i64,
+    pub unread_count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Health {
+    pub status: String,
+}
+
+/// WebSocket frames from a client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientEvent {
+    Send {
+        conversation_id: i64,
+        client_id: String,
+        body: String,
+    },
+    Typing {
+        conversation_id: i64,
+    },
+    Read {
+        conversation_id: i64,
+        seq: i64,
+    },
+    Resume {
+        /// conversation id → last seq the client has.
+        cursors: BTreeMap<i64, i64>,
+    },
+    Ping,
+}
+
+/// WebSocket frames from the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    Hello {
+        user: Me,
+    },
+    Ack {
+        client_id: String,
+        message: Message,
+    },
+    Message {
+        message: Message,
+    },
+    Presence {
+        user_id: i64,
+        online: bool,
+        #[serde(with = "time::serde::rfc3339::option")]
+        last_seen: Option<OffsetDateTime>,
+    },
+    Typing {
+        conversation_id: i64,
+        user_id: i64,
+    },
+    Read {
+        conversation_id: i64,
+        user_id: i64,
+        seq: i64,
+    },
+    UserUpdated {
+        user: User,
+    },
+    Conversation {
+        conversation: Conversation,
+    },
+    Synced,
+    Pong,
+    Error {
+        code: String,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_events_are_tagged_by_type() {
+        let ev: ClientEvent =
+            serde_json::from_str(r#"{"type":"resume","cursors":{"7":12}}"#).expect("parse");
+        match ev {
+            ClientEvent::Resume { cursors } => assert_eq!(cursors.get(&7), Some(&12)),
+            other => panic!("unexpected {other:?}"),
+        }
+        let out = serde_json::to_value(ServerEvent::Synced).expect("serialize");
+        assert_eq!(out, serde_json::json!({"type": "synced"}));
+    }
+
+    #[test]
+    fn create_conversation_is_tagged_by_kind() {
+        let req: CreateConversationRequest =
+            serde_json::from_str(r#"{"kind":"group","title":"x","member_ids":[2,3]}"#)
+                .expect("parse");
+        assert!(matches!(req, CreateConversationRequest::Group { ref member_ids, .. } if member_ids == &[2, 3]));
+        assert!(serde_json::from_str::<CreateConversationRequest>(r#"{"kind":"other"}"#).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! Rate limits on sign-in and registration, per account and per client address.
+//! Both limits are configuration, so a load test or a large organisation can raise them.
+
+use std::{net::IpAddr, num::NonZeroU32};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+
+use crate::error::ApiError;
+
+pub struct AuthLimits {
+    per_account: Option<DefaultKeyedRateLimiter<String>>,
+    per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+/// Longest account key kept (logins longer than this cannot exist anyway).
+const MAX_KEY: usize = 256;
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+    NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
+}
+
+impl AuthLimits {
+    /// `0` disables a limit.
+    pub fn new(per_account_per_minute: u32, per_address_per_minute: u32) -> Self {
+        Self {
+            per_account: limiter(per_account_per_minute),
+            per_address: limiter(per_address_per_minute),
+        }
+    }
+
+    /// Counts one attempt for `account` (a login or username, any case) from `addr`.
+    pub fn check(&self, account: &str, addr: IpAddr) -> Result<(), ApiError> {
+        if let Some(limiter) = &self.per_address {
+            check(limiter, &addr)?;
+        }
+        if let Some(limiter) = &self.per_account {
+            let mut key = account.trim().to_lowercase();
+            key.truncate(MAX_KEY);
+            check(limiter, &key)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets keys whose limit has fully recovered, so memory stays bounded.
+    pub fn shrink(&self) {
+        if let Some(limiter) = &self.per_account {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.per_address {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn check<K: std::hash::Hash + Eq + Clone>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> Result<(), ApiError> {
+    limiter.check_key(key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(limiter.clock().now());
+        ApiError::RateLimited {
+            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_account_regardless_of_case_and_address() {
+        let limits = AuthLimits::new(2, 0);
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        assert!(limits.check("Alice", a).is_ok());
+        assert!(limits.check("alice", b).is_ok());
+        match limits.check("ALICE", a) {
+            Err(ApiError::RateLimited { retry_after_secs }) => assert!(retry_after_secs >= 1),
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+        assert!(limits.check("bob", a).is_ok());
+    }
+
+    #[test]
+    fn zero_disables_a_limit() {
+        let limits = AuthLimits::new(0, 0);
+        let a: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..100 {
+            assert!(limits.check("alice", a).is_ok());
+        }
+    }
+}

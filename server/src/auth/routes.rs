@@ -1,0 +1,174 @@
+//! `/api/auth/*` and `/api/me`: thin handlers over the account rules and the store.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use axum_extra::extract::cookie::CookieJar;
+use chatapp_protocol::{AuthResponse, ErrorBody, LoginRequest, Me, RegisterRequest, UpdateMeRequest};
+
+use super::{AuthUser, ClientAddr, password};
+use crate::{
+    AppState,
+    error::{ApiError, ApiJson, ApiResult},
+    store::{NewUser, ProfileUpdate},
+    users::{self, clean_display_name, validate_email, validate_password, validate_username},
+};
+
+/// Creates a session for `user` and answers with its token, CSRF token and cookies.
+async fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &crate::store::UserRow,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let token = super::new_token();
+    state.store.create_session(user.id, &super::token_hash(&token)).await?;
+    let csrf = super::csrf_token(&state.secret, &token);
+    let secure = super::is_https(headers, &state.config);
+    let jar = super::session_cookies(&token, &csrf, secure)
+        .into_iter()
+        .fold(CookieJar::new(), CookieJar::add);
+    let body = AuthResponse {
+        user: users::me(user, state.is_online(user.id)),
+        token,
+        csrf_token: csrf,
+    };
+    Ok((status, jar, ApiJson(body)).into_response())
+}
+
+/// Create an account and sign in.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created, signed in", body = AuthResponse),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 409, description = "Username or email taken", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<Response> {
+    super::check_origin_if_present(&headers, &state)?;
+    state.limits.check(&req.username, addr)?;
+    validate_username(&req.username)?;
+    validate_email(&req.email)?;
+    validate_password(&req.password)?;
+    let display_name = clean_display_name(req.display_name.as_deref().unwrap_or(&req.username))?;
+    let hash = password::hash(req.password).await?;
+    let user = state
+        .store
+        .create_user(NewUser {
+            username: &req.username,
+            email: &req.email,
+            display_name: &display_name,
+            password_hash: &hash,
+        })
+        .await?;
+    tracing::info!(user_id = user.id, "account created");
+    start_session(&state, &headers, &user, StatusCode::CREATED).await
+}
+
+/// Sign in with username or email.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = AuthResponse),
+        (status = 401, description = "Wrong login or password", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
+    super::check_origin_if_present(&headers, &state)?;
+    state.limits.check(&req.login, addr)?;
+    let user = if req.login.len() <= crate::users::EMAIL_MAX_BYTES {
+        state.store.user_by_login(req.login.trim()).await?
+    } else {
+        None
+    };
+    let matches = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    match user {
+        Some(user) if matches => start_session(&state, &headers, &user, StatusCode::OK).await,
+        _ => Err(ApiError::BadCredentials),
+    }
+}
+
+/// End this session.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+    responses((status = 204, description = "Signed out"), (status = 401, body = ErrorBody)))]
+pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
+    state.store.delete_session(auth.session_id).await?;
+    let jar = super::expired_cookies()
+        .into_iter()
+        .fold(CookieJar::new(), CookieJar::add);
+    Ok((StatusCode::NO_CONTENT, jar).into_response())
+}
+
+/// The signed-in account.
+#[utoipa::path(get, path = "/api/me", tag = "account",
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+pub async fn get_me(State(state): State<AppState>, auth: AuthUser) -> ApiJson<Me> {
+    ApiJson(users::me(&auth.user, state.is_online(auth.id())))
+}
+
+/// Change display name, email or password. Email and password changes need
+/// `current_password`; a password change ends every other session.
+#[utoipa::path(patch, path = "/api/me", tag = "account",
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, body = Me),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "current_password wrong or missing", body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ))]
+pub async fn patch_me(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<UpdateMeRequest>,
+) -> ApiResult<ApiJson<Me>> {
+    let display_name = req.display_name.as_deref().map(clean_display_name).transpose()?;
+    if let Some(email) = &req.email {
+        validate_email(email)?;
+    }
+    if let Some(new_password) = &req.new_password {
+        validate_password(new_password)?;
+    }
+    if req.email.is_some() || req.new_password.is_some() {
+        let current = req
+            .current_password
+            .clone()
+            .ok_or_else(|| ApiError::Forbidden("current_password is required".into()))?;
+        if !password::verify(current, Some(auth.user.password_hash.clone())).await? {
+            return Err(ApiError::Forbidden("current_password is wrong".into()));
+        }
+    }
+    let hash = match req.new_password {
+        Some(p) => Some(password::hash(p).await?),
+        None => None,
+    };
+    let user = state
+        .store
+        .update_user(
+            auth.id(),
+            ProfileUpdate {
+                display_name: display_name.as_deref(),
+                email: req.email.as_deref(),
+                password_hash: hash.as_deref(),
+            },
+        )
+        .await?;
+    if hash.is_some() {
+        let ended = state.store.delete_other_sessions(auth.id(), auth.session_id).await?;
+        tracing::info!(user_id = auth.id(), ended, "password changed; other sessions ended");
+    }
+    Ok(ApiJson(users::me(&user, state.is_online(user.id))))
+}

@@ -1,0 +1,128 @@
+//! Conversations as the API shows them, and the rules for creating and changing them.
+
+pub mod routes;
+
+use std::collections::HashMap;
+
+use chatapp_protocol::{Conversation, ConversationKind, MAX_GROUP_MEMBERS};
+
+use crate::{
+    AppState,
+    error::{ApiError, ApiResult},
+    messages::message_view,
+    store::{MembershipRow, MessageRow, UserRow, time_of},
+};
+
+pub const TITLE_MAX_CHARS: usize = 100;
+
+pub fn clean_title(title: &str) -> ApiResult<String> {
+    let title = title.trim();
+    let count = title.chars().count();
+    if count == 0 || count > TITLE_MAX_CHARS || title.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "invalid_title",
+            format!("title must be 1–{TITLE_MAX_CHARS} characters without control characters"),
+        ));
+    }
+    Ok(title.to_owned())
+}
+
+fn kind_of(row: &MembershipRow) -> ConversationKind {
+    if row.conversation.kind == "group" {
+        ConversationKind::Group
+    } else {
+        ConversationKind::Direct
+    }
+}
+
+pub fn is_group(row: &MembershipRow) -> bool {
+    kind_of(row) == ConversationKind::Group
+}
+
+fn view(
+    state: &AppState,
+    row: &MembershipRow,
+    members: &[UserRow],
+    last: Option<&MessageRow>,
+) -> Conversation {
+    let c = &row.conversation;
+    Conversation {
+        id: c.id,
+        kind: kind_of(row),
+        title: c.title.clone(),
+        owner_id: c.owner_id,
+        members: members.iter().map(|u| state.public_user(u)).collect(),
+        last_message: last.map(message_view),
+        unread_count: (c.last_seq - row.last_read_seq).max(0),
+        last_read_seq: row.last_read_seq,
+        last_seq: c.last_seq,
+        created_at: time_of(c.created_at),
+        last_activity_at: time_of(c.last_activity_at),
+    }
+}
+
+/// One conversation as `user_id` sees it; `NotFound` unless they are a member.
+pub async fn load(state: &AppState, id: i64, user_id: i64) -> ApiResult<Conversation> {
+    let row = state.store.membership(id, user_id).await?;
+    let members = state.store.conversation_members(id).await?;
+    let (last, _) = state.store.history(id, None, 1).await?;
+    Ok(view(state, &row, &members, last.first()))
+}
+
+/// Every conversation of `user_id`, newest activity first.
+pub async fn list(state: &AppState, user_id: i64) -> ApiResult<Vec<Conversation>> {
+    let rows = state.store.memberships(user_id).await?;
+    let mut members: HashMap<i64, Vec<UserRow>> = HashMap::new();
+    for (conversation_id, user) in state.store.members_of_memberships(user_id).await? {
+        members.entry(conversation_id).or_default().push(user);
+    }
+    let last: HashMap<i64, MessageRow> = state
+        .store
+        .last_messages_of_memberships(user_id)
+        .await?
+        .into_iter()
+        .map(|m| (m.conversation_id, m))
+        .collect();
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let id = row.conversation.id;
+            view(
+                state,
+                row,
+                members.get(&id).map(Vec::as_slice).unwrap_or_default(),
+                last.get(&id),
+            )
+        })
+        .collect())
+}
+
+/// Checks that `ids` are distinct existing users and that a group of `current` members
+/// can take them.
+pub async fn check_new_members(state: &AppState, ids: &[i64], current: usize) -> ApiResult<Vec<i64>> {
+    let mut unique = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    if current + unique.len() > MAX_GROUP_MEMBERS {
+        return Err(ApiError::validation(
+            "too_many_members",
+            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+        ));
+    }
+    if state.store.count_existing_users(&unique).await? != unique.len() {
+        return Err(ApiError::validation("unknown_user", "one of the user ids does not exist"));
+    }
+    Ok(unique)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles() {
+        assert_eq!(clean_title("  Family ").expect("ok"), "Family");
+        assert!(clean_title("").is_err());
+        assert!(clean_title(&"x".repeat(101)).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! `/api/conversations` and its members: thin handlers; a non-member always gets 404.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chatapp_protocol::{
+    AddMembersRequest, Conversation, CreateConversationRequest, ErrorBody, UpdateConversationRequest,
+};
+
+use super::{check_new_members, clean_title, is_group, list, load};
+use crate::{
+    AppState,
+    auth::AuthUser,
+    error::{ApiError, ApiJson, ApiPath, ApiResult},
+};
+
+/// Your conversations, newest activity first, with members, last message and unread count.
+#[utoipa::path(get, path = "/api/conversations", tag = "conversations",
+    responses((status = 200, body = Vec<Conversation>), (status = 401, body = ErrorBody)))]
+pub async fn list_conversations(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> ApiResult<ApiJson<Vec<Conversation>>> {
+    Ok(ApiJson(list(&state, auth.id()).await?))
+}
+
+/// Get-or-create a direct conversation (200 when it existed, 201 when created), or create a group.
+#[utoipa::path(post, path = "/api/conversations", tag = "conversations",
+    request_body = CreateConversationRequest,
+    responses(
+        (status = 200, description = "The existing direct conversation", body = Conversation),
+        (status = 201, description = "Created", body = Conversation),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
+pub async fn create_conversation(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<CreateConversationRequest>,
+) -> ApiResult<Response> {
+    let (id, created) = match req {
+        CreateConversationRequest::Direct { user_id } => {
+            if user_id == auth.id() {
+                return Err(ApiError::validation(
+                    "invalid_user",
+                    "a direct conversation needs another user",
+                ));
+            }
+            state.store.user_by_id(user_id).await?;
+            state.store.direct_conversation(auth.id(), user_id).await?
+        }
+        CreateConversationRequest::Group { title, member_ids } => {
+            let title = clean_title(&title)?;
+            let others: Vec<i64> = member_ids.into_iter().filter(|m| *m != auth.id()).collect();
+            let members = check_new_members(&state, &others, 1).await?;
+            (state.store.create_group(auth.id(), &title, &members).await?, true)
+        }
+    };
+    let conversation = load(&state, id, auth.id()).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, ApiJson(conversation)).into_response())
+}
+
+/// One conversation.
+#[utoipa::path(get, path = "/api/conversations/{id}", tag = "conversations",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Conversation), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<ApiJson<Conversation>> {
+    Ok(ApiJson(load(&state, id, auth.id()).await?))
+}
+
+/// The member row of a group the caller owns: 404 for non-members, 400 for direct
+/// conversations, 403 for members who are not the owner.
+async fn owned_group(state: &AppState, id: i64, user_id: i64) -> ApiResult<crate::store::MembershipRow> {
+    let row = state.store.membership(id, user_id).await?;
+    if !is_group(&row) {
+        return Err(ApiError::validation("not_a_group", "direct conversations cannot be changed"));
+    }
+    if row.conversation.owner_id != Some(user_id) {
+        return Err(ApiError::Forbidden("only the group's owner may do that".into()));
+    }
+    Ok(row)
+}
+
+/// Rename a group (owner only).
+#[utoipa::path(patch, path = "/api/conversations/{id}", tag = "conversations",
+    params(("id" = i64, Path)), request_body = UpdateConversationRequest,
+    responses((status = 200, body = Conversation), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_conversation(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<UpdateConversationRequest>,
+) -> ApiResult<ApiJson<Conversation>> {
+    let title = clean_title(&req.title)?;
+    owned_group(&state, id, auth.id()).await?;
+    state.store.rename_conversation(id, &title).await?;
+    Ok(ApiJson(load(&state, id, auth.id()).await?))
+}
+
+/// Add members to a group (owner only).
+#[utoipa::path(post, path = "/api/conversations/{id}/members", tag = "conversations",
+    params(("id" = i64, Path)), request_body = AddMembersRequest,
+    responses((status = 200, body = Conversation), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn add_members(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<AddMembersRequest>,
+) -> ApiResult<ApiJson<Conversation>> {
+    owned_group(&state, id, auth.id()).await?;
+    let current = state.store.member_count(id).await?;
+    let ids = check_new_members(&state, &req.user_ids, current).await?;
+    state.store.add_members(id, &ids).await?;
+    Ok(ApiJson(load(&state, id, auth.id()).await?))
+}
+
+/// Remove a member from a group: the owner removes anyone, anyone removes themselves (leave).
+#[utoipa::path(delete, path = "/api/conversations/{id}/members/{user_id}", tag = "conversations",
+    params(("id" = i64, Path), ("user_id" = i64, Path)),
+    responses((status = 204, description = "Removed"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((id, user_id)): ApiPath<(i64, i64)>,
+) -> ApiResult<StatusCode> {
+    let row = state.store.membership(id, auth.id()).await?;
+    if !is_group(&row) {
+        return Err(ApiError::validation("not_a_group", "nobody can leave a direct conversation"));
+    }
+    if user_id != auth.id() && row.conversation.owner_id != Some(auth.id()) {
+        return Err(ApiError::Forbidden("only the group's owner may remove others".into()));
+    }
+    state.store.remove_member(id, user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,277 @@
+//! chatapp-server: builds the [`Router`] from [`AppState`] and serves it with graceful
+//! shutdown. Resources live in one folder each (`auth`, `users`, `conversations`,
+//! `messages`); SQL lives only in `store`.
+
+pub mod auth;
+pub mod config;
+pub mod conversations;
+pub mod error;
+pub mod messages;
+pub mod store;
+pub mod users;
+mod web;
+
+use std::{net::SocketAddr, ops::Deref, path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
+    response::IntoResponse,
+    routing::get,
+    serve::ListenerExt,
+};
+use chatapp_protocol::{Health, User};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub use config::Config;
+
+use crate::{
+    auth::limits::AuthLimits,
+    error::ApiError,
+    store::{Store, UserRow},
+};
+
+/// Largest JSON body accepted by the API.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    /// The storage interface (SQLite or PostgreSQL).
+    pub store: Store,
+    /// The configuration the server was started with.
+    pub config: Config,
+    /// Key for the CSRF tokens' HMAC.
+    pub secret: Vec<u8>,
+    /// Sign-in and registration rate limits.
+    pub limits: AuthLimits,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Config, secret: Vec<u8>) -> Self {
+        let limits = AuthLimits::new(config.auth_rate_per_account, config.auth_rate_per_address);
+        Self(Arc::new(AppInner {
+            store,
+            config,
+            secret,
+            limits,
+        }))
+    }
+
+    /// Whether `user_id` has an open real-time connection. Connections arrive with the
+    /// WebSocket hub; until then nobody is online.
+    pub fn is_online(&self, _user_id: i64) -> bool {
+        false
+    }
+
+    pub fn public_user(&self, row: &UserRow) -> User {
+        users::public_user(row, self.is_online(row.id))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ChatApp API", description = "Self-hosted chat: accounts, conversations, messages."),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("cookie" = []))
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                auth::SESSION_COOKIE,
+                "Browsers: state-changing requests also need a same-origin Origin and X-CSRF-Token",
+            ))),
+        );
+    }
+}
+
+/// The API's routes and the OpenAPI document generated from them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::routes::register))
+        .routes(routes!(auth::routes::login))
+        .routes(routes!(auth::routes::logout))
+        .routes(routes!(auth::routes::get_me, auth::routes::patch_me))
+        .routes(routes!(users::routes::search))
+        .routes(routes!(users::routes::get_user))
+        .routes(routes!(
+            conversations::routes::list_conversations,
+            conversations::routes::create_conversation
+        ))
+        .routes(routes!(
+            conversations::routes::get_conversation,
+            conversations::routes::update_conversation
+        ))
+        .routes(routes!(conversations::routes::add_members))
+        .routes(routes!(conversations::routes::remove_member))
+        .routes(routes!(messages::routes::history, messages::routes::send))
+        .routes(routes!(messages::routes::mark_read))
+        .routes(routes!(healthz))
+        .split_for_parts()
+}
+
+/// The whole application: API, OpenAPI document, health check and the web UI.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api();
+    let openapi = Arc::new(openapi);
+    Router::new()
+        .merge(api)
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let openapi = Arc::clone(&openapi);
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(web::fallback)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(Health { status: "ok".into() })),
+        Err(err) => {
+            tracing::warn!(error = %err, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health {
+                    status: "database unreachable".into(),
+                }),
+            )
+        }
+    }
+}
+
+/// Opens storage, binds, prints `listening on http://HOST:PORT` and serves until
+/// SIGTERM or Ctrl-C.
+pub async fn serve(mut config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    config.data_dir = config.data_dir.canonicalize().context("resolving the data dir")?;
+    let secret = load_or_create_secret(config.secret_key.as_deref(), &config.data_dir)?;
+    let store = Store::connect(&config.effective_database_url()).await?;
+    tracing::info!(backend = ?store.backend(), "storage ready");
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "TCP_NODELAY not set");
+        }
+    });
+    let state = AppState::new(store, config, secret);
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
+
+    println!("listening on http://{addr}");
+    use std::io::Write as _;
+    std::io::stdout().flush().ok();
+
+    axum::serve(
+        listener,
+        router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
+    housekeeping.abort();
+    state.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Periodic upkeep: forget recovered rate-limit keys.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.limits.shrink();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// The configured secret, or the one kept in `data_dir/secret.key` (created on first start).
+fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = configured {
+        anyhow::ensure!(secret.len() >= 16, "the secret key must be at least 16 characters");
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = data_dir.join("secret.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().as_bytes().to_vec()),
+        Ok(_) => anyhow::bail!("{} is too short; delete it to generate a new one", path.display()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+    let secret = auth::new_token();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write as _;
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()?;
+    Ok(secret.into_bytes())
+}

@@ -1,0 +1,111 @@
+//! `/api/conversations/{id}/messages` and `/read`.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chatapp_protocol::{
+    ErrorBody, MAX_PAGE, Message, MessageKind, MessagePage, ReadRequest, ReadState, SendMessageRequest,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{message_view, validate_body, validate_client_id};
+use crate::{
+    AppState,
+    auth::AuthUser,
+    error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult},
+    store::NewMessage,
+};
+
+const PAGE_DEFAULT: i64 = 50;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct HistoryQuery {
+    /// Only messages with a smaller seq (omit for the newest).
+    before_seq: Option<i64>,
+    /// 1–100, default 50.
+    limit: Option<i64>,
+}
+
+/// A page of history, oldest first within the page.
+#[utoipa::path(get, path = "/api/conversations/{id}/messages", tag = "messages",
+    params(("id" = i64, Path), HistoryQuery),
+    responses((status = 200, body = MessagePage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> ApiResult<ApiJson<MessagePage>> {
+    let limit = query.limit.unwrap_or(PAGE_DEFAULT);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::validation("invalid_limit", format!("limit must be 1–{MAX_PAGE}")));
+    }
+    state.store.membership(id, auth.id()).await?;
+    let (rows, has_more) = state.store.history(id, query.before_seq, limit).await?;
+    Ok(ApiJson(MessagePage {
+        messages: rows.iter().map(message_view).collect(),
+        has_more,
+    }))
+}
+
+/// Send a text message. A retry with the same `client_id` returns the stored message (200).
+#[utoipa::path(post, path = "/api/conversations/{id}/messages", tag = "messages",
+    params(("id" = i64, Path)), request_body = SendMessageRequest,
+    responses(
+        (status = 201, description = "Stored", body = Message),
+        (status = 200, description = "Already stored under this client_id", body = Message),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "client_id used in another conversation", body = ErrorBody),
+    ))]
+pub async fn send(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<SendMessageRequest>,
+) -> ApiResult<Response> {
+    validate_body(&req.body)?;
+    if let Some(client_id) = &req.client_id {
+        validate_client_id(client_id)?;
+    }
+    let (row, created) = state
+        .store
+        .insert_message(&NewMessage {
+            conversation_id: id,
+            sender_id: auth.id(),
+            kind: MessageKind::Text,
+            body: &req.body,
+            client_id: req.client_id.as_deref(),
+        })
+        .await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, ApiJson(message_view(&row))).into_response())
+}
+
+/// Move your read position forward (never back) to `seq`.
+#[utoipa::path(post, path = "/api/conversations/{id}/read", tag = "messages",
+    params(("id" = i64, Path)), request_body = ReadRequest,
+    responses((status = 200, body = ReadState), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<ReadRequest>,
+) -> ApiResult<ApiJson<ReadState>> {
+    let row = state.store.membership(id, auth.id()).await?;
+    let last_seq = row.conversation.last_seq;
+    if req.seq < 0 || req.seq > last_seq {
+        return Err(ApiError::validation(
+            "invalid_seq",
+            format!("seq must be between 0 and {last_seq}"),
+        ));
+    }
+    let last_read_seq = state.store.mark_read(id, auth.id(), req.seq).await?;
+    Ok(ApiJson(ReadState {
+        conversation_id: id,
+        last_read_seq,
+        unread_count: (last_seq - last_read_seq).max(0),
+    }))
+}

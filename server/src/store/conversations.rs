@@ -1,0 +1,247 @@
+//! Conversations and their members.
+
+use sqlx::FromRow;
+
+use super::{
+    MessageRow, Store, StoreError, StoreResult, UserRow, messages::MESSAGE_COLUMNS, now_ms,
+    users::USER_COLUMNS,
+};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ConversationRow {
+    pub id: i64,
+    pub kind: String,
+    pub title: Option<String>,
+    pub owner_id: Option<i64>,
+    pub last_seq: i64,
+    pub created_at: i64,
+    pub last_activity_at: i64,
+}
+
+const CONVERSATION_COLUMNS: &str =
+    "c.id, c.kind, c.title, c.owner_id, c.last_seq, c.created_at, c.last_activity_at";
+
+/// A conversation as seen by one of its members.
+#[derive(Debug, Clone, FromRow)]
+pub struct MembershipRow {
+    #[sqlx(flatten)]
+    pub conversation: ConversationRow,
+    pub last_read_seq: i64,
+}
+
+impl Store {
+    /// The conversation `id` if `user_id` is a member of it; `NotFound` otherwise (also
+    /// when it does not exist: the two are indistinguishable to the caller).
+    pub async fn membership(&self, id: i64, user_id: i64) -> StoreResult<MembershipRow> {
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS}, m.last_read_seq FROM conversations c \
+             JOIN members m ON m.conversation_id = c.id WHERE c.id = $1 AND m.user_id = $2"
+        );
+        Ok(sqlx::query_as::<_, MembershipRow>(&sql)
+            .bind(id)
+            .bind(user_id)
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    /// Members of a conversation, earliest joined first.
+    pub async fn conversation_members(&self, id: i64) -> StoreResult<Vec<UserRow>> {
+        let sql = format!(
+            "SELECT {cols} FROM users u JOIN members m ON m.user_id = u.id \
+             WHERE m.conversation_id = $1 ORDER BY m.joined_at, u.id",
+            cols = prefixed(USER_COLUMNS, "u")
+        );
+        Ok(sqlx::query_as::<_, UserRow>(&sql)
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    /// Gets or creates the one direct conversation between `a` and `b` (a ≠ b).
+    /// Returns it and whether it was created now.
+    pub async fn direct_conversation(&self, a: i64, b: i64) -> StoreResult<(i64, bool)> {
+        let key = format!("{}:{}", a.min(b), a.max(b));
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        let created = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO conversations (kind, direct_key, created_at, last_activity_at) \
+             VALUES ('direct', $1, $2, $2) ON CONFLICT (direct_key) DO NOTHING RETURNING id",
+        )
+        .bind(&key)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = created else {
+            tx.rollback().await?;
+            let id = sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE direct_key = $1")
+                .bind(&key)
+                .fetch_one(&self.write)
+                .await?;
+            return Ok((id, false));
+        };
+        for user in [a, b] {
+            sqlx::query("INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((id, true))
+    }
+
+    /// Creates a group owned by `owner` with `members` (owner included once).
+    pub async fn create_group(&self, owner: i64, title: &str, members: &[i64]) -> StoreResult<i64> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        let id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO conversations (kind, title, owner_id, created_at, last_activity_at) \
+             VALUES ('group', $1, $2, $3, $3) RETURNING id",
+        )
+        .bind(title)
+        .bind(owner)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for user in std::iter::once(owner).chain(members.iter().copied().filter(|m| *m != owner)) {
+            sqlx::query(
+                "INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(user)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn rename_conversation(&self, id: i64, title: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE conversations SET title = $1 WHERE id = $2")
+            .bind(title)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds `users` to conversation `id` (already-members are left as they are).
+    /// Returns the ids that were added.
+    pub async fn add_members(&self, id: i64, users: &[i64]) -> StoreResult<Vec<i64>> {
+        let now = now_ms();
+        let mut added = Vec::new();
+        let mut tx = self.write.begin().await?;
+        for user in users {
+            let done = sqlx::query(
+                "INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(*user)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                added.push(*user);
+            }
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// How many members conversation `id` has.
+    pub async fn member_count(&self, id: i64) -> StoreResult<usize> {
+        let n = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM members WHERE conversation_id = $1")
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(usize::try_from(n).unwrap_or_default())
+    }
+
+    /// Removes `user` from conversation `id`. When the owner leaves, the earliest
+    /// remaining member becomes the owner. `NotFound` if `user` was not a member.
+    pub async fn remove_member(&self, id: i64, user: i64) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "UPDATE conversations SET owner_id = (SELECT m.user_id FROM members m \
+             WHERE m.conversation_id = $1 ORDER BY m.joined_at, m.user_id LIMIT 1) \
+             WHERE id = $1 AND owner_id = $2",
+        )
+        .bind(id)
+        .bind(user)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The conversations of `user_id`, newest activity first.
+    pub async fn memberships(&self, user_id: i64) -> StoreResult<Vec<MembershipRow>> {
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS}, m.last_read_seq FROM members m \
+             JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 \
+             ORDER BY c.last_activity_at DESC, c.id DESC"
+        );
+        Ok(sqlx::query_as::<_, MembershipRow>(&sql)
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    /// Every member of every conversation of `user_id`, as (conversation id, user).
+    pub async fn members_of_memberships(&self, user_id: i64) -> StoreResult<Vec<(i64, UserRow)>> {
+        #[derive(FromRow)]
+        struct Row {
+            conversation_id: i64,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let sql = format!(
+            "SELECT other.conversation_id, {cols} FROM members mine \
+             JOIN members other ON other.conversation_id = mine.conversation_id \
+             JOIN users u ON u.id = other.user_id WHERE mine.user_id = $1 \
+             ORDER BY other.conversation_id, other.joined_at, u.id",
+            cols = prefixed(USER_COLUMNS, "u")
+        );
+        let rows = sqlx::query_as::<_, Row>(&sql)
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.conversation_id, r.user)).collect())
+    }
+
+    /// The last message of every conversation of `user_id` that has one.
+    pub async fn last_messages_of_memberships(&self, user_id: i64) -> StoreResult<Vec<MessageRow>> {
+        let sql = format!(
+            "SELECT {cols} FROM members mine \
+             JOIN conversations c ON c.id = mine.conversation_id \
+             JOIN messages msg ON msg.conversation_id = c.id AND msg.seq = c.last_seq \
+             WHERE mine.user_id = $1",
+            cols = prefixed(MESSAGE_COLUMNS, "msg")
+        );
+        Ok(sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await?)
+    }
+}
+
+/// `"a, b"` → `"t.a, t.b"`.
+fn prefixed(columns: &str, table: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{table}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,172 @@
+//! Messages: insert with a per-conversation seq, idempotent by `client_id`, history pages.
+
+use chatapp_protocol::MessageKind;
+use sqlx::FromRow;
+
+use super::{Store, StoreError, StoreResult, is_unique_violation, now_ms};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct MessageRow {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub seq: i64,
+    pub sender_id: i64,
+    pub kind: String,
+    pub body: String,
+    pub client_id: Option<String>,
+    pub created_at: i64,
+}
+
+pub(super) const MESSAGE_COLUMNS: &str =
+    "id, conversation_id, seq, sender_id, kind, body, client_id, created_at";
+
+pub struct NewMessage<'a> {
+    pub conversation_id: i64,
+    pub sender_id: i64,
+    pub kind: MessageKind,
+    pub body: &'a str,
+    pub client_id: Option<&'a str>,
+}
+
+impl Store {
+    /// Stores a message and gives it the conversation's next seq, in one transaction.
+    ///
+    /// Returns the message and `true`, or — when the sender already stored a message with
+    /// this `client_id` in this conversation — that message and `false`. `NotFound` when
+    /// the sender is not a member; `Conflict` when the `client_id` was used in another
+    /// conversation.
+    pub async fn insert_message(&self, new: &NewMessage<'_>) -> StoreResult<(MessageRow, bool)> {
+        if let Some(existing) = self.replayed(new).await? {
+            return Ok((existing, false));
+        }
+        match self.insert_message_tx(new).await {
+            Err(StoreError::Db(err)) if is_unique_violation(&err) => match self.replayed(new).await? {
+                // A concurrent retry with the same client_id won the race.
+                Some(existing) => Ok((existing, false)),
+                None => Err(StoreError::Db(err)),
+            },
+            other => other.map(|row| (row, true)),
+        }
+    }
+
+    async fn replayed(&self, new: &NewMessage<'_>) -> StoreResult<Option<MessageRow>> {
+        let Some(client_id) = new.client_id else {
+            return Ok(None);
+        };
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = $1 AND client_id = $2");
+        let existing = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(new.sender_id)
+            .bind(client_id)
+            .fetch_optional(&self.write)
+            .await?;
+        match existing {
+            Some(row) if row.conversation_id != new.conversation_id => Err(StoreError::Conflict(
+                "client_id_reused",
+                "this client_id was already used for a message in another conversation",
+            )),
+            other => Ok(other),
+        }
+    }
+
+    async fn insert_message_tx(&self, new: &NewMessage<'_>) -> StoreResult<MessageRow> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        // Taking the row lock on the conversation serialises seq allocation per
+        // conversation (PostgreSQL); SQLite has a single writer anyway.
+        let seq = sqlx::query_scalar::<_, i64>(
+            "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = $2 \
+             WHERE id = $1 RETURNING last_seq",
+        )
+        .bind(new.conversation_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Sending implies having read everything up to one's own message; this also
+        // checks membership inside the transaction.
+        let member = sqlx::query(
+            "UPDATE members SET last_read_seq = $3 WHERE conversation_id = $1 AND user_id = $2",
+        )
+        .bind(new.conversation_id)
+        .bind(new.sender_id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        if member.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let sql = format!(
+            "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {MESSAGE_COLUMNS}"
+        );
+        let row = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(new.conversation_id)
+            .bind(seq)
+            .bind(new.sender_id)
+            .bind(new.kind.as_str())
+            .bind(new.body)
+            .bind(new.client_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Up to `limit` messages with seq below `before_seq` (or the newest), oldest first,
+    /// and whether older ones exist.
+    pub async fn history(
+        &self,
+        conversation_id: i64,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<(Vec<MessageRow>, bool)> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq < $2 \
+             ORDER BY seq DESC LIMIT $3"
+        );
+        let mut rows = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(conversation_id)
+            .bind(before_seq.unwrap_or(i64::MAX))
+            .bind(limit + 1)
+            .fetch_all(&self.read)
+            .await?;
+        let has_more = rows.len() > usize::try_from(limit).unwrap_or_default();
+        rows.truncate(usize::try_from(limit).unwrap_or_default());
+        rows.reverse();
+        Ok((rows, has_more))
+    }
+
+    /// Up to `limit` messages with seq above `after_seq`, oldest first.
+    pub async fn messages_after(
+        &self,
+        conversation_id: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<MessageRow>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3"
+        );
+        Ok(sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(conversation_id)
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    /// Moves `user_id`'s read position in the conversation forward to `seq` (never back).
+    /// Returns the position after the update.
+    pub async fn mark_read(&self, conversation_id: i64, user_id: i64, seq: i64) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "UPDATE members SET last_read_seq = CASE WHEN $3 > last_read_seq THEN $3 ELSE last_read_seq END \
+             WHERE conversation_id = $1 AND user_id = $2 RETURNING last_read_seq",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .bind(seq)
+        .fetch_one(&self.write)
+        .await?)
+    }
+}
+

@@ -1,0 +1,222 @@
+//! The storage interface: the one seam between HTTP and SQL. One query layer over
+//! sqlx `Any` with portable SQL (`$1` placeholders, `RETURNING`), branching only where
+//! the databases truly differ. Every method answers one question the server asks;
+//! "not found" and "conflict" are values, not strings to parse.
+//!
+//! SQLite gets a single-connection write pool (writes are serialised by SQLite anyway;
+//! doing it in the pool avoids `SQLITE_BUSY` on lock upgrades) and a separate read pool.
+//! PostgreSQL uses one pool for both.
+
+mod conversations;
+mod messages;
+mod sessions;
+mod users;
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    AnyPool, Executor,
+    any::AnyPoolOptions,
+    postgres::PgPoolOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use time::OffsetDateTime;
+
+pub use conversations::{ConversationRow, MembershipRow};
+pub use messages::{MessageRow, NewMessage};
+pub use users::{NewUser, ProfileUpdate, UserRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{1}")]
+    Conflict(&'static str, &'static str),
+    #[error(transparent)]
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            other => Self::Db(other),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    /// Reads (and, on PostgreSQL, writes too).
+    read: AnyPool,
+    /// Writes. On SQLite a single connection; on PostgreSQL the same pool as `read`.
+    write: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish()
+    }
+}
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+impl Store {
+    /// Connects to `url` (`postgres://…` or `sqlite://…`), creating the SQLite file if
+    /// needed, and applies the migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url).await
+        } else if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url).await
+        } else {
+            anyhow::bail!("unsupported database URL scheme (expected postgres:// or sqlite://)")
+        }
+    }
+
+    async fn connect_postgres(url: &str) -> anyhow::Result<Self> {
+        let pg = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        sqlx::migrate!("../migrations/postgres")
+            .run(&pg)
+            .await
+            .context("applying PostgreSQL migrations")?;
+        pg.close().await;
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        Ok(Self {
+            read: pool.clone(),
+            write: pool,
+            backend: Backend::Postgres,
+        })
+    }
+
+    async fn connect_sqlite(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .context("parsing the SQLite URL")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let setup = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .context("opening the SQLite database")?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&setup)
+            .await
+            .context("applying SQLite migrations")?;
+        setup.close().await;
+
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute(SQLITE_PRAGMAS).await?;
+                        Ok(())
+                    })
+                })
+                .connect(url)
+        };
+        let write = pool(1).await.context("opening the SQLite database")?;
+        let read = pool(4).await.context("opening the SQLite database")?;
+        Ok(Self {
+            read,
+            write,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Now, in UTC milliseconds since the epoch (how timestamps are stored).
+pub fn now_ms() -> i64 {
+    ms_of(OffsetDateTime::now_utc())
+}
+
+pub fn ms_of(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A stored timestamp back to a date-time (clamped to the epoch if corrupt).
+pub fn time_of(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// `$first, $first+1, …` (`count` of them) for an `IN (…)` list.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_prefix_escapes_wildcards() {
+        assert_eq!(like_prefix("a_b%c\\"), "a\\_b\\%c\\\\%");
+    }
+
+    #[test]
+    fn time_round_trips_at_millisecond_precision() {
+        let ms = 1_764_000_000_123;
+        assert_eq!(ms_of(time_of(ms)), ms);
+    }
+}

@@ -1,0 +1,132 @@
+//! Accounts as the API shows them, and the rules for their fields.
+
+pub mod routes;
+
+use chatapp_protocol::{Me, User};
+
+use crate::{
+    error::ApiError,
+    store::{UserRow, time_of},
+};
+
+pub const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
+pub const PASSWORD_MIN_CHARS: usize = 8;
+/// Longer passwords only cost hashing time.
+pub const PASSWORD_MAX_BYTES: usize = 1024;
+pub const DISPLAY_NAME_MAX_CHARS: usize = 64;
+pub const EMAIL_MAX_BYTES: usize = 254;
+
+pub fn avatar_url(avatar_id: Option<&str>) -> Option<String> {
+    avatar_id.map(|id| format!("/api/files/{id}"))
+}
+
+/// The public view of an account. `online` comes from the real-time hub.
+pub fn public_user(row: &UserRow, online: bool) -> User {
+    User {
+        id: row.id,
+        username: row.username.clone(),
+        display_name: row.display_name.clone(),
+        avatar_url: avatar_url(row.avatar_id.as_deref()),
+        online,
+        last_seen: row.last_seen_at.map(time_of),
+    }
+}
+
+/// The owner's view of their account.
+pub fn me(row: &UserRow, online: bool) -> Me {
+    Me {
+        id: row.id,
+        username: row.username.clone(),
+        display_name: row.display_name.clone(),
+        email: row.email.clone(),
+        avatar_url: avatar_url(row.avatar_id.as_deref()),
+        online,
+        last_seen: row.last_seen_at.map(time_of),
+        created_at: time_of(row.created_at),
+    }
+}
+
+/// 3–32 ASCII letters, digits, `_`, `.` or `-`.
+pub fn validate_username(name: &str) -> Result<(), ApiError> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !USERNAME_LEN.contains(&name.len()) || !ok_chars {
+        return Err(ApiError::validation(
+            "invalid_username",
+            "username must be 3–32 characters: letters, digits, '_', '.' or '-'",
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_email(email: &str) -> Result<(), ApiError> {
+    let domain_has_dot = email.rsplit_once('@').is_some_and(|(_, d)| d.contains('.'));
+    if email.len() > EMAIL_MAX_BYTES || !domain_has_dot || !email_address::EmailAddress::is_valid(email)
+    {
+        return Err(ApiError::validation("invalid_email", "that is not a valid email address"));
+    }
+    Ok(())
+}
+
+pub fn validate_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < PASSWORD_MIN_CHARS {
+        return Err(ApiError::validation(
+            "weak_password",
+            format!("password must be at least {PASSWORD_MIN_CHARS} characters"),
+        ));
+    }
+    if password.len() > PASSWORD_MAX_BYTES {
+        return Err(ApiError::validation(
+            "invalid_password",
+            format!("password must be at most {PASSWORD_MAX_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Trims and checks a display name: 1–64 characters, no control characters.
+pub fn clean_display_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    let count = name.chars().count();
+    if count == 0 || count > DISPLAY_NAME_MAX_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "invalid_display_name",
+            format!("display name must be 1–{DISPLAY_NAME_MAX_CHARS} characters without control characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        for ok in ["abc", "a.b-c_d", "ABC123", &"x".repeat(32)] {
+            assert!(validate_username(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "", "has space", "émile", "a/b", &"x".repeat(33)] {
+            assert!(validate_username(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_and_passwords() {
+        assert!(validate_email("ann@example.org").is_ok());
+        for bad in ["ann", "ann@", "@example.org", "ann@localhost", "a b@example.org"] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password("1234567").is_err());
+        assert!(validate_password(&"x".repeat(2000)).is_err());
+    }
+
+    #[test]
+    fn display_names_are_trimmed() {
+        assert_eq!(clean_display_name("  Ann  ").expect("ok"), "Ann");
+        assert!(clean_display_name("   ").is_err());
+        assert!(clean_display_name("a\u{0}b").is_err());
+    }
+}
