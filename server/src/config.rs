@@ -34,13 +34,18 @@ pub struct Config {
     #[arg(long, env = "CHATAPP_PUBLIC_ORIGIN")]
     pub public_origin: Option<String>,
 
-    /// Sign-in and registration attempts allowed per account per minute.
+    /// Sign-in and registration attempts allowed per account per window (0: no limit).
     #[arg(long, env = "CHATAPP_AUTH_RATE_PER_ACCOUNT", default_value_t = 10)]
     pub auth_rate_per_account: u32,
 
-    /// Sign-in and registration attempts allowed per client address per minute.
+    /// Sign-in and registration attempts allowed per client address per window (0: no limit).
     #[arg(long, env = "CHATAPP_AUTH_RATE_PER_ADDRESS", default_value_t = 60)]
     pub auth_rate_per_address: u32,
+
+    /// The rate-limit window in seconds: the allowance refills evenly over it.
+    #[arg(long, env = "CHATAPP_AUTH_RATE_WINDOW_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auth_rate_window_secs: u64,
 }
 
 impl Config {
@@ -65,6 +70,7 @@ impl fmt::Debug for Config {
             .field("public_origin", &self.public_origin)
             .field("auth_rate_per_account", &self.auth_rate_per_account)
             .field("auth_rate_per_address", &self.auth_rate_per_address)
+            .field("auth_rate_window_secs", &self.auth_rate_window_secs)
             .finish()
     }
 }

@@ -62,7 +62,11 @@ impl Deref for AppState {
 
 impl AppState {
     pub fn new(store: Store, config: Config, secret: Vec<u8>) -> Self {
-        let limits = AuthLimits::new(config.auth_rate_per_account, config.auth_rate_per_address);
+        let limits = AuthLimits::new(
+            config.auth_rate_per_account,
+            config.auth_rate_per_address,
+            Duration::from_secs(config.auth_rate_window_secs),
+        );
         Self(Arc::new(AppInner {
             store,
             config,

@@ -1,7 +1,7 @@
 //! Rate limits on sign-in and registration, per account and per client address.
 //! Both limits are configuration, so a load test or a large organisation can raise them.
 
-use std::{net::IpAddr, num::NonZeroU32};
+use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
@@ -15,16 +15,19 @@ pub struct AuthLimits {
 /// Longest account key kept (logins longer than this cannot exist anyway).
 const MAX_KEY: usize = 256;
 
-fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKeyedRateLimiter<K>> {
-    NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
+/// `n` attempts at once, refilled evenly over `window`; `None` when `n` is 0.
+fn limiter<K: std::hash::Hash + Eq + Clone>(n: u32, window: Duration) -> Option<DefaultKeyedRateLimiter<K>> {
+    let burst = NonZeroU32::new(n)?;
+    let quota = Quota::with_period(window / n)?.allow_burst(burst);
+    Some(RateLimiter::keyed(quota))
 }
 
 impl AuthLimits {
-    /// `0` disables a limit.
-    pub fn new(per_account_per_minute: u32, per_address_per_minute: u32) -> Self {
+    /// Allowances per `window`; `0` disables a limit.
+    pub fn new(per_account: u32, per_address: u32, window: Duration) -> Self {
         Self {
-            per_account: limiter(per_account_per_minute),
-            per_address: limiter(per_address_per_minute),
+            per_account: limiter(per_account, window),
+            per_address: limiter(per_address, window),
         }
     }
 
@@ -72,7 +75,7 @@ mod tests {
 
     #[test]
     fn limits_per_account_regardless_of_case_and_address() {
-        let limits = AuthLimits::new(2, 0);
+        let limits = AuthLimits::new(2, 0, Duration::from_secs(3600));
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
         assert!(limits.check("Alice", a).is_ok());
@@ -86,7 +89,7 @@ mod tests {
 
     #[test]
     fn zero_disables_a_limit() {
-        let limits = AuthLimits::new(0, 0);
+        let limits = AuthLimits::new(0, 0, Duration::from_secs(60));
         let a: IpAddr = [10, 0, 0, 1].into();
         for _ in 0..100 {
             assert!(limits.check("alice", a).is_ok());
