@@ -35,7 +35,9 @@ fn main() {
         return;
     }
     if std::env::var_os("CHATAPP_SKIP_UI_BUILD").is_some() && built.is_some() {
-        println!("cargo:warning=web-ui/dist is older than its sources (CHATAPP_SKIP_UI_BUILD is set)");
+        println!(
+            "cargo:warning=web-ui/dist is older than its sources (CHATAPP_SKIP_UI_BUILD is set)"
+        );
         return;
     }
     if Command::new("npm").arg("--version").output().is_err() {
@@ -59,7 +61,11 @@ fn run(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .status()
         .unwrap_or_else(|e| panic!("running npm {}: {e}", args.join(" ")));
-    assert!(status.success(), "npm {} failed in web-ui/ ({status})", args.join(" "));
+    assert!(
+        status.success(),
+        "npm {} failed in web-ui/ ({status})",
+        args.join(" ")
+    );
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {

@@ -366,7 +366,9 @@ mod tests {
         let req: CreateConversationRequest =
             serde_json::from_str(r#"{"kind":"group","title":"x","member_ids":[2,3]}"#)
                 .expect("parse");
-        assert!(matches!(req, CreateConversationRequest::Group { ref member_ids, .. } if member_ids == &[2, 3]));
+        assert!(
+            matches!(req, CreateConversationRequest::Group { ref member_ids, .. } if member_ids == &[2, 3])
+        );
         assert!(serde_json::from_str::<CreateConversationRequest>(r#"{"kind":"other"}"#).is_err());
     }
 }

@@ -7,7 +7,11 @@ use clap::Parser;
 use ipnet::IpNet;
 
 #[derive(Clone, Parser)]
-#[command(name = "chatapp-server", version, about = "ChatApp server: HTTP API, WebSocket and web UI")]
+#[command(
+    name = "chatapp-server",
+    version,
+    about = "ChatApp server: HTTP API, WebSocket and web UI"
+)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (the printed address says which).
     #[arg(long, env = "CHATAPP_LISTEN", default_value = "127.0.0.1:8080")]
@@ -51,9 +55,9 @@ pub struct Config {
 impl Config {
     /// The database URL to use: the configured one, or the SQLite file in the data dir.
     pub fn effective_database_url(&self) -> String {
-        match &self.database_url {
-            Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.data_dir.join("chatapp.db").display()),
+        match self.database_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url.to_owned(),
+            _ => format!("sqlite://{}", self.data_dir.join("chatapp.db").display()),
         }
     }
 }
@@ -64,8 +68,14 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
-            .field("secret_key", &self.secret_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("trusted_proxies", &self.trusted_proxies)
             .field("public_origin", &self.public_origin)
             .field("auth_rate_per_account", &self.auth_rate_per_account)
@@ -99,9 +109,15 @@ mod tests {
 
     #[test]
     fn redacts_database_password() {
-        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://data/chatapp.db"), "sqlite://data/chatapp.db");
+        assert_eq!(
+            redact_url("sqlite://data/chatapp.db"),
+            "sqlite://data/chatapp.db"
+        );
     }
 
     #[test]

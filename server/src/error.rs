@@ -109,12 +109,11 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => {
                 Self::UnsupportedMediaType("expected Content-Type: application/json".into())
             }
-            JsonRejection::JsonSyntaxError(err) => {
-                Self::validation("invalid_json", format!("malformed JSON: {}", err.body_text()))
-            }
-            JsonRejection::JsonDataError(err) => {
-                Self::validation("invalid_body", err.body_text())
-            }
+            JsonRejection::JsonSyntaxError(err) => Self::validation(
+                "invalid_json",
+                format!("malformed JSON: {}", err.body_text()),
+            ),
+            JsonRejection::JsonDataError(err) => Self::validation("invalid_body", err.body_text()),
             other => Self::validation("invalid_body", other.body_text()),
         }
     }

@@ -98,7 +98,9 @@ struct SecuritySchemes;
 
 impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
@@ -164,7 +166,12 @@ pub fn router(state: AppState) -> Router {
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(Health { status: "ok".into() })),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok".into(),
+            }),
+        ),
         Err(err) => {
             tracing::warn!(error = %err, "health check: database unreachable");
             (
@@ -182,7 +189,10 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    config.data_dir = config.data_dir.canonicalize().context("resolving the data dir")?;
+    config.data_dir = config
+        .data_dir
+        .canonicalize()
+        .context("resolving the data dir")?;
     let secret = load_or_create_secret(config.secret_key.as_deref(), &config.data_dir)?;
     let store = Store::connect(&config.effective_database_url()).await?;
     tracing::info!(backend = ?store.backend(), "storage ready");
@@ -256,13 +266,19 @@ async fn shutdown_signal() {
 /// The configured secret, or the one kept in `data_dir/secret.key` (created on first start).
 fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = configured {
-        anyhow::ensure!(secret.len() >= 16, "the secret key must be at least 16 characters");
+        anyhow::ensure!(
+            secret.len() >= 16,
+            "the secret key must be at least 16 characters"
+        );
         return Ok(secret.as_bytes().to_vec());
     }
     let path = data_dir.join("secret.key");
     match std::fs::read_to_string(&path) {
         Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().as_bytes().to_vec()),
-        Ok(_) => anyhow::bail!("{} is too short; delete it to generate a new one", path.display()),
+        Ok(_) => anyhow::bail!(
+            "{} is too short; delete it to generate a new one",
+            path.display()
+        ),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
     }

@@ -40,41 +40,83 @@ async fn accounts_register_login_and_profile(backend: Backend) {
     assert!(body["csrf_token"].is_string());
 
     // Duplicates ignore case, for usernames and emails.
-    anon.post("/api/auth/register", json!({"username": "ann.lee", "email": "other@example.org", "password": "correct horse"}))
-        .await
-        .expect_error(409, "username_taken");
-    anon.post("/api/auth/register", json!({"username": "ann2", "email": "ANN@example.ORG", "password": "correct horse"}))
-        .await
-        .expect_error(409, "email_taken");
+    anon.post(
+        "/api/auth/register",
+        json!({"username": "ann.lee", "email": "other@example.org", "password": "correct horse"}),
+    )
+    .await
+    .expect_error(409, "username_taken");
+    anon.post(
+        "/api/auth/register",
+        json!({"username": "ann2", "email": "ANN@example.ORG", "password": "correct horse"}),
+    )
+    .await
+    .expect_error(409, "email_taken");
     // Bad fields.
     for (body, code) in [
-        (json!({"username": "bo", "email": "bo@example.org", "password": "correct horse"}), "invalid_username"),
-        (json!({"username": "bo b", "email": "bo@example.org", "password": "correct horse"}), "invalid_username"),
-        (json!({"username": "bob", "email": "not-an-email", "password": "correct horse"}), "invalid_email"),
-        (json!({"username": "bob", "email": "bob@example.org", "password": "short"}), "weak_password"),
+        (
+            json!({"username": "bo", "email": "bo@example.org", "password": "correct horse"}),
+            "invalid_username",
+        ),
+        (
+            json!({"username": "bo b", "email": "bo@example.org", "password": "correct horse"}),
+            "invalid_username",
+        ),
+        (
+            json!({"username": "bob", "email": "not-an-email", "password": "correct horse"}),
+            "invalid_email",
+        ),
+        (
+            json!({"username": "bob", "email": "bob@example.org", "password": "short"}),
+            "weak_password",
+        ),
     ] {
-        anon.post("/api/auth/register", body).await.expect_error(400, code);
+        anon.post("/api/auth/register", body)
+            .await
+            .expect_error(400, code);
     }
     // Nothing of the refused attempts was stored: "bob" is still free.
-    anon.post("/api/auth/register", json!({"username": "bob", "email": "bob@example.org", "password": "correct horse"}))
-        .await
-        .expect(201);
+    anon.post(
+        "/api/auth/register",
+        json!({"username": "bob", "email": "bob@example.org", "password": "correct horse"}),
+    )
+    .await
+    .expect(201);
 
     // Login by email (any case) and by username (any case).
     let by_email = anon
-        .post("/api/auth/login", json!({"login": "ann@EXAMPLE.org", "password": "correct horse"}))
+        .post(
+            "/api/auth/login",
+            json!({"login": "ann@EXAMPLE.org", "password": "correct horse"}),
+        )
         .await
         .expect(200);
     assert_eq!(by_email["user"]["username"], "Ann.Lee");
     let by_name = anon
-        .post("/api/auth/login", json!({"login": "ANN.LEE", "password": "correct horse"}))
+        .post(
+            "/api/auth/login",
+            json!({"login": "ANN.LEE", "password": "correct horse"}),
+        )
         .await
         .expect(200);
-    assert_ne!(by_name["token"], by_email["token"], "each login is its own session");
+    assert_ne!(
+        by_name["token"], by_email["token"],
+        "each login is its own session"
+    );
 
     // Wrong password and unknown account look the same.
-    let wrong = anon.post("/api/auth/login", json!({"login": "ann.lee", "password": "wrong horse"})).await;
-    let unknown = anon.post("/api/auth/login", json!({"login": "nobody", "password": "wrong horse"})).await;
+    let wrong = anon
+        .post(
+            "/api/auth/login",
+            json!({"login": "ann.lee", "password": "wrong horse"}),
+        )
+        .await;
+    let unknown = anon
+        .post(
+            "/api/auth/login",
+            json!({"login": "nobody", "password": "wrong horse"}),
+        )
+        .await;
     assert_eq!(wrong.body, unknown.body);
     wrong.expect_error(401, "bad_credentials");
 
@@ -83,12 +125,22 @@ async fn accounts_register_login_and_profile(backend: Backend) {
     let me = ann.get("/api/me").await.expect(200);
     assert_eq!(me["email"], "Ann@Example.org");
     assert!(me.get("online").is_some() && me.get("last_seen").is_some());
-    let me = ann.patch("/api/me", json!({"display_name": "Annie"})).await.expect(200);
+    let me = ann
+        .patch("/api/me", json!({"display_name": "Annie"}))
+        .await
+        .expect(200);
     assert_eq!(me["display_name"], "Annie");
-    ann.patch("/api/me", json!({"display_name": "   "})).await.expect_error(400, "invalid_display_name");
-    ann.patch("/api/me", json!({"nickname": "x"})).await.expect_error(400, "invalid_body");
+    ann.patch("/api/me", json!({"display_name": "   "}))
+        .await
+        .expect_error(400, "invalid_display_name");
+    ann.patch("/api/me", json!({"nickname": "x"}))
+        .await
+        .expect_error(400, "invalid_body");
     anon.get("/api/me").await.expect_error(401, "unauthorized");
-    anon.with_token("not-a-token").get("/api/me").await.expect_error(401, "unauthorized");
+    anon.with_token("not-a-token")
+        .get("/api/me")
+        .await
+        .expect_error(401, "unauthorized");
 }
 
 async fn password_change_needs_old_password_and_ends_other_sessions(backend: Backend) {
@@ -96,46 +148,76 @@ async fn password_change_needs_old_password_and_ends_other_sessions(backend: Bac
     let anon = server.client();
     let (first, _) = anon.register("carol").await;
     let second = anon.with_token(
-        anon.post("/api/auth/login", json!({"login": "carol", "password": "password-carol"}))
-            .await
-            .expect(200)["token"]
+        anon.post(
+            "/api/auth/login",
+            json!({"login": "carol", "password": "password-carol"}),
+        )
+        .await
+        .expect(200)["token"]
             .as_str()
             .expect("token"),
     );
 
-    first.patch("/api/me", json!({"new_password": "a new secret"})).await.expect_error(403, "forbidden");
     first
-        .patch("/api/me", json!({"new_password": "a new secret", "current_password": "wrong"}))
+        .patch("/api/me", json!({"new_password": "a new secret"}))
         .await
         .expect_error(403, "forbidden");
     first
-        .patch("/api/me", json!({"new_password": "short", "current_password": "password-carol"}))
+        .patch(
+            "/api/me",
+            json!({"new_password": "a new secret", "current_password": "wrong"}),
+        )
+        .await
+        .expect_error(403, "forbidden");
+    first
+        .patch(
+            "/api/me",
+            json!({"new_password": "short", "current_password": "password-carol"}),
+        )
         .await
         .expect_error(400, "weak_password");
     // Nothing changed so far: the other session still works.
     second.get("/api/me").await.expect(200);
 
     first
-        .patch("/api/me", json!({"new_password": "a new secret", "current_password": "password-carol"}))
+        .patch(
+            "/api/me",
+            json!({"new_password": "a new secret", "current_password": "password-carol"}),
+        )
         .await
         .expect(200);
     first.get("/api/me").await.expect(200);
-    second.get("/api/me").await.expect_error(401, "unauthorized");
-    anon.post("/api/auth/login", json!({"login": "carol", "password": "password-carol"}))
+    second
+        .get("/api/me")
         .await
-        .expect_error(401, "bad_credentials");
-    anon.post("/api/auth/login", json!({"login": "carol", "password": "a new secret"}))
-        .await
-        .expect(200);
+        .expect_error(401, "unauthorized");
+    anon.post(
+        "/api/auth/login",
+        json!({"login": "carol", "password": "password-carol"}),
+    )
+    .await
+    .expect_error(401, "bad_credentials");
+    anon.post(
+        "/api/auth/login",
+        json!({"login": "carol", "password": "a new secret"}),
+    )
+    .await
+    .expect(200);
 
     // Email change also needs the password, and stays unique.
     anon.register("dave").await;
     first
-        .patch("/api/me", json!({"email": "DAVE@example.org", "current_password": "a new secret"}))
+        .patch(
+            "/api/me",
+            json!({"email": "DAVE@example.org", "current_password": "a new secret"}),
+        )
         .await
         .expect_error(409, "email_taken");
     let me = first
-        .patch("/api/me", json!({"email": "carol@new.example.org", "current_password": "a new secret"}))
+        .patch(
+            "/api/me",
+            json!({"email": "carol@new.example.org", "current_password": "a new secret"}),
+        )
         .await
         .expect(200);
     assert_eq!(me["email"], "carol@new.example.org");
@@ -148,7 +230,9 @@ async fn logout_revokes_the_token(backend: Backend) {
     let resp = erin.post("/api/auth/logout", json!({})).await;
     assert_eq!(resp.status, 204);
     erin.get("/api/me").await.expect_error(401, "unauthorized");
-    erin.post("/api/auth/logout", json!({})).await.expect_error(401, "unauthorized");
+    erin.post("/api/auth/logout", json!({}))
+        .await
+        .expect_error(401, "unauthorized");
 }
 
 async fn user_search_and_profiles(backend: Backend) {
@@ -158,7 +242,9 @@ async fn user_search_and_profiles(backend: Backend) {
     let (_, alfred_id) = anon.register("alfred").await;
     let (bob, _) = anon.register("bob").await;
     anon.register("al_x").await;
-    bob.patch("/api/me", json!({"display_name": "Albert Bob"})).await.expect(200);
+    bob.patch("/api/me", json!({"display_name": "Albert Bob"}))
+        .await
+        .expect(200);
 
     let names = |v: Value| -> Vec<String> {
         v.as_array()
@@ -168,25 +254,63 @@ async fn user_search_and_profiles(backend: Backend) {
             .collect()
     };
     // Prefix of username or display name, case-insensitive, never yourself.
-    assert_eq!(names(alice.get("/api/users?q=AL").await.expect(200)), ["al_x", "alfred", "bob"]);
-    assert_eq!(names(alice.get("/api/users?q=albert").await.expect(200)), ["bob"]);
-    assert_eq!(names(alice.get("/api/users?q=al&limit=1").await.expect(200)), ["al_x"]);
+    assert_eq!(
+        names(alice.get("/api/users?q=AL").await.expect(200)),
+        ["al_x", "alfred", "bob"]
+    );
+    assert_eq!(
+        names(alice.get("/api/users?q=albert").await.expect(200)),
+        ["bob"]
+    );
+    assert_eq!(
+        names(alice.get("/api/users?q=al&limit=1").await.expect(200)),
+        ["al_x"]
+    );
     // LIKE wildcards are literal.
-    assert_eq!(names(alice.get("/api/users?q=al_").await.expect(200)), ["al_x"]);
+    assert_eq!(
+        names(alice.get("/api/users?q=al_").await.expect(200)),
+        ["al_x"]
+    );
     assert!(names(alice.get("/api/users?q=%25").await.expect(200)).is_empty());
-    alice.get("/api/users?q=").await.expect_error(400, "invalid_query");
-    alice.get("/api/users").await.expect_error(400, "invalid_query");
-    anon.get("/api/users?q=al").await.expect_error(401, "unauthorized");
+    alice
+        .get("/api/users?q=")
+        .await
+        .expect_error(400, "invalid_query");
+    alice
+        .get("/api/users")
+        .await
+        .expect_error(400, "invalid_query");
+    anon.get("/api/users?q=al")
+        .await
+        .expect_error(401, "unauthorized");
 
-    let profile = alice.get(&format!("/api/users/{alfred_id}")).await.expect(200);
+    let profile = alice
+        .get(&format!("/api/users/{alfred_id}"))
+        .await
+        .expect(200);
     assert_eq!(profile["username"], "alfred");
     assert_eq!(profile["online"], false);
-    assert!(profile.get("last_seen").is_some(), "last_seen is present (null until real-time)");
+    assert!(
+        profile.get("last_seen").is_some(),
+        "last_seen is present (null until real-time)"
+    );
     assert!(profile.get("email").is_none(), "emails are private");
     assert!(profile.get("password_hash").is_none());
-    alice.get("/api/users/999999").await.expect_error(404, "not_found");
-    alice.get("/api/users/abc").await.expect_error(400, "invalid_path");
-    assert_eq!(alice.get(&format!("/api/users/{alice_id}")).await.expect(200)["id"], alice_id);
+    alice
+        .get("/api/users/999999")
+        .await
+        .expect_error(404, "not_found");
+    alice
+        .get("/api/users/abc")
+        .await
+        .expect_error(400, "invalid_path");
+    assert_eq!(
+        alice
+            .get(&format!("/api/users/{alice_id}"))
+            .await
+            .expect(200)["id"],
+        alice_id
+    );
 }
 
 async fn direct_conversation_is_get_or_create(backend: Backend) {
@@ -195,7 +319,13 @@ async fn direct_conversation_is_get_or_create(backend: Backend) {
     let (ann, ann_id) = anon.register("ann").await;
     let (ben, ben_id) = anon.register("ben").await;
 
-    let created = ann.post("/api/conversations", json!({"kind": "direct", "user_id": ben_id})).await.expect(201);
+    let created = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "direct", "user_id": ben_id}),
+        )
+        .await
+        .expect(201);
     assert_eq!(created["kind"], "direct");
     assert_eq!(created["title"], Value::Null);
     let ids: BTreeSet<i64> = created["members"]
@@ -205,18 +335,38 @@ async fn direct_conversation_is_get_or_create(backend: Backend) {
         .map(|m| m["id"].as_i64().expect("id"))
         .collect();
     assert_eq!(ids, BTreeSet::from([ann_id, ben_id]));
-    let again = ann.post("/api/conversations", json!({"kind": "direct", "user_id": ben_id})).await.expect(200);
-    let other_side = ben.post("/api/conversations", json!({"kind": "direct", "user_id": ann_id})).await.expect(200);
+    let again = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "direct", "user_id": ben_id}),
+        )
+        .await
+        .expect(200);
+    let other_side = ben
+        .post(
+            "/api/conversations",
+            json!({"kind": "direct", "user_id": ann_id}),
+        )
+        .await
+        .expect(200);
     assert_eq!(again["id"], created["id"]);
     assert_eq!(other_side["id"], created["id"]);
 
-    ann.post("/api/conversations", json!({"kind": "direct", "user_id": ann_id}))
+    ann.post(
+        "/api/conversations",
+        json!({"kind": "direct", "user_id": ann_id}),
+    )
+    .await
+    .expect_error(400, "invalid_user");
+    ann.post(
+        "/api/conversations",
+        json!({"kind": "direct", "user_id": 987654}),
+    )
+    .await
+    .expect_error(404, "not_found");
+    ann.post("/api/conversations", json!({"kind": "channel"}))
         .await
-        .expect_error(400, "invalid_user");
-    ann.post("/api/conversations", json!({"kind": "direct", "user_id": 987654}))
-        .await
-        .expect_error(404, "not_found");
-    ann.post("/api/conversations", json!({"kind": "channel"})).await.expect_error(400, "invalid_body");
+        .expect_error(400, "invalid_body");
     // Direct conversations have no owner and cannot be renamed or left.
     let id = created["id"].as_i64().expect("id");
     ann.patch(&format!("/api/conversations/{id}"), json!({"title": "x"}))
@@ -235,10 +385,18 @@ async fn group_membership_rules(backend: Backend) {
     let (outsider, outsider_id) = anon.register("otto").await;
     let (_, late_id) = anon.register("lena").await;
 
-    owner.post("/api/conversations", json!({"kind": "group", "title": "  ", "member_ids": []}))
+    owner
+        .post(
+            "/api/conversations",
+            json!({"kind": "group", "title": "  ", "member_ids": []}),
+        )
         .await
         .expect_error(400, "invalid_title");
-    owner.post("/api/conversations", json!({"kind": "group", "title": "x", "member_ids": [424242]}))
+    owner
+        .post(
+            "/api/conversations",
+            json!({"kind": "group", "title": "x", "member_ids": [424242]}),
+        )
         .await
         .expect_error(400, "unknown_user");
     let group = owner
@@ -248,48 +406,112 @@ async fn group_membership_rules(backend: Backend) {
     let id = group["id"].as_i64().expect("id");
     assert_eq!(group["owner_id"], owner_id);
     assert_eq!(group["title"], "Climbing club");
-    assert_eq!(group["members"].as_array().expect("members").len(), 2, "duplicates and the owner counted once");
+    assert_eq!(
+        group["members"].as_array().expect("members").len(),
+        2,
+        "duplicates and the owner counted once"
+    );
 
     // Only the owner renames and adds.
-    member.patch(&format!("/api/conversations/{id}"), json!({"title": "Mine now"}))
+    member
+        .patch(
+            &format!("/api/conversations/{id}"),
+            json!({"title": "Mine now"}),
+        )
         .await
         .expect_error(403, "forbidden");
-    member.post(&format!("/api/conversations/{id}/members"), json!({"user_ids": [outsider_id]}))
+    member
+        .post(
+            &format!("/api/conversations/{id}/members"),
+            json!({"user_ids": [outsider_id]}),
+        )
         .await
         .expect_error(403, "forbidden");
-    let renamed = owner.patch(&format!("/api/conversations/{id}"), json!({"title": "Bouldering"})).await.expect(200);
+    let renamed = owner
+        .patch(
+            &format!("/api/conversations/{id}"),
+            json!({"title": "Bouldering"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(renamed["title"], "Bouldering");
     let grown = owner
-        .post(&format!("/api/conversations/{id}/members"), json!({"user_ids": [outsider_id, late_id]}))
+        .post(
+            &format!("/api/conversations/{id}/members"),
+            json!({"user_ids": [outsider_id, late_id]}),
+        )
         .await
         .expect(200);
     assert_eq!(grown["members"].as_array().expect("members").len(), 4);
-    outsider.get(&format!("/api/conversations/{id}")).await.expect(200);
+    outsider
+        .get(&format!("/api/conversations/{id}"))
+        .await
+        .expect(200);
 
     // A member cannot remove others; the owner can; anyone can leave.
-    member.delete(&format!("/api/conversations/{id}/members/{outsider_id}"))
+    member
+        .delete(&format!("/api/conversations/{id}/members/{outsider_id}"))
         .await
         .expect_error(403, "forbidden");
-    assert_eq!(owner.delete(&format!("/api/conversations/{id}/members/{outsider_id}")).await.status, 204);
-    outsider.get(&format!("/api/conversations/{id}")).await.expect_error(404, "not_found");
-    outsider.post(&format!("/api/conversations/{id}/messages"), json!({"body": "still here?"}))
+    assert_eq!(
+        owner
+            .delete(&format!("/api/conversations/{id}/members/{outsider_id}"))
+            .await
+            .status,
+        204
+    );
+    outsider
+        .get(&format!("/api/conversations/{id}"))
         .await
         .expect_error(404, "not_found");
-    assert_eq!(member.delete(&format!("/api/conversations/{id}/members/{member_id}")).await.status, 204);
-    member.get(&format!("/api/conversations/{id}")).await.expect_error(404, "not_found");
+    outsider
+        .post(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"body": "still here?"}),
+        )
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(
+        member
+            .delete(&format!("/api/conversations/{id}/members/{member_id}"))
+            .await
+            .status,
+        204
+    );
+    member
+        .get(&format!("/api/conversations/{id}"))
+        .await
+        .expect_error(404, "not_found");
 
     // When the owner leaves, the earliest remaining member becomes the owner.
-    assert_eq!(owner.delete(&format!("/api/conversations/{id}/members/{owner_id}")).await.status, 204);
-    let lena = anon.with_token(
-        anon.post("/api/auth/login", json!({"login": "lena", "password": "password-lena"}))
+    assert_eq!(
+        owner
+            .delete(&format!("/api/conversations/{id}/members/{owner_id}"))
             .await
-            .expect(200)["token"]
+            .status,
+        204
+    );
+    let lena = anon.with_token(
+        anon.post(
+            "/api/auth/login",
+            json!({"login": "lena", "password": "password-lena"}),
+        )
+        .await
+        .expect(200)["token"]
             .as_str()
             .expect("token"),
     );
-    let after = lena.get(&format!("/api/conversations/{id}")).await.expect(200);
+    let after = lena
+        .get(&format!("/api/conversations/{id}"))
+        .await
+        .expect(200);
     assert_eq!(after["owner_id"], late_id);
-    lena.patch(&format!("/api/conversations/{id}"), json!({"title": "Lena's"})).await.expect(200);
+    lena.patch(
+        &format!("/api/conversations/{id}"),
+        json!({"title": "Lena's"}),
+    )
+    .await
+    .expect(200);
 }
 
 async fn send_is_idempotent_and_validated(backend: Backend) {
@@ -297,45 +519,89 @@ async fn send_is_idempotent_and_validated(backend: Backend) {
     let anon = server.client();
     let (ann, ann_id) = anon.register("ann").await;
     let (_, ben_id) = anon.register("ben").await;
-    let id = ann.post("/api/conversations", json!({"kind": "direct", "user_id": ben_id})).await.expect(201)["id"]
+    let id = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "direct", "user_id": ben_id}),
+        )
+        .await
+        .expect(201)["id"]
         .as_i64()
         .expect("id");
     let path = format!("/api/conversations/{id}/messages");
 
-    let first = ann.post(&path, json!({"body": "hello <b>ben</b>", "client_id": "c-1"})).await.expect(201);
+    let first = ann
+        .post(
+            &path,
+            json!({"body": "hello <b>ben</b>", "client_id": "c-1"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(first["seq"], 1);
     assert_eq!(first["sender_id"], ann_id);
     assert_eq!(first["kind"], "text");
-    assert_eq!(first["body"], "hello <b>ben</b>", "bodies are stored as given, never interpreted");
+    assert_eq!(
+        first["body"], "hello <b>ben</b>",
+        "bodies are stored as given, never interpreted"
+    );
     assert_eq!(first["client_id"], "c-1");
-    assert!(first["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
-    let retry = ann.post(&path, json!({"body": "hello <b>ben</b>", "client_id": "c-1"})).await.expect(200);
+    assert!(
+        first["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    let retry = ann
+        .post(
+            &path,
+            json!({"body": "hello <b>ben</b>", "client_id": "c-1"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(retry, first, "a retry returns the stored message");
-    let second = ann.post(&path, json!({"body": "no client id"})).await.expect(201);
+    let second = ann
+        .post(&path, json!({"body": "no client id"}))
+        .await
+        .expect(201);
     assert_eq!(second["seq"], 2);
 
     for (body, code) in [
         (json!({"body": ""}), "empty_body"),
         (json!({"body": " \n "}), "empty_body"),
         (json!({"body": "x".repeat(4001)}), "body_too_long"),
-        (json!({"body": "ok", "client_id": "has space"}), "invalid_client_id"),
+        (
+            json!({"body": "ok", "client_id": "has space"}),
+            "invalid_client_id",
+        ),
         (json!({"body": 5}), "invalid_body"),
         (json!({}), "invalid_body"),
     ] {
         ann.post(&path, body).await.expect_error(400, code);
     }
-    ann.post(&path, json!({"body": "é".repeat(4000)})).await.expect(201);
+    ann.post(&path, json!({"body": "é".repeat(4000)}))
+        .await
+        .expect(201);
 
     // The same client_id in another conversation is a conflict, not a silent replay.
-    let group = ann.post("/api/conversations", json!({"kind": "group", "title": "g"})).await.expect(201)["id"]
+    let group = ann
+        .post("/api/conversations", json!({"kind": "group", "title": "g"}))
+        .await
+        .expect(201)["id"]
         .as_i64()
         .expect("id");
-    ann.post(&format!("/api/conversations/{group}/messages"), json!({"body": "x", "client_id": "c-1"}))
-        .await
-        .expect_error(409, "client_id_reused");
+    ann.post(
+        &format!("/api/conversations/{group}/messages"),
+        json!({"body": "x", "client_id": "c-1"}),
+    )
+    .await
+    .expect_error(409, "client_id_reused");
 
     let page = ann.get(&path).await.expect(200);
-    let seqs: Vec<i64> = page["messages"].as_array().expect("messages").iter().map(|m| m["seq"].as_i64().expect("seq")).collect();
+    let seqs: Vec<i64> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect();
     assert_eq!(seqs, [1, 2, 3], "refused and retried sends stored nothing");
 }
 
@@ -344,13 +610,25 @@ async fn paging_returns_every_seq_exactly_once(backend: Backend) {
     let anon = server.client();
     let (ann, _) = anon.register("ann").await;
     let (ben, ben_id) = anon.register("ben").await;
-    let id = ann.post("/api/conversations", json!({"kind": "direct", "user_id": ben_id})).await.expect(201)["id"]
+    let id = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "direct", "user_id": ben_id}),
+        )
+        .await
+        .expect(201)["id"]
         .as_i64()
         .expect("id");
     let path = format!("/api/conversations/{id}/messages");
     for i in 1..=125 {
         let sender = if i % 3 == 0 { &ben } else { &ann };
-        sender.post(&path, json!({"body": format!("message {i}"), "client_id": format!("m{i}")})).await.expect(201);
+        sender
+            .post(
+                &path,
+                json!({"body": format!("message {i}"), "client_id": format!("m{i}")}),
+            )
+            .await
+            .expect(201);
     }
 
     let mut seen: Vec<i64> = Vec::new();
@@ -362,8 +640,16 @@ async fn paging_returns_every_seq_exactly_once(backend: Backend) {
             None => format!("{path}?limit=40"),
         };
         let page = ben.get(&url).await.expect(200);
-        let seqs: Vec<i64> = page["messages"].as_array().expect("messages").iter().map(|m| m["seq"].as_i64().expect("seq")).collect();
-        assert!(seqs.windows(2).all(|w| w[0] + 1 == w[1]), "oldest first, consecutive: {seqs:?}");
+        let seqs: Vec<i64> = page["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["seq"].as_i64().expect("seq"))
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] + 1 == w[1]),
+            "oldest first, consecutive: {seqs:?}"
+        );
         for m in page["messages"].as_array().expect("messages") {
             assert_eq!(m["body"], format!("message {}", m["seq"]));
         }
@@ -376,11 +662,21 @@ async fn paging_returns_every_seq_exactly_once(backend: Backend) {
     }
     assert_eq!(pages, 4);
     seen.reverse();
-    assert_eq!(seen, (1..=125).collect::<Vec<i64>>(), "every seq exactly once");
+    assert_eq!(
+        seen,
+        (1..=125).collect::<Vec<i64>>(),
+        "every seq exactly once"
+    );
 
-    ann.get(&format!("{path}?limit=0")).await.expect_error(400, "invalid_limit");
-    ann.get(&format!("{path}?limit=101")).await.expect_error(400, "invalid_limit");
-    ann.get(&format!("{path}?before_seq=abc")).await.expect_error(400, "invalid_query");
+    ann.get(&format!("{path}?limit=0"))
+        .await
+        .expect_error(400, "invalid_limit");
+    ann.get(&format!("{path}?limit=101"))
+        .await
+        .expect_error(400, "invalid_limit");
+    ann.get(&format!("{path}?before_seq=abc"))
+        .await
+        .expect_error(400, "invalid_query");
     let tail = ann.get(&format!("{path}?before_seq=3")).await.expect(200);
     assert_eq!(tail["messages"].as_array().expect("messages").len(), 2);
     assert_eq!(tail["has_more"], false);
@@ -391,11 +687,22 @@ async fn read_position_feeds_unread_counts(backend: Backend) {
     let anon = server.client();
     let (ann, _) = anon.register("ann").await;
     let (ben, ben_id) = anon.register("ben").await;
-    let id = ann.post("/api/conversations", json!({"kind": "direct", "user_id": ben_id})).await.expect(201)["id"]
+    let id = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "direct", "user_id": ben_id}),
+        )
+        .await
+        .expect(201)["id"]
         .as_i64()
         .expect("id");
     for i in 0..5 {
-        ann.post(&format!("/api/conversations/{id}/messages"), json!({"body": format!("m{i}")})).await.expect(201);
+        ann.post(
+            &format!("/api/conversations/{id}/messages"),
+            json!({"body": format!("m{i}")}),
+        )
+        .await
+        .expect(201);
     }
     let unread = |c: &Client| {
         let c = c.clone();
@@ -407,20 +714,40 @@ async fn read_position_feeds_unread_counts(backend: Backend) {
     assert_eq!(unread(&ben).await, 5);
     assert_eq!(unread(&ann).await, 0, "your own messages are read");
 
-    let state = ben.post(&format!("/api/conversations/{id}/read"), json!({"seq": 3})).await.expect(200);
+    let state = ben
+        .post(&format!("/api/conversations/{id}/read"), json!({"seq": 3}))
+        .await
+        .expect(200);
     assert_eq!(state["last_read_seq"], 3);
     assert_eq!(state["unread_count"], 2);
     assert_eq!(unread(&ben).await, 2);
     // Never backwards; never past the end.
-    let state = ben.post(&format!("/api/conversations/{id}/read"), json!({"seq": 1})).await.expect(200);
+    let state = ben
+        .post(&format!("/api/conversations/{id}/read"), json!({"seq": 1}))
+        .await
+        .expect(200);
     assert_eq!(state["last_read_seq"], 3);
-    ben.post(&format!("/api/conversations/{id}/read"), json!({"seq": 6})).await.expect_error(400, "invalid_seq");
-    ben.post(&format!("/api/conversations/{id}/read"), json!({"seq": 5})).await.expect(200);
+    ben.post(&format!("/api/conversations/{id}/read"), json!({"seq": 6}))
+        .await
+        .expect_error(400, "invalid_seq");
+    ben.post(&format!("/api/conversations/{id}/read"), json!({"seq": 5}))
+        .await
+        .expect(200);
     assert_eq!(unread(&ben).await, 0);
     // Replying marks everything before it as read.
-    ann.post(&format!("/api/conversations/{id}/messages"), json!({"body": "more"})).await.expect(201);
+    ann.post(
+        &format!("/api/conversations/{id}/messages"),
+        json!({"body": "more"}),
+    )
+    .await
+    .expect(201);
     assert_eq!(unread(&ben).await, 1);
-    ben.post(&format!("/api/conversations/{id}/messages"), json!({"body": "reply"})).await.expect(201);
+    ben.post(
+        &format!("/api/conversations/{id}/messages"),
+        json!({"body": "reply"}),
+    )
+    .await
+    .expect(201);
     assert_eq!(unread(&ben).await, 0);
     assert_eq!(unread(&ann).await, 1);
 }
@@ -431,24 +758,49 @@ async fn conversation_list_is_newest_activity_first(backend: Backend) {
     let (ann, ann_id) = anon.register("ann").await;
     let (_, ben_id) = anon.register("ben").await;
     let (_, cid) = anon.register("cid").await;
-    let dm = ann.post("/api/conversations", json!({"kind": "direct", "user_id": ben_id})).await.expect(201)["id"].clone();
+    let dm = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "direct", "user_id": ben_id}),
+        )
+        .await
+        .expect(201)["id"]
+        .clone();
     let group = ann
-        .post("/api/conversations", json!({"kind": "group", "title": "Team", "member_ids": [ben_id, cid]}))
+        .post(
+            "/api/conversations",
+            json!({"kind": "group", "title": "Team", "member_ids": [ben_id, cid]}),
+        )
         .await
         .expect(201)["id"]
         .clone();
     let list = ann.get("/api/conversations").await.expect(200);
-    let order: Vec<Value> = list.as_array().expect("list").iter().map(|c| c["id"].clone()).collect();
+    let order: Vec<Value> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
     assert_eq!(order, [group.clone(), dm.clone()]);
     assert_eq!(list[0]["last_message"], Value::Null);
 
-    ann.post(&format!("/api/conversations/{dm}/messages"), json!({"body": "latest"})).await.expect(201);
+    ann.post(
+        &format!("/api/conversations/{dm}/messages"),
+        json!({"body": "latest"}),
+    )
+    .await
+    .expect(201);
     let list = ann.get("/api/conversations").await.expect(200);
     assert_eq!(list[0]["id"], dm);
     assert_eq!(list[0]["last_message"]["body"], "latest");
     assert_eq!(list[0]["last_seq"], 1);
     assert_eq!(list[1]["id"], group);
-    let members: BTreeSet<i64> = list[1]["members"].as_array().expect("members").iter().map(|m| m["id"].as_i64().expect("id")).collect();
+    let members: BTreeSet<i64> = list[1]["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["id"].as_i64().expect("id"))
+        .collect();
     assert_eq!(members, BTreeSet::from([ann_id, ben_id, cid]));
 }
 
@@ -458,26 +810,79 @@ async fn non_members_get_404_everywhere(backend: Backend) {
     let (ann, _) = anon.register("ann").await;
     let (_, ben_id) = anon.register("ben").await;
     let (eve, eve_id) = anon.register("eve").await;
-    let id = ann.post("/api/conversations", json!({"kind": "direct", "user_id": ben_id})).await.expect(201)["id"]
+    let id = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "direct", "user_id": ben_id}),
+        )
+        .await
+        .expect(201)["id"]
         .as_i64()
         .expect("id");
-    ann.post(&format!("/api/conversations/{id}/messages"), json!({"body": "secret"})).await.expect(201);
+    ann.post(
+        &format!("/api/conversations/{id}/messages"),
+        json!({"body": "secret"}),
+    )
+    .await
+    .expect(201);
 
     // Existing-but-foreign and missing conversations answer the same.
     for conv in [id, 99_999] {
-        eve.get(&format!("/api/conversations/{conv}")).await.expect_error(404, "not_found");
-        eve.get(&format!("/api/conversations/{conv}/messages")).await.expect_error(404, "not_found");
-        eve.post(&format!("/api/conversations/{conv}/messages"), json!({"body": "hi"})).await.expect_error(404, "not_found");
-        eve.post(&format!("/api/conversations/{conv}/read"), json!({"seq": 1})).await.expect_error(404, "not_found");
-        eve.patch(&format!("/api/conversations/{conv}"), json!({"title": "mine"})).await.expect_error(404, "not_found");
-        eve.post(&format!("/api/conversations/{conv}/members"), json!({"user_ids": [eve_id]})).await.expect_error(404, "not_found");
-        eve.delete(&format!("/api/conversations/{conv}/members/{ben_id}")).await.expect_error(404, "not_found");
+        eve.get(&format!("/api/conversations/{conv}"))
+            .await
+            .expect_error(404, "not_found");
+        eve.get(&format!("/api/conversations/{conv}/messages"))
+            .await
+            .expect_error(404, "not_found");
+        eve.post(
+            &format!("/api/conversations/{conv}/messages"),
+            json!({"body": "hi"}),
+        )
+        .await
+        .expect_error(404, "not_found");
+        eve.post(
+            &format!("/api/conversations/{conv}/read"),
+            json!({"seq": 1}),
+        )
+        .await
+        .expect_error(404, "not_found");
+        eve.patch(
+            &format!("/api/conversations/{conv}"),
+            json!({"title": "mine"}),
+        )
+        .await
+        .expect_error(404, "not_found");
+        eve.post(
+            &format!("/api/conversations/{conv}/members"),
+            json!({"user_ids": [eve_id]}),
+        )
+        .await
+        .expect_error(404, "not_found");
+        eve.delete(&format!("/api/conversations/{conv}/members/{ben_id}"))
+            .await
+            .expect_error(404, "not_found");
     }
-    assert!(eve.get("/api/conversations").await.expect(200).as_array().expect("list").is_empty());
+    assert!(
+        eve.get("/api/conversations")
+            .await
+            .expect(200)
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
     // Unauthenticated: 401 before anything else.
-    anon.get(&format!("/api/conversations/{id}/messages")).await.expect_error(401, "unauthorized");
-    let page = ann.get(&format!("/api/conversations/{id}/messages")).await.expect(200);
-    assert_eq!(page["messages"].as_array().expect("messages").len(), 1, "refused attempts stored nothing");
+    anon.get(&format!("/api/conversations/{id}/messages"))
+        .await
+        .expect_error(401, "unauthorized");
+    let page = ann
+        .get(&format!("/api/conversations/{id}/messages"))
+        .await
+        .expect(200);
+    assert_eq!(
+        page["messages"].as_array().expect("messages").len(),
+        1,
+        "refused attempts stored nothing"
+    );
 }
 
 async fn malformed_requests_get_the_error_shape(backend: Backend) {
@@ -492,42 +897,105 @@ async fn malformed_requests_get_the_error_shape(backend: Backend) {
         }
         Client::send(req)
     };
-    raw(Method::POST, "/api/conversations", Some("application/json"), "{not json".into())
+    raw(
+        Method::POST,
+        "/api/conversations",
+        Some("application/json"),
+        "{not json".into(),
+    )
+    .await
+    .expect_error(400, "invalid_json");
+    raw(
+        Method::POST,
+        "/api/conversations",
+        Some("application/json"),
+        r#"{"kind":"group","title":7}"#.into(),
+    )
+    .await
+    .expect_error(400, "invalid_body");
+    raw(
+        Method::POST,
+        "/api/conversations",
+        Some("text/plain"),
+        r#"{"kind":"group","title":"x"}"#.into(),
+    )
+    .await
+    .expect_error(415, "unsupported_media_type");
+    raw(
+        Method::POST,
+        "/api/conversations",
+        Some("application/json"),
+        format!(r#"{{"kind":"group","title":"{}"}}"#, "x".repeat(100_000)),
+    )
+    .await
+    .expect_error(413, "payload_too_large");
+    raw(
+        Method::POST,
+        "/api/auth/login",
+        Some("application/json"),
+        "[]".into(),
+    )
+    .await
+    .expect_error(400, "invalid_body");
+    ann.get("/api/conversations/not-a-number")
         .await
-        .expect_error(400, "invalid_json");
-    raw(Method::POST, "/api/conversations", Some("application/json"), r#"{"kind":"group","title":7}"#.into())
+        .expect_error(400, "invalid_path");
+    ann.get("/api/no/such/route")
         .await
-        .expect_error(400, "invalid_body");
-    raw(Method::POST, "/api/conversations", Some("text/plain"), r#"{"kind":"group","title":"x"}"#.into())
+        .expect_error(404, "not_found");
+    Client::send(ann.request(Method::PUT, "/api/conversations"))
         .await
-        .expect_error(415, "unsupported_media_type");
-    raw(Method::POST, "/api/conversations", Some("application/json"), format!(r#"{{"kind":"group","title":"{}"}}"#, "x".repeat(100_000)))
-        .await
-        .expect_error(413, "payload_too_large");
-    raw(Method::POST, "/api/auth/login", Some("application/json"), "[]".into())
-        .await
-        .expect_error(400, "invalid_body");
-    ann.get("/api/conversations/not-a-number").await.expect_error(400, "invalid_path");
-    ann.get("/api/no/such/route").await.expect_error(404, "not_found");
-    Client::send(ann.request(Method::PUT, "/api/conversations")).await.expect_error(405, "method_not_allowed");
-    assert!(ann.get("/api/conversations").await.expect(200).as_array().expect("list").is_empty(), "nothing was created");
+        .expect_error(405, "method_not_allowed");
+    assert!(
+        ann.get("/api/conversations")
+            .await
+            .expect(200)
+            .as_array()
+            .expect("list")
+            .is_empty(),
+        "nothing was created"
+    );
 
     // The rest of the surface: health, OpenAPI generated from the routes, the web UI.
     assert_eq!(anon.get("/healthz").await.expect(200)["status"], "ok");
     let openapi = anon.get("/api/openapi.json").await.expect(200);
     for path in [
-        "/api/auth/register", "/api/auth/login", "/api/auth/logout", "/api/me", "/api/users",
-        "/api/users/{id}", "/api/conversations", "/api/conversations/{id}",
-        "/api/conversations/{id}/members", "/api/conversations/{id}/members/{user_id}",
-        "/api/conversations/{id}/messages", "/api/conversations/{id}/read", "/healthz",
+        "/api/auth/register",
+        "/api/auth/login",
+        "/api/auth/logout",
+        "/api/me",
+        "/api/users",
+        "/api/users/{id}",
+        "/api/conversations",
+        "/api/conversations/{id}",
+        "/api/conversations/{id}/members",
+        "/api/conversations/{id}/members/{user_id}",
+        "/api/conversations/{id}/messages",
+        "/api/conversations/{id}/read",
+        "/healthz",
     ] {
         assert!(openapi["paths"].get(path).is_some(), "OpenAPI lacks {path}");
     }
-    let page = anon.http.get(format!("{}/", server.base)).send().await.expect("GET /");
+    let page = anon
+        .http
+        .get(format!("{}/", server.base))
+        .send()
+        .await
+        .expect("GET /");
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"].to_str().expect("ct").starts_with("text/html"));
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/html")
+    );
     assert!(page.headers().contains_key("content-security-policy"));
-    assert!(page.text().await.expect("html").contains("<title>ChatApp</title>"));
+    assert!(
+        page.text()
+            .await
+            .expect("html")
+            .contains("<title>ChatApp</title>")
+    );
 }
 
 async fn cookie_requests_need_same_origin_and_csrf_token(backend: Backend) {
@@ -549,9 +1017,18 @@ async fn cookie_requests_need_same_origin_and_csrf_token(backend: Backend) {
         .iter()
         .map(|v| v.to_str().expect("cookie").to_owned())
         .collect();
-    let session = cookies.iter().find(|c| c.starts_with("chatapp_session=")).expect("session cookie");
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
-    let csrf_cookie = cookies.iter().find(|c| c.starts_with("chatapp_csrf=")).expect("csrf cookie");
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("chatapp_session="))
+        .expect("session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    let csrf_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("chatapp_csrf="))
+        .expect("csrf cookie");
     assert!(!csrf_cookie.contains("HttpOnly"));
     let body: Value = login.json().await.expect("json");
     let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
@@ -575,12 +1052,25 @@ async fn cookie_requests_need_same_origin_and_csrf_token(backend: Backend) {
         }
         Client::send(req)
     };
-    create(Some(&server.base), None).await.expect_error(403, "forbidden");
-    create(Some(&server.base), Some("forged")).await.expect_error(403, "forbidden");
-    create(Some("http://evil.example"), Some(&csrf)).await.expect_error(403, "forbidden");
-    create(None, Some(&csrf)).await.expect_error(403, "forbidden");
+    create(Some(&server.base), None)
+        .await
+        .expect_error(403, "forbidden");
+    create(Some(&server.base), Some("forged"))
+        .await
+        .expect_error(403, "forbidden");
+    create(Some("http://evil.example"), Some(&csrf))
+        .await
+        .expect_error(403, "forbidden");
+    create(None, Some(&csrf))
+        .await
+        .expect_error(403, "forbidden");
     // Reads need neither; nothing was created by the refused writes.
-    let list = Client::send(anon.http.get(format!("{}/api/conversations", server.base)).header("cookie", &cookie_header)).await;
+    let list = Client::send(
+        anon.http
+            .get(format!("{}/api/conversations", server.base))
+            .header("cookie", &cookie_header),
+    )
+    .await;
     assert!(list.expect(200).as_array().expect("list").is_empty());
     create(Some(&server.base), Some(&csrf)).await.expect(201);
     let _ = ben_id;
@@ -600,26 +1090,51 @@ async fn sign_in_is_rate_limited(backend: Backend) {
     // A one-hour window so the test does not depend on how fast the machine is.
     let server = TestServer::start_with(
         backend,
-        &["--auth-rate-per-account", "3", "--auth-rate-per-address", "7", "--auth-rate-window-secs", "3600"],
+        &[
+            "--auth-rate-per-account",
+            "3",
+            "--auth-rate-per-address",
+            "7",
+            "--auth-rate-window-secs",
+            "3600",
+        ],
     )
     .await;
     let anon = server.client();
     anon.register("fay").await;
-    let attempt = |login: &str, password: &str| anon.post("/api/auth/login", json!({"login": login, "password": password}));
+    let attempt = |login: &str, password: &str| {
+        anon.post(
+            "/api/auth/login",
+            json!({"login": login, "password": password}),
+        )
+    };
 
     // Per account: the 4th attempt within the minute is refused, whatever the password.
     for _ in 0..2 {
-        attempt("fay", "wrong password").await.expect_error(401, "bad_credentials");
+        attempt("fay", "wrong password")
+            .await
+            .expect_error(401, "bad_credentials");
     }
     // (registration counted as the first attempt for "fay")
     let limited = attempt("FAY", "password-fay").await;
-    let retry_after: u64 = limited.headers["retry-after"].to_str().expect("header").parse().expect("seconds");
-    assert!((1..=1200).contains(&retry_after), "Retry-After {retry_after}: one attempt per 3600/3 s");
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .expect("header")
+        .parse()
+        .expect("seconds");
+    assert!(
+        (1..=1200).contains(&retry_after),
+        "Retry-After {retry_after}: one attempt per 3600/3 s"
+    );
     limited.expect_error(429, "rate_limited");
 
     // Per address: other accounts from the same address run out too (7 attempts in all).
     for name in ["gus", "hal", "ivy"] {
-        attempt(name, "wrong password").await.expect_error(401, "bad_credentials");
+        attempt(name, "wrong password")
+            .await
+            .expect_error(401, "bad_credentials");
     }
-    attempt("jon", "wrong password").await.expect_error(429, "rate_limited");
+    attempt("jon", "wrong password")
+        .await
+        .expect_error(429, "rate_limited");
 }

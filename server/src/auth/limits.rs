@@ -16,7 +16,10 @@ pub struct AuthLimits {
 const MAX_KEY: usize = 256;
 
 /// `n` attempts at once, refilled evenly over `window`; `None` when `n` is 0.
-fn limiter<K: std::hash::Hash + Eq + Clone>(n: u32, window: Duration) -> Option<DefaultKeyedRateLimiter<K>> {
+fn limiter<K: std::hash::Hash + Eq + Clone>(
+    n: u32,
+    window: Duration,
+) -> Option<DefaultKeyedRateLimiter<K>> {
     let burst = NonZeroU32::new(n)?;
     let quota = Quota::with_period(window / n)?.allow_burst(burst);
     Some(RateLimiter::keyed(quota))

@@ -118,7 +118,9 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     };
     let value = value.to_str().map_err(|_| ApiError::Unauthorized)?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim()))
         }
         _ => Err(ApiError::Unauthorized),
@@ -177,7 +179,11 @@ impl FromRequestParts<AppState> for ClientAddr {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        Ok(Self(client_ip(peer, &parts.headers, &state.config.trusted_proxies)))
+        Ok(Self(client_ip(
+            peer,
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
     }
 }
 
@@ -203,7 +209,11 @@ fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpA
 /// Whether cookies should be `Secure`: the public origin is HTTPS, or a configured proxy
 /// says the client came over HTTPS.
 pub fn is_https(headers: &HeaderMap, config: &crate::config::Config) -> bool {
-    if config.public_origin.as_deref().is_some_and(|o| o.starts_with("https://")) {
+    if config
+        .public_origin
+        .as_deref()
+        .is_some_and(|o| o.starts_with("https://"))
+    {
         return true;
     }
     !config.trusted_proxies.is_empty()
@@ -271,14 +281,25 @@ mod tests {
         assert!(origin_allowed("http://127.0.0.1:8080", &h, None));
         assert!(!origin_allowed("http://evil.example", &h, None));
         assert!(!origin_allowed("null", &h, None));
-        assert!(origin_allowed("https://chat.example.org", &h, Some("https://chat.example.org/")));
-        assert!(!origin_allowed("http://127.0.0.1:8080", &h, Some("https://chat.example.org")));
+        assert!(origin_allowed(
+            "https://chat.example.org",
+            &h,
+            Some("https://chat.example.org/")
+        ));
+        assert!(!origin_allowed(
+            "http://127.0.0.1:8080",
+            &h,
+            Some("https://chat.example.org")
+        ));
     }
 
     #[test]
     fn forwarded_for_is_used_only_from_trusted_proxies() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4, 10.0.0.5"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.2.3.4, 10.0.0.5"),
+        );
         let proxy: IpAddr = [10, 0, 0, 9].into();
         let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
         assert_eq!(client_ip(proxy, &h, &trusted), IpAddr::from([1, 2, 3, 4]));

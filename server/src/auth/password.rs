@@ -35,8 +35,7 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Ap
 }
 
 /// argon2id of a random password nobody knows, with the default parameters.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Gq0Q9QhG+Qe3s8bHk1gLZC7P3b4vPzGdbBq1o0yoQ7Y";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Gq0Q9QhG+Qe3s8bHk1gLZC7P3b4vPzGdbBq1o0yoQ7Y";
 
 #[cfg(test)]
 mod tests {
@@ -48,7 +47,11 @@ mod tests {
         let b = hash("correct horse".into()).await.expect("hash");
         assert!(a.starts_with("$argon2id$"));
         assert_ne!(a, b);
-        assert!(verify("correct horse".into(), Some(a.clone())).await.expect("verify"));
+        assert!(
+            verify("correct horse".into(), Some(a.clone()))
+                .await
+                .expect("verify")
+        );
         assert!(!verify("wrong horse".into(), Some(a)).await.expect("verify"));
         assert!(!verify("anything".into(), None).await.expect("verify"));
     }

@@ -6,7 +6,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use axum_extra::extract::cookie::CookieJar;
-use chatapp_protocol::{AuthResponse, ErrorBody, LoginRequest, Me, RegisterRequest, UpdateMeRequest};
+use chatapp_protocol::{
+    AuthResponse, ErrorBody, LoginRequest, Me, RegisterRequest, UpdateMeRequest,
+};
 
 use super::{AuthUser, ClientAddr, password};
 use crate::{
@@ -24,7 +26,10 @@ async fn start_session(
     status: StatusCode,
 ) -> ApiResult<Response> {
     let token = super::new_token();
-    state.store.create_session(user.id, &super::token_hash(&token)).await?;
+    state
+        .store
+        .create_session(user.id, &super::token_hash(&token))
+        .await?;
     let csrf = super::csrf_token(&state.secret, &token);
     let secure = super::is_https(headers, &state.config);
     let jar = super::session_cookies(&token, &csrf, secure)
@@ -94,7 +99,8 @@ pub async fn login(
     } else {
         None
     };
-    let matches = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let matches =
+        password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     match user {
         Some(user) if matches => start_session(&state, &headers, &user, StatusCode::OK).await,
         _ => Err(ApiError::BadCredentials),
@@ -135,7 +141,11 @@ pub async fn patch_me(
     auth: AuthUser,
     ApiJson(req): ApiJson<UpdateMeRequest>,
 ) -> ApiResult<ApiJson<Me>> {
-    let display_name = req.display_name.as_deref().map(clean_display_name).transpose()?;
+    let display_name = req
+        .display_name
+        .as_deref()
+        .map(clean_display_name)
+        .transpose()?;
     if let Some(email) = &req.email {
         validate_email(email)?;
     }
@@ -167,8 +177,15 @@ pub async fn patch_me(
         )
         .await?;
     if hash.is_some() {
-        let ended = state.store.delete_other_sessions(auth.id(), auth.session_id).await?;
-        tracing::info!(user_id = auth.id(), ended, "password changed; other sessions ended");
+        let ended = state
+            .store
+            .delete_other_sessions(auth.id(), auth.session_id)
+            .await?;
+        tracing::info!(
+            user_id = auth.id(),
+            ended,
+            "password changed; other sessions ended"
+        );
     }
     Ok(ApiJson(users::me(&user, state.is_online(user.id))))
 }

@@ -99,7 +99,11 @@ pub async fn list(state: &AppState, user_id: i64) -> ApiResult<Vec<Conversation>
 
 /// Checks that `ids` are distinct existing users and that a group of `current` members
 /// can take them.
-pub async fn check_new_members(state: &AppState, ids: &[i64], current: usize) -> ApiResult<Vec<i64>> {
+pub async fn check_new_members(
+    state: &AppState,
+    ids: &[i64],
+    current: usize,
+) -> ApiResult<Vec<i64>> {
     let mut unique = ids.to_vec();
     unique.sort_unstable();
     unique.dedup();
@@ -110,7 +114,10 @@ pub async fn check_new_members(state: &AppState, ids: &[i64], current: usize) ->
         ));
     }
     if state.store.count_existing_users(&unique).await? != unique.len() {
-        return Err(ApiError::validation("unknown_user", "one of the user ids does not exist"));
+        return Err(ApiError::validation(
+            "unknown_user",
+            "one of the user ids does not exist",
+        ));
     }
     Ok(unique)
 }

@@ -6,7 +6,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chatapp_protocol::{
-    AddMembersRequest, Conversation, CreateConversationRequest, ErrorBody, UpdateConversationRequest,
+    AddMembersRequest, Conversation, CreateConversationRequest, ErrorBody,
+    UpdateConversationRequest,
 };
 
 use super::{check_new_members, clean_title, is_group, list, load};
@@ -54,11 +55,21 @@ pub async fn create_conversation(
             let title = clean_title(&title)?;
             let others: Vec<i64> = member_ids.into_iter().filter(|m| *m != auth.id()).collect();
             let members = check_new_members(&state, &others, 1).await?;
-            (state.store.create_group(auth.id(), &title, &members).await?, true)
+            (
+                state
+                    .store
+                    .create_group(auth.id(), &title, &members)
+                    .await?,
+                true,
+            )
         }
     };
     let conversation = load(&state, id, auth.id()).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, ApiJson(conversation)).into_response())
 }
 
@@ -76,13 +87,22 @@ pub async fn get_conversation(
 
 /// The member row of a group the caller owns: 404 for non-members, 400 for direct
 /// conversations, 403 for members who are not the owner.
-async fn owned_group(state: &AppState, id: i64, user_id: i64) -> ApiResult<crate::store::MembershipRow> {
+async fn owned_group(
+    state: &AppState,
+    id: i64,
+    user_id: i64,
+) -> ApiResult<crate::store::MembershipRow> {
     let row = state.store.membership(id, user_id).await?;
     if !is_group(&row) {
-        return Err(ApiError::validation("not_a_group", "direct conversations cannot be changed"));
+        return Err(ApiError::validation(
+            "not_a_group",
+            "direct conversations cannot be changed",
+        ));
     }
     if row.conversation.owner_id != Some(user_id) {
-        return Err(ApiError::Forbidden("only the group's owner may do that".into()));
+        return Err(ApiError::Forbidden(
+            "only the group's owner may do that".into(),
+        ));
     }
     Ok(row)
 }
@@ -131,10 +151,15 @@ pub async fn remove_member(
 ) -> ApiResult<StatusCode> {
     let row = state.store.membership(id, auth.id()).await?;
     if !is_group(&row) {
-        return Err(ApiError::validation("not_a_group", "nobody can leave a direct conversation"));
+        return Err(ApiError::validation(
+            "not_a_group",
+            "nobody can leave a direct conversation",
+        ));
     }
     if user_id != auth.id() && row.conversation.owner_id != Some(auth.id()) {
-        return Err(ApiError::Forbidden("only the group's owner may remove others".into()));
+        return Err(ApiError::Forbidden(
+            "only the group's owner may remove others".into(),
+        ));
     }
     state.store.remove_member(id, user_id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -6,7 +6,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chatapp_protocol::{
-    ErrorBody, MAX_PAGE, Message, MessageKind, MessagePage, ReadRequest, ReadState, SendMessageRequest,
+    ErrorBody, MAX_PAGE, Message, MessageKind, MessagePage, ReadRequest, ReadState,
+    SendMessageRequest,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -41,7 +42,10 @@ pub async fn history(
 ) -> ApiResult<ApiJson<MessagePage>> {
     let limit = query.limit.unwrap_or(PAGE_DEFAULT);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::validation("invalid_limit", format!("limit must be 1–{MAX_PAGE}")));
+        return Err(ApiError::validation(
+            "invalid_limit",
+            format!("limit must be 1–{MAX_PAGE}"),
+        ));
     }
     state.store.membership(id, auth.id()).await?;
     let (rows, has_more) = state.store.history(id, query.before_seq, limit).await?;
@@ -80,7 +84,11 @@ pub async fn send(
             client_id: req.client_id.as_deref(),
         })
         .await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, ApiJson(message_view(&row))).into_response())
 }
 

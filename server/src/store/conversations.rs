@@ -73,19 +73,22 @@ impl Store {
         .await?;
         let Some(id) = created else {
             tx.rollback().await?;
-            let id = sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE direct_key = $1")
-                .bind(&key)
-                .fetch_one(&self.write)
-                .await?;
+            let id =
+                sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE direct_key = $1")
+                    .bind(&key)
+                    .fetch_one(&self.write)
+                    .await?;
             return Ok((id, false));
         };
         for user in [a, b] {
-            sqlx::query("INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(user)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(user)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok((id, true))
@@ -154,10 +157,11 @@ impl Store {
 
     /// How many members conversation `id` has.
     pub async fn member_count(&self, id: i64) -> StoreResult<usize> {
-        let n = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM members WHERE conversation_id = $1")
-            .bind(id)
-            .fetch_one(&self.read)
-            .await?;
+        let n =
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM members WHERE conversation_id = $1")
+                .bind(id)
+                .fetch_one(&self.read)
+                .await?;
         Ok(usize::try_from(n).unwrap_or_default())
     }
 
@@ -218,7 +222,10 @@ impl Store {
             .bind(user_id)
             .fetch_all(&self.read)
             .await?;
-        Ok(rows.into_iter().map(|r| (r.conversation_id, r.user)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.conversation_id, r.user))
+            .collect())
     }
 
     /// The last message of every conversation of `user_id` that has one.

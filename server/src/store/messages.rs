@@ -40,11 +40,13 @@ impl Store {
             return Ok((existing, false));
         }
         match self.insert_message_tx(new).await {
-            Err(StoreError::Db(err)) if is_unique_violation(&err) => match self.replayed(new).await? {
-                // A concurrent retry with the same client_id won the race.
-                Some(existing) => Ok((existing, false)),
-                None => Err(StoreError::Db(err)),
-            },
+            Err(StoreError::Db(err)) if is_unique_violation(&err) => {
+                match self.replayed(new).await? {
+                    // A concurrent retry with the same client_id won the race.
+                    Some(existing) => Ok((existing, false)),
+                    None => Err(StoreError::Db(err)),
+                }
+            }
             other => other.map(|row| (row, true)),
         }
     }
@@ -53,7 +55,9 @@ impl Store {
         let Some(client_id) = new.client_id else {
             return Ok(None);
         };
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = $1 AND client_id = $2");
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = $1 AND client_id = $2"
+        );
         let existing = sqlx::query_as::<_, MessageRow>(&sql)
             .bind(new.sender_id)
             .bind(client_id)
@@ -157,7 +161,12 @@ impl Store {
 
     /// Moves `user_id`'s read position in the conversation forward to `seq` (never back).
     /// Returns the position after the update.
-    pub async fn mark_read(&self, conversation_id: i64, user_id: i64, seq: i64) -> StoreResult<i64> {
+    pub async fn mark_read(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        seq: i64,
+    ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar::<_, i64>(
             "UPDATE members SET last_read_seq = CASE WHEN $3 > last_read_seq THEN $3 ELSE last_read_seq END \
              WHERE conversation_id = $1 AND user_id = $2 RETURNING last_read_seq",
@@ -169,4 +178,3 @@ impl Store {
         .await?)
     }
 }
-

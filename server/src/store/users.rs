@@ -57,19 +57,18 @@ impl Store {
             .await;
         match result {
             Ok(user) => Ok(user),
-            Err(err) if is_unique_violation(&err) => {
-                Err(self.which_taken(new.username).await)
-            }
+            Err(err) if is_unique_violation(&err) => Err(self.which_taken(new.username).await),
             Err(err) => Err(err.into()),
         }
     }
 
     /// After a unique violation on insert: was it the username or the email?
     async fn which_taken(&self, username: &str) -> StoreError {
-        let by_name = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username_lower = $1")
-            .bind(username.to_lowercase())
-            .fetch_optional(&self.write)
-            .await;
+        let by_name =
+            sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username_lower = $1")
+                .bind(username.to_lowercase())
+                .fetch_optional(&self.write)
+                .await;
         match by_name {
             Ok(Some(_)) => StoreError::Conflict("username_taken", "that username is taken"),
             Ok(None) => StoreError::Conflict("email_taken", "that email is already registered"),
@@ -101,7 +100,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        let sql = format!("SELECT COUNT(*) FROM users WHERE id IN ({})", placeholders(1, ids.len()));
+        let sql = format!(
+            "SELECT COUNT(*) FROM users WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
         let mut query = sqlx::query_scalar::<_, i64>(&sql);
         for id in ids {
             query = query.bind(*id);
@@ -135,12 +137,14 @@ impl Store {
     pub async fn update_user(&self, id: i64, update: ProfileUpdate<'_>) -> StoreResult<UserRow> {
         let mut tx = self.write.begin().await?;
         if let Some(name) = update.display_name {
-            sqlx::query("UPDATE users SET display_name = $1, display_name_lower = $2 WHERE id = $3")
-                .bind(name)
-                .bind(name.to_lowercase())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE users SET display_name = $1, display_name_lower = $2 WHERE id = $3",
+            )
+            .bind(name)
+            .bind(name.to_lowercase())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         if let Some(email) = update.email {
             let result = sqlx::query("UPDATE users SET email = $1, email_lower = $2 WHERE id = $3")

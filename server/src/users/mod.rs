@@ -62,9 +62,14 @@ pub fn validate_username(name: &str) -> Result<(), ApiError> {
 
 pub fn validate_email(email: &str) -> Result<(), ApiError> {
     let domain_has_dot = email.rsplit_once('@').is_some_and(|(_, d)| d.contains('.'));
-    if email.len() > EMAIL_MAX_BYTES || !domain_has_dot || !email_address::EmailAddress::is_valid(email)
+    if email.len() > EMAIL_MAX_BYTES
+        || !domain_has_dot
+        || !email_address::EmailAddress::is_valid(email)
     {
-        return Err(ApiError::validation("invalid_email", "that is not a valid email address"));
+        return Err(ApiError::validation(
+            "invalid_email",
+            "that is not a valid email address",
+        ));
     }
     Ok(())
 }
@@ -92,7 +97,9 @@ pub fn clean_display_name(name: &str) -> Result<String, ApiError> {
     if count == 0 || count > DISPLAY_NAME_MAX_CHARS || name.chars().any(char::is_control) {
         return Err(ApiError::validation(
             "invalid_display_name",
-            format!("display name must be 1–{DISPLAY_NAME_MAX_CHARS} characters without control characters"),
+            format!(
+                "display name must be 1–{DISPLAY_NAME_MAX_CHARS} characters without control characters"
+            ),
         ));
     }
     Ok(name.to_owned())
@@ -115,7 +122,13 @@ mod tests {
     #[test]
     fn emails_and_passwords() {
         assert!(validate_email("ann@example.org").is_ok());
-        for bad in ["ann", "ann@", "@example.org", "ann@localhost", "a b@example.org"] {
+        for bad in [
+            "ann",
+            "ann@",
+            "@example.org",
+            "ann@localhost",
+            "a b@example.org",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
         assert!(validate_password("12345678").is_ok());

@@ -38,7 +38,10 @@ pub async fn search(
             format!("q must be 1–{SEARCH_QUERY_MAX_CHARS} characters"),
         ));
     }
-    let limit = query.limit.unwrap_or(SEARCH_LIMIT_DEFAULT).clamp(1, SEARCH_LIMIT_MAX);
+    let limit = query
+        .limit
+        .unwrap_or(SEARCH_LIMIT_DEFAULT)
+        .clamp(1, SEARCH_LIMIT_MAX);
     let rows = state.store.search_users(q, auth.id(), limit).await?;
     Ok(ApiJson(rows.iter().map(|u| state.public_user(u)).collect()))
 }

@@ -49,7 +49,10 @@ impl TestDatabase {
             .execute(&mut conn)
             .await
             .expect("create test database");
-        let base = admin.rsplit_once('/').map(|(b, _)| b).expect("admin url has a database");
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .expect("admin url has a database");
         Self {
             url: format!("{base}/{name}"),
             name,
@@ -93,7 +96,16 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with generous sign-in limits (the journey registers many users).
     pub async fn start(backend: Backend) -> Self {
-        Self::start_with(backend, &["--auth-rate-per-account", "1000", "--auth-rate-per-address", "100000"]).await
+        Self::start_with(
+            backend,
+            &[
+                "--auth-rate-per-account",
+                "1000",
+                "--auth-rate-per-address",
+                "100000",
+            ],
+        )
+        .await
     }
 
     pub async fn start_with(backend: Backend, extra: &[&str]) -> Self {
@@ -102,10 +114,8 @@ impl TestServer {
             Backend::Sqlite => None,
             Backend::Postgres => Some(TestDatabase::create().await),
         };
-        let mut args: Vec<String> = vec![
-            "--data-dir".into(),
-            data_dir.path().display().to_string(),
-        ];
+        let mut args: Vec<String> =
+            vec!["--data-dir".into(), data_dir.path().display().to_string()];
         if let Some(db) = &database {
             args.push("--database-url".into());
             args.push(db.url.clone());
@@ -153,6 +163,12 @@ impl TestServer {
         self.addr = base.trim_start_matches("http://").to_owned();
         self.base = base;
         self.child = Some(child);
+    }
+
+    /// Starts the server again on the same data dir and database (a new port).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        self.spawn("127.0.0.1:0");
     }
 
     pub fn pid(&self) -> i32 {
@@ -211,15 +227,28 @@ impl Resp {
     /// Asserts the status and returns the body.
     #[track_caller]
     pub fn expect(self, status: u16) -> Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self.body
     }
 
     /// Asserts an error response: status, the `{"error":{"code","message"}}` shape and the code.
     #[track_caller]
     pub fn expect_error(self, status: u16, code: &str) {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
-        let error = self.body.get("error").unwrap_or_else(|| panic!("no error object in {}", self.body));
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        let error = self
+            .body
+            .get("error")
+            .unwrap_or_else(|| panic!("no error object in {}", self.body));
         assert_eq!(error["code"], code, "body: {}", self.body);
         assert!(
             error["message"].as_str().is_some_and(|m| !m.is_empty()),
@@ -248,6 +277,14 @@ impl Client {
         }
     }
 
+    /// The same client (and token) against another address, e.g. after a restart.
+    pub fn with_base(&self, base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            ..self.clone()
+        }
+    }
+
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(token) = &self.token {
@@ -262,7 +299,11 @@ impl Client {
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -292,7 +333,10 @@ impl Client {
             .await
             .expect(201);
         let token = body["token"].as_str().expect("token");
-        (self.with_token(token), body["user"]["id"].as_i64().expect("id"))
+        (
+            self.with_token(token),
+            body["user"]["id"].as_i64().expect("id"),
+        )
     }
 }
 
