@@ -295,6 +295,7 @@ pub enum ClientEvent {
     },
     Resume {
         /// conversation id → last seq the client has.
+        #[serde(with = "int_keys")]
         cursors: BTreeMap<i64, i64>,
     },
     Ping,
@@ -345,6 +346,29 @@ pub enum ServerEvent {
     },
 }
 
+/// JSON object keys are strings; inside an internally tagged enum serde cannot turn them
+/// into integers by itself, so this does it explicitly.
+mod int_keys {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<i64, i64>, s: S) -> Result<S::Ok, S::Error> {
+        map.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<i64, i64>, D::Error> {
+        BTreeMap::<String, i64>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| {
+                k.parse::<i64>()
+                    .map(|k| (k, v))
+                    .map_err(|_| D::Error::custom(format!("conversation id expected, got {k:?}")))
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +381,14 @@ mod tests {
             ClientEvent::Resume { cursors } => assert_eq!(cursors.get(&7), Some(&12)),
             other => panic!("unexpected {other:?}"),
         }
+        assert!(
+            serde_json::from_str::<ClientEvent>(r#"{"type":"resume","cursors":{"x":1}}"#).is_err()
+        );
+        let back = serde_json::to_string(&ClientEvent::Resume {
+            cursors: BTreeMap::from([(7, 12)]),
+        })
+        .expect("serialize");
+        assert_eq!(back, r#"{"type":"resume","cursors":{"7":12}}"#);
         let out = serde_json::to_value(ServerEvent::Synced).expect("serialize");
         assert_eq!(out, serde_json::json!({"type": "synced"}));
     }

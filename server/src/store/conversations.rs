@@ -57,6 +57,28 @@ impl Store {
             .await?)
     }
 
+    /// The ids of a conversation's members.
+    pub async fn member_ids(&self, id: i64) -> StoreResult<Vec<i64>> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT user_id FROM members WHERE conversation_id = $1")
+                .bind(id)
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    /// Everyone who shares at least one conversation with `user_id` (not themselves).
+    pub async fn contact_ids(&self, user_id: i64) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT DISTINCT other.user_id FROM members mine \
+             JOIN members other ON other.conversation_id = mine.conversation_id \
+             WHERE mine.user_id = $1 AND other.user_id <> $1",
+        )
+        .bind(user_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     /// Gets or creates the one direct conversation between `a` and `b` (a ≠ b).
     /// Returns it and whether it was created now.
     pub async fn direct_conversation(&self, a: i64, b: i64) -> StoreResult<(i64, bool)> {

@@ -1,7 +1,7 @@
 //! Messages: insert with a per-conversation seq, idempotent by `client_id`, history pages.
 
 use chatapp_protocol::MessageKind;
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 
 use super::{Store, StoreError, StoreResult, is_unique_violation, now_ms};
 
@@ -73,47 +73,81 @@ impl Store {
     }
 
     async fn insert_message_tx(&self, new: &NewMessage<'_>) -> StoreResult<MessageRow> {
-        let now = now_ms();
         let mut tx = self.write.begin().await?;
-        // Taking the row lock on the conversation serialises seq allocation per
-        // conversation (PostgreSQL); SQLite has a single writer anyway.
-        let seq = sqlx::query_scalar::<_, i64>(
-            "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = $2 \
-             WHERE id = $1 RETURNING last_seq",
-        )
-        .bind(new.conversation_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        // Sending implies having read everything up to one's own message; this also
-        // checks membership inside the transaction.
-        let member = sqlx::query(
-            "UPDATE members SET last_read_seq = $3 WHERE conversation_id = $1 AND user_id = $2",
-        )
-        .bind(new.conversation_id)
-        .bind(new.sender_id)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await?;
-        if member.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        let sql = format!(
-            "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {MESSAGE_COLUMNS}"
-        );
-        let row = sqlx::query_as::<_, MessageRow>(&sql)
-            .bind(new.conversation_id)
-            .bind(seq)
-            .bind(new.sender_id)
-            .bind(new.kind.as_str())
-            .bind(new.body)
-            .bind(new.client_id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = insert_in(&mut tx, new, now_ms()).await?;
         tx.commit().await?;
         Ok(row)
+    }
+
+    /// Stores several messages in one transaction (group commit): one durable write for
+    /// the lot. Each result is what [`Store::insert_message`] would have answered for
+    /// that message alone. Items are applied in conversation order so that concurrent
+    /// batches lock conversation rows in the same order.
+    pub async fn insert_messages(
+        &self,
+        batch: &[NewMessage<'_>],
+    ) -> Vec<StoreResult<(MessageRow, bool)>> {
+        match self.insert_batch_tx(batch).await {
+            Ok(results) => results,
+            Err(err) => {
+                // One item's failure must not fail the others: redo them one by one.
+                tracing::debug!(error = %err, size = batch.len(), "batch insert failed; retrying singly");
+                let mut results = Vec::with_capacity(batch.len());
+                for new in batch {
+                    results.push(self.insert_message(new).await);
+                }
+                results
+            }
+        }
+    }
+
+    async fn insert_batch_tx(
+        &self,
+        batch: &[NewMessage<'_>],
+    ) -> StoreResult<Vec<StoreResult<(MessageRow, bool)>>> {
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| batch[i].conversation_id);
+        let mut results: Vec<Option<StoreResult<(MessageRow, bool)>>> =
+            (0..batch.len()).map(|_| None).collect();
+        // (sender, client_id) → index of the first item in this batch that used it.
+        let mut seen: std::collections::HashMap<(i64, &str), usize> = Default::default();
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        for &i in &order {
+            let new = &batch[i];
+            if let Some(client_id) = new.client_id {
+                if let Some(&first) = seen.get(&(new.sender_id, client_id)) {
+                    results[i] = Some(match &results[first] {
+                        Some(Ok((row, _))) if row.conversation_id == new.conversation_id => {
+                            Ok((row.clone(), false))
+                        }
+                        Some(Ok(_)) => Err(client_id_reused()),
+                        _ => Err(StoreError::NotFound),
+                    });
+                    continue;
+                }
+                seen.insert((new.sender_id, client_id), i);
+                let existing = select_by_client_id(&mut tx, new.sender_id, client_id).await?;
+                if let Some(row) = existing {
+                    results[i] = Some(if row.conversation_id == new.conversation_id {
+                        Ok((row, false))
+                    } else {
+                        Err(client_id_reused())
+                    });
+                    continue;
+                }
+            }
+            results[i] = Some(match insert_in(&mut tx, new, now).await {
+                Ok(row) => Ok((row, true)),
+                Err(StoreError::NotFound) => Err(StoreError::NotFound),
+                Err(other) => return Err(other),
+            });
+        }
+        tx.commit().await?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(StoreError::NotFound)))
+            .collect())
     }
 
     /// Up to `limit` messages with seq below `before_seq` (or the newest), oldest first,
@@ -177,4 +211,71 @@ impl Store {
         .fetch_one(&self.write)
         .await?)
     }
+}
+
+fn client_id_reused() -> StoreError {
+    StoreError::Conflict(
+        "client_id_reused",
+        "this client_id was already used for a message in another conversation",
+    )
+}
+
+async fn select_by_client_id(
+    conn: &mut AnyConnection,
+    sender_id: i64,
+    client_id: &str,
+) -> StoreResult<Option<MessageRow>> {
+    let sql =
+        format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = $1 AND client_id = $2");
+    Ok(sqlx::query_as::<_, MessageRow>(&sql)
+        .bind(sender_id)
+        .bind(client_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Inserts one message inside `conn`'s transaction: takes the conversation's next seq
+/// (the row lock serialises seq allocation per conversation on PostgreSQL; SQLite has a
+/// single writer), checks membership and moves the sender's read position to it.
+/// `NotFound` when the sender is not a member.
+async fn insert_in(
+    conn: &mut AnyConnection,
+    new: &NewMessage<'_>,
+    now: i64,
+) -> StoreResult<MessageRow> {
+    let seq = sqlx::query_scalar::<_, i64>(
+        "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = $2 \
+         WHERE id = $1 AND EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $3) \
+         RETURNING last_seq",
+    )
+    .bind(new.conversation_id)
+    .bind(now)
+    .bind(new.sender_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let sql = format!(
+        "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {MESSAGE_COLUMNS}"
+    );
+    let row = sqlx::query_as::<_, MessageRow>(&sql)
+        .bind(new.conversation_id)
+        .bind(seq)
+        .bind(new.sender_id)
+        .bind(new.kind.as_str())
+        .bind(new.body)
+        .bind(new.client_id)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+    // Sending implies having read everything up to one's own message.
+    sqlx::query(
+        "UPDATE members SET last_read_seq = $3 WHERE conversation_id = $1 AND user_id = $2",
+    )
+    .bind(new.conversation_id)
+    .bind(new.sender_id)
+    .bind(seq)
+    .execute(&mut *conn)
+    .await?;
+    Ok(row)
 }

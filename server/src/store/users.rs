@@ -133,6 +133,16 @@ impl Store {
             .await?)
     }
 
+    /// Records when `id` was last online.
+    pub async fn set_last_seen(&self, id: i64, at_ms: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_seen_at = $1 WHERE id = $2")
+            .bind(at_ms)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     /// Applies the given profile fields; `Conflict` when the new email is taken.
     pub async fn update_user(&self, id: i64, update: ProfileUpdate<'_>) -> StoreResult<UserRow> {
         let mut tx = self.write.begin().await?;
