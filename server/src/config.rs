@@ -1,7 +1,7 @@
 //! Server configuration: one clap struct, every flag with an environment fallback.
 //! Defaults give a working server on a laptop with no set-up (SQLite in `./data`).
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{fmt, net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use ipnet::IpNet;
@@ -46,6 +46,27 @@ pub struct Config {
     #[arg(long, env = "CHATAPP_AUTH_RATE_PER_ADDRESS", default_value_t = 60)]
     pub auth_rate_per_address: u32,
 
+    /// Seconds between WebSocket pings; a connection silent for 2.5 intervals is closed.
+    #[arg(long, env = "CHATAPP_WS_PING_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_ping_secs: u64,
+
+    /// Events queued per WebSocket connection before a slow client is disconnected.
+    #[arg(long, env = "CHATAPP_WS_QUEUE", default_value_t = 512)]
+    pub ws_queue: usize,
+
+    /// Client frames per second allowed per WebSocket connection (sustained).
+    #[arg(long, env = "CHATAPP_WS_FRAMES_PER_SECOND", default_value = "20")]
+    pub ws_frames_per_second: NonZeroU32,
+
+    /// Client frames allowed in a burst per WebSocket connection.
+    #[arg(long, env = "CHATAPP_WS_FRAMES_BURST", default_value = "60")]
+    pub ws_frames_burst: NonZeroU32,
+
+    /// Message writer tasks (group commit); default 1 on SQLite, 4 on PostgreSQL.
+    #[arg(long, env = "CHATAPP_DB_WRITERS")]
+    pub db_writers: Option<usize>,
+
     /// The rate-limit window in seconds: the allowance refills evenly over it.
     #[arg(long, env = "CHATAPP_AUTH_RATE_WINDOW_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -53,6 +74,10 @@ pub struct Config {
 }
 
 impl Config {
+    pub fn ws_ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ws_ping_secs)
+    }
+
     /// The database URL to use: the configured one, or the SQLite file in the data dir.
     pub fn effective_database_url(&self) -> String {
         match self.database_url.as_deref().map(str::trim) {
@@ -81,6 +106,11 @@ impl fmt::Debug for Config {
             .field("auth_rate_per_account", &self.auth_rate_per_account)
             .field("auth_rate_per_address", &self.auth_rate_per_address)
             .field("auth_rate_window_secs", &self.auth_rate_window_secs)
+            .field("ws_ping_secs", &self.ws_ping_secs)
+            .field("ws_queue", &self.ws_queue)
+            .field("ws_frames_per_second", &self.ws_frames_per_second)
+            .field("ws_frames_burst", &self.ws_frames_burst)
+            .field("db_writers", &self.db_writers)
             .finish()
     }
 }

@@ -48,6 +48,11 @@ impl ApiError {
         Self::Internal(err.into())
     }
 
+    /// The stable machine-readable code (also used in WebSocket `error` events).
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Validation(code, _) => (StatusCode::BAD_REQUEST, code),

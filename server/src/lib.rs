@@ -7,6 +7,7 @@ pub mod config;
 pub mod conversations;
 pub mod error;
 pub mod messages;
+pub mod realtime;
 pub mod store;
 pub mod users;
 mod web;
@@ -32,7 +33,9 @@ pub use config::Config;
 use crate::{
     auth::limits::AuthLimits,
     error::ApiError,
-    store::{Store, UserRow},
+    messages::writer::MessageWriter,
+    realtime::{Hub, fanout::Fanout},
+    store::{Backend, Store, UserRow},
 };
 
 /// Largest JSON body accepted by the API.
@@ -51,6 +54,12 @@ pub struct AppInner {
     pub secret: Vec<u8>,
     /// Sign-in and registration rate limits.
     pub limits: AuthLimits,
+    /// This instance's WebSocket connections.
+    pub hub: Hub,
+    /// Group-commit message writers.
+    pub writer: MessageWriter,
+    /// The link to other instances on the same PostgreSQL.
+    pub fanout: Fanout,
 }
 
 impl Deref for AppState {
@@ -61,24 +70,32 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, config: Config, secret: Vec<u8>) -> Self {
+    pub fn new(store: Store, config: Config, secret: Vec<u8>, fanout: Fanout) -> Self {
         let limits = AuthLimits::new(
             config.auth_rate_per_account,
             config.auth_rate_per_address,
             Duration::from_secs(config.auth_rate_window_secs),
         );
+        let writers = config.db_writers.unwrap_or(match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        });
+        let writer = MessageWriter::start(store.clone(), writers);
+        let hub = Hub::new(config.ws_queue);
         Self(Arc::new(AppInner {
             store,
             config,
             secret,
             limits,
+            hub,
+            writer,
+            fanout,
         }))
     }
 
-    /// Whether `user_id` has an open real-time connection. Connections arrive with the
-    /// WebSocket hub; until then nobody is online.
-    pub fn is_online(&self, _user_id: i64) -> bool {
-        false
+    /// Whether `user_id` has an open real-time connection here or on another instance.
+    pub fn is_online(&self, user_id: i64) -> bool {
+        self.hub.is_online(user_id) || self.fanout.online_elsewhere(user_id)
     }
 
     pub fn public_user(&self, row: &UserRow) -> User {
@@ -137,6 +154,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(conversations::routes::remove_member))
         .routes(routes!(messages::routes::history, messages::routes::send))
         .routes(routes!(messages::routes::mark_read))
+        .routes(routes!(realtime::connection::ws_handler))
         .routes(routes!(healthz))
         .split_for_parts()
 }
@@ -206,7 +224,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
             tracing::debug!(error = %err, "TCP_NODELAY not set");
         }
     });
-    let state = AppState::new(store, config, secret);
+    let state = AppState::new(store, config, secret, Fanout::local());
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
 
     println!("listening on http://{addr}");
@@ -217,7 +235,14 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         listener,
         router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown({
+        let state = state.clone();
+        async move {
+            shutdown_signal().await;
+            // Close the WebSockets too; upgraded connections are not awaited by serve.
+            state.hub.shutdown();
+        }
+    })
     .await
     .context("serving")?;
     housekeeping.abort();

@@ -64,6 +64,8 @@ fn csrf_valid(secret: &[u8], session_token: &str, presented: &str) -> bool {
 pub struct AuthUser {
     pub user: UserRow,
     pub session_id: i64,
+    /// Authenticated by the session cookie (a browser), not a bearer token.
+    pub via_cookie: bool,
 }
 
 impl AuthUser {
@@ -76,8 +78,12 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let via_cookie;
         let token = match bearer_token(&parts.headers)? {
-            Some(token) => token.to_owned(),
+            Some(token) => {
+                via_cookie = false;
+                token.to_owned()
+            }
             None => {
                 let jar = CookieJar::from_headers(&parts.headers);
                 let token = jar
@@ -95,6 +101,7 @@ impl FromRequestParts<AppState> for AuthUser {
                         return Err(ApiError::Forbidden("invalid CSRF token".into()));
                     }
                 }
+                via_cookie = true;
                 token
             }
         };
@@ -103,7 +110,11 @@ impl FromRequestParts<AppState> for AuthUser {
             .session_user(&token_hash(&token))
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        Ok(Self { user, session_id })
+        Ok(Self {
+            user,
+            session_id,
+            via_cookie,
+        })
     }
 }
 

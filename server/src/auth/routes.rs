@@ -176,6 +176,9 @@ pub async fn patch_me(
             },
         )
         .await?;
+    if display_name.is_some() {
+        state.publish_user_updated(user.id).await;
+    }
     if hash.is_some() {
         let ended = state
             .store

@@ -69,6 +69,18 @@ pub async fn load(state: &AppState, id: i64, user_id: i64) -> ApiResult<Conversa
     Ok(view(state, &row, &members, last.first()))
 }
 
+/// A conversation as someone who just left it (or was removed) sees it: current
+/// members, nothing unread.
+pub async fn load_as_outsider(state: &AppState, id: i64) -> ApiResult<Conversation> {
+    let conversation = state.store.conversation(id).await?;
+    let members = state.store.conversation_members(id).await?;
+    let row = MembershipRow {
+        last_read_seq: conversation.last_seq,
+        conversation,
+    };
+    Ok(view(state, &row, &members, None))
+}
+
 /// Every conversation of `user_id`, newest activity first.
 pub async fn list(state: &AppState, user_id: i64) -> ApiResult<Vec<Conversation>> {
     let rows = state.store.memberships(user_id).await?;

@@ -64,6 +64,9 @@ pub async fn create_conversation(
             )
         }
     };
+    if created {
+        state.publish_conversation(id, &[]).await;
+    }
     let conversation = load(&state, id, auth.id()).await?;
     let status = if created {
         StatusCode::CREATED
@@ -120,6 +123,7 @@ pub async fn update_conversation(
     let title = clean_title(&req.title)?;
     owned_group(&state, id, auth.id()).await?;
     state.store.rename_conversation(id, &title).await?;
+    state.publish_conversation(id, &[]).await;
     Ok(ApiJson(load(&state, id, auth.id()).await?))
 }
 
@@ -136,7 +140,9 @@ pub async fn add_members(
     owned_group(&state, id, auth.id()).await?;
     let current = state.store.member_count(id).await?;
     let ids = check_new_members(&state, &req.user_ids, current).await?;
-    state.store.add_members(id, &ids).await?;
+    if !state.store.add_members(id, &ids).await?.is_empty() {
+        state.publish_conversation(id, &[]).await;
+    }
     Ok(ApiJson(load(&state, id, auth.id()).await?))
 }
 
@@ -162,5 +168,6 @@ pub async fn remove_member(
         ));
     }
     state.store.remove_member(id, user_id).await?;
+    state.publish_conversation(id, &[user_id]).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,13 +1,75 @@
 //! Messages as the API shows them, and the rules for sending.
 
 pub mod routes;
+pub mod writer;
 
-use chatapp_protocol::{MAX_BODY_CHARS, MAX_CLIENT_ID_LEN, Message, MessageKind};
+use chatapp_protocol::{MAX_BODY_CHARS, MAX_CLIENT_ID_LEN, Message, MessageKind, ReadState};
 
 use crate::{
+    AppState,
     error::{ApiError, ApiResult},
     store::{MessageRow, time_of},
 };
+use writer::OwnedNewMessage;
+
+/// Sends a text message (REST or WebSocket): validates, stores it (group commit), then
+/// publishes it to the members — all connections but `origin`, which gets the ack.
+/// Returns the message and whether it is new (a retried `client_id` is not).
+pub async fn send_text(
+    state: &AppState,
+    sender_id: i64,
+    conversation_id: i64,
+    body: String,
+    client_id: Option<String>,
+    origin: Option<u64>,
+) -> ApiResult<(MessageRow, bool)> {
+    validate_body(&body)?;
+    if let Some(client_id) = &client_id {
+        validate_client_id(client_id)?;
+    }
+    let (row, created) = state
+        .writer
+        .write(OwnedNewMessage {
+            conversation_id,
+            sender_id,
+            kind: MessageKind::Text,
+            body,
+            client_id,
+        })
+        .await?;
+    if created {
+        state.publish_message(&row, origin).await;
+    }
+    Ok((row, created))
+}
+
+/// Moves `user_id`'s read position forward (never back) to `seq` and tells the members.
+pub async fn mark_read(
+    state: &AppState,
+    user_id: i64,
+    conversation_id: i64,
+    seq: i64,
+) -> ApiResult<ReadState> {
+    let row = state.store.membership(conversation_id, user_id).await?;
+    let last_seq = row.conversation.last_seq;
+    if seq < 0 || seq > last_seq {
+        return Err(ApiError::validation(
+            "invalid_seq",
+            format!("seq must be between 0 and {last_seq}"),
+        ));
+    }
+    let last_read_seq = state.store.mark_read(conversation_id, user_id, seq).await?;
+    if last_read_seq > row.last_read_seq {
+        state
+            .publish_read(conversation_id, user_id, last_read_seq)
+            .await;
+    }
+    Ok(ReadState {
+        conversation_id,
+        last_read_seq,
+        unread_count: (last_seq - last_read_seq).max(0),
+    })
+}
 
 pub fn message_view(row: &MessageRow) -> Message {
     Message {

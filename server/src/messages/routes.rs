@@ -6,18 +6,16 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chatapp_protocol::{
-    ErrorBody, MAX_PAGE, Message, MessageKind, MessagePage, ReadRequest, ReadState,
-    SendMessageRequest,
+    ErrorBody, MAX_PAGE, Message, MessagePage, ReadRequest, ReadState, SendMessageRequest,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{message_view, validate_body, validate_client_id};
+use super::message_view;
 use crate::{
     AppState,
     auth::AuthUser,
     error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult},
-    store::NewMessage,
 };
 
 const PAGE_DEFAULT: i64 = 50;
@@ -70,20 +68,8 @@ pub async fn send(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<SendMessageRequest>,
 ) -> ApiResult<Response> {
-    validate_body(&req.body)?;
-    if let Some(client_id) = &req.client_id {
-        validate_client_id(client_id)?;
-    }
-    let (row, created) = state
-        .store
-        .insert_message(&NewMessage {
-            conversation_id: id,
-            sender_id: auth.id(),
-            kind: MessageKind::Text,
-            body: &req.body,
-            client_id: req.client_id.as_deref(),
-        })
-        .await?;
+    let (row, created) =
+        super::send_text(&state, auth.id(), id, req.body, req.client_id, None).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -102,18 +88,7 @@ pub async fn mark_read(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<ReadRequest>,
 ) -> ApiResult<ApiJson<ReadState>> {
-    let row = state.store.membership(id, auth.id()).await?;
-    let last_seq = row.conversation.last_seq;
-    if req.seq < 0 || req.seq > last_seq {
-        return Err(ApiError::validation(
-            "invalid_seq",
-            format!("seq must be between 0 and {last_seq}"),
-        ));
-    }
-    let last_read_seq = state.store.mark_read(id, auth.id(), req.seq).await?;
-    Ok(ApiJson(ReadState {
-        conversation_id: id,
-        last_read_seq,
-        unread_count: (last_seq - last_read_seq).max(0),
-    }))
+    Ok(ApiJson(
+        super::mark_read(&state, auth.id(), id, req.seq).await?,
+    ))
 }

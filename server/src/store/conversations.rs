@@ -44,6 +44,15 @@ impl Store {
             .await?)
     }
 
+    /// A conversation regardless of who asks (for routing, never for a user's eyes).
+    pub async fn conversation(&self, id: i64) -> StoreResult<ConversationRow> {
+        let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = $1");
+        Ok(sqlx::query_as::<_, ConversationRow>(&sql)
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?)
+    }
+
     /// Members of a conversation, earliest joined first.
     pub async fn conversation_members(&self, id: i64) -> StoreResult<Vec<UserRow>> {
         let sql = format!(

@@ -1,0 +1,87 @@
+//! Group commit: sends from every connection and REST request are queued to a few
+//! writer tasks, each of which stores whatever has queued up in one transaction, so
+//! one durable commit (fsync) covers many messages. Nothing is answered before commit.
+//!
+//! Jobs are sharded by conversation, so one conversation's sends keep their order and
+//! two writers never contend for the same conversation row.
+
+use chatapp_protocol::MessageKind;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{MessageRow, NewMessage, Store, StoreError, StoreResult};
+
+/// Most messages stored in one transaction.
+const MAX_BATCH: usize = 256;
+/// Pending sends per writer before senders wait.
+const QUEUE: usize = 4096;
+
+pub struct OwnedNewMessage {
+    pub conversation_id: i64,
+    pub sender_id: i64,
+    pub kind: MessageKind,
+    pub body: String,
+    pub client_id: Option<String>,
+}
+
+struct Job {
+    message: OwnedNewMessage,
+    reply: oneshot::Sender<StoreResult<(MessageRow, bool)>>,
+}
+
+#[derive(Clone)]
+pub struct MessageWriter {
+    shards: Vec<mpsc::Sender<Job>>,
+}
+
+impl MessageWriter {
+    /// Starts `writers` writer tasks on `store`.
+    pub fn start(store: Store, writers: usize) -> Self {
+        let shards = (0..writers.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(run(store.clone(), rx));
+                tx
+            })
+            .collect();
+        Self { shards }
+    }
+
+    /// Stores a message (or finds the one stored under its `client_id`), after commit.
+    pub async fn write(&self, message: OwnedNewMessage) -> StoreResult<(MessageRow, bool)> {
+        let shard = usize::try_from(message.conversation_id.unsigned_abs()).unwrap_or_default()
+            % self.shards.len();
+        let (reply, answer) = oneshot::channel();
+        self.shards[shard]
+            .send(Job { message, reply })
+            .await
+            .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let batch: Vec<NewMessage<'_>> = jobs
+            .iter()
+            .map(|job| NewMessage {
+                conversation_id: job.message.conversation_id,
+                sender_id: job.message.sender_id,
+                kind: job.message.kind,
+                body: &job.message.body,
+                client_id: job.message.client_id.as_deref(),
+            })
+            .collect();
+        let results = if batch.len() == 1 {
+            vec![store.insert_message(&batch[0]).await]
+        } else {
+            store.insert_messages(&batch).await
+        };
+        drop(batch);
+        for (job, result) in jobs.drain(..).zip(results) {
+            let _ = job.reply.send(result);
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Real-time delivery: the WebSocket endpoint, the hub of connections on this
+//! instance, and the publishing side every handler calls after a change is committed
+//! (`publish_*`). Each publish delivers to this instance's connections and, on
+//! PostgreSQL, tells the other instances (ids only; they read the rows themselves).
+
+pub mod connection;
+pub mod fanout;
+pub mod hub;
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use chatapp_protocol::ServerEvent;
+use time::OffsetDateTime;
+
+pub use hub::{Hub, Outbound};
+
+use crate::{
+    AppState, conversations,
+    messages::message_view,
+    store::{MessageRow, StoreResult, time_of},
+};
+use fanout::Notice;
+
+/// Serialises an event once; the bytes are shared by every receiving connection.
+pub fn encode(event: &ServerEvent) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(event).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "event did not serialise");
+        String::from(r#"{"type":"error","code":"internal","message":"event lost"}"#)
+    }))
+}
+
+impl AppState {
+    /// Members of a conversation, from the hub's cache or the store.
+    pub async fn members_of(&self, conversation_id: i64) -> StoreResult<Arc<[i64]>> {
+        if let Some(members) = self.hub.cached_members(conversation_id) {
+            return Ok(members);
+        }
+        let members: Arc<[i64]> = self.store.member_ids(conversation_id).await?.into();
+        self.hub
+            .cache_members(conversation_id, Arc::clone(&members));
+        Ok(members)
+    }
+
+    /// A new message: `message` to every connection of every member here (but the
+    /// sender's connection `origin`, which gets an `ack`), and to the other instances.
+    pub async fn publish_message(&self, row: &MessageRow, origin: Option<u64>) {
+        self.deliver_message(row, origin).await;
+        self.fanout.notify(Notice::Message {
+            conversation_id: row.conversation_id,
+            seq: row.seq,
+        });
+    }
+
+    pub(crate) async fn deliver_message(&self, row: &MessageRow, origin: Option<u64>) {
+        match self.members_of(row.conversation_id).await {
+            Ok(members) => {
+                let frame = encode(&ServerEvent::Message {
+                    message: message_view(row),
+                });
+                let item = Outbound::Message {
+                    conversation_id: row.conversation_id,
+                    seq: row.seq,
+                    frame,
+                    ack: false,
+                };
+                self.hub.send_to_users(&members, &item, origin);
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot route a message"),
+        }
+    }
+
+    /// `typing` to the other members (never back to the typist).
+    pub async fn publish_typing(&self, conversation_id: i64, user_id: i64) {
+        self.deliver_typing(conversation_id, user_id).await;
+        self.fanout.notify(Notice::Typing {
+            conversation_id,
+            user_id,
+        });
+    }
+
+    pub(crate) async fn deliver_typing(&self, conversation_id: i64, user_id: i64) {
+        if let Ok(members) = self.members_of(conversation_id).await {
+            let others: Vec<i64> = members.iter().copied().filter(|m| *m != user_id).collect();
+            let frame = encode(&ServerEvent::Typing {
+                conversation_id,
+                user_id,
+            });
+            self.hub
+                .send_to_users(&others, &Outbound::Event(frame), None);
+        }
+    }
+
+    /// `read` to every member (the reader's other connections too, so their unread
+    /// counts follow).
+    pub async fn publish_read(&self, conversation_id: i64, user_id: i64, seq: i64) {
+        self.deliver_read(conversation_id, user_id, seq).await;
+        self.fanout.notify(Notice::Read {
+            conversation_id,
+            user_id,
+            seq,
+        });
+    }
+
+    pub(crate) async fn deliver_read(&self, conversation_id: i64, user_id: i64, seq: i64) {
+        if let Ok(members) = self.members_of(conversation_id).await {
+            let frame = encode(&ServerEvent::Read {
+                conversation_id,
+                user_id,
+                seq,
+            });
+            self.hub
+                .send_to_users(&members, &Outbound::Event(frame), None);
+        }
+    }
+
+    /// A conversation was created, renamed, or its members changed: each member gets it
+    /// as they see it; each user in `removed` gets it without themselves in `members`.
+    pub async fn publish_conversation(&self, conversation_id: i64, removed: &[i64]) {
+        self.deliver_conversation(conversation_id, removed).await;
+        self.fanout.notify(Notice::Conversation {
+            conversation_id,
+            removed: removed.to_vec(),
+        });
+    }
+
+    pub(crate) async fn deliver_conversation(&self, conversation_id: i64, removed: &[i64]) {
+        self.hub.forget_members(conversation_id);
+        let members = match self.members_of(conversation_id).await {
+            Ok(members) => members,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot route a conversation change");
+                return;
+            }
+        };
+        for &member in members.iter().filter(|m| self.hub.is_online(**m)) {
+            match conversations::load(self, conversation_id, member).await {
+                Ok(conversation) => {
+                    let frame = encode(&ServerEvent::Conversation { conversation });
+                    self.hub
+                        .send_to_users(&[member], &Outbound::Event(frame), None);
+                }
+                Err(err) => tracing::debug!(error = %err, "conversation view"),
+            }
+        }
+        let gone: Vec<i64> = removed
+            .iter()
+            .copied()
+            .filter(|u| self.hub.is_online(*u))
+            .collect();
+        if !gone.is_empty() {
+            if let Ok(conversation) = conversations::load_as_outsider(self, conversation_id).await {
+                let frame = encode(&ServerEvent::Conversation { conversation });
+                self.hub.send_to_users(&gone, &Outbound::Event(frame), None);
+            }
+        }
+    }
+
+    /// A profile changed: `user_updated` to everyone who shares a conversation with the
+    /// user, and to the user's own connections.
+    pub async fn publish_user_updated(&self, user_id: i64) {
+        self.deliver_user_updated(user_id).await;
+        self.fanout.notify(Notice::UserUpdated { user_id });
+    }
+
+    pub(crate) async fn deliver_user_updated(&self, user_id: i64) {
+        let (Ok(row), Ok(mut audience)) = (
+            self.store.user_by_id(user_id).await,
+            self.store.contact_ids(user_id).await,
+        ) else {
+            return;
+        };
+        audience.push(user_id);
+        let frame = encode(&ServerEvent::UserUpdated {
+            user: self.public_user(&row),
+        });
+        self.hub
+            .send_to_users(&audience, &Outbound::Event(frame), None);
+    }
+
+    /// `presence` to everyone who shares a conversation with the user.
+    pub(crate) async fn deliver_presence(
+        &self,
+        user_id: i64,
+        online: bool,
+        last_seen: Option<OffsetDateTime>,
+    ) {
+        let Ok(contacts) = self.store.contact_ids(user_id).await else {
+            return;
+        };
+        let frame = encode(&ServerEvent::Presence {
+            user_id,
+            online,
+            last_seen,
+        });
+        self.hub
+            .send_to_users(&contacts, &Outbound::Event(frame), None);
+    }
+
+    /// The user's first connection here opened.
+    pub(crate) async fn came_online(&self, user_id: i64) {
+        let was_online_elsewhere = self.fanout.online_elsewhere(user_id);
+        self.fanout.notify(Notice::Presence {
+            user_id,
+            online: true,
+        });
+        if !was_online_elsewhere {
+            let last_seen = self
+                .store
+                .user_by_id(user_id)
+                .await
+                .ok()
+                .and_then(|u| u.last_seen_at);
+            self.deliver_presence(user_id, true, last_seen.map(time_of))
+                .await;
+        }
+    }
+
+    /// The user's last connection here closed.
+    pub(crate) async fn went_offline(&self, user_id: i64) {
+        let now = crate::store::now_ms();
+        if let Err(err) = self.store.set_last_seen(user_id, now).await {
+            tracing::warn!(error = %err, "cannot record last seen");
+        }
+        self.fanout.notify(Notice::Presence {
+            user_id,
+            online: false,
+        });
+        if !self.fanout.online_elsewhere(user_id) && !self.hub.is_online(user_id) {
+            self.deliver_presence(user_id, false, Some(time_of(now)))
+                .await;
+        }
+    }
+}
