@@ -3,15 +3,146 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use serde_json::json;
-use support::{Backend, TestServer};
+use serde_json::{Value, json};
+use support::{Backend, ClientEvent, TestServer, Ws};
 
 on_both_backends!(
     sigterm_stops_gracefully_and_data_survives_restart,
     concurrent_sends_get_gapless_unique_seqs,
+    acknowledged_messages_survive_kill_9_exactly_once,
 );
+
+async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
+    const SENDS: usize = 600;
+    let mut server = TestServer::start_with(
+        backend,
+        &[
+            "--ws-frames-per-second",
+            "100000",
+            "--ws-frames-burst",
+            "100000",
+        ],
+    )
+    .await;
+    let anon = server.client();
+    let (ann, _) = anon.register("ann").await;
+    let group = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "group", "title": "Crash"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_i64()
+        .expect("id");
+    let token = ann.token.clone().expect("token");
+    let (mut ws, _) = Ws::connect_and_resume(&server.base, &token, &[]).await;
+    // Pipeline every send without waiting, then read acks; crash the server mid-stream.
+    for i in 0..SENDS {
+        ws.send(&ClientEvent::Send {
+            conversation_id: group,
+            client_id: format!("crash-{i}"),
+            body: format!("message {i}"),
+        })
+        .await;
+    }
+    let mut acked: HashMap<String, Value> = HashMap::new();
+    let mut killed = false;
+    while let Some(ev) = ws.next_frame().await {
+        if ev["type"] == "ack" {
+            acked.insert(
+                ev["client_id"].as_str().expect("client_id").to_owned(),
+                ev["message"].clone(),
+            );
+            if acked.len() == 100 && !killed {
+                assert!(!server.kill9().success());
+                killed = true;
+            }
+        }
+    }
+    assert!(
+        killed,
+        "the server was killed mid-stream (acks: {})",
+        acked.len()
+    );
+
+    server.restart();
+    let ann = ann.with_base(&server.base);
+    let mut stored: Vec<Value> = Vec::new();
+    let mut before = None::<i64>;
+    loop {
+        let path = match before {
+            Some(b) => format!("/api/conversations/{group}/messages?limit=100&before_seq={b}"),
+            None => format!("/api/conversations/{group}/messages?limit=100"),
+        };
+        let page = ann.get(&path).await.expect(200);
+        let messages = page["messages"].as_array().expect("messages").clone();
+        before = messages.first().map(|m| m["seq"].as_i64().expect("seq"));
+        stored.extend(messages);
+        if page["has_more"] == false {
+            break;
+        }
+    }
+    let by_client_id: HashMap<String, Value> = stored
+        .iter()
+        .map(|m| {
+            (
+                m["client_id"].as_str().expect("client_id").to_owned(),
+                m.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_client_id.len(),
+        stored.len(),
+        "no client_id stored twice"
+    );
+    for (client_id, message) in &acked {
+        assert_eq!(
+            by_client_id.get(client_id),
+            Some(message),
+            "acknowledged {client_id} survived the crash as acknowledged"
+        );
+    }
+    let mut seqs: Vec<i64> = stored
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=i64::try_from(stored.len()).expect("fits")).collect::<Vec<_>>(),
+        "no gaps"
+    );
+
+    // The client retries everything: nothing is duplicated, everything lands once.
+    for i in 0..SENDS {
+        let client_id = format!("crash-{i}");
+        let resp = ann
+            .post(
+                &format!("/api/conversations/{group}/messages"),
+                json!({"body": format!("message {i}"), "client_id": client_id}),
+            )
+            .await;
+        let expected = if by_client_id.contains_key(&client_id) {
+            200
+        } else {
+            201
+        };
+        let message = resp.expect(expected);
+        if let Some(before) = by_client_id.get(&client_id) {
+            assert_eq!(&message, before);
+        }
+    }
+    let conv = ann
+        .get(&format!("/api/conversations/{group}"))
+        .await
+        .expect(200);
+    assert_eq!(conv["last_seq"], i64::try_from(SENDS).expect("fits"));
+    assert!(server.stop().success());
+}
 
 async fn sigterm_stops_gracefully_and_data_survives_restart(backend: Backend) {
     let mut server = TestServer::start(backend).await;

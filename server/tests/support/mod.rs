@@ -165,6 +165,14 @@ impl TestServer {
         self.child = Some(child);
     }
 
+    /// Kills the process with SIGKILL (a crash: no shutdown code runs) and reaps it.
+    pub fn kill9(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, Signal::SIGKILL).expect("SIGKILL");
+        child.wait().expect("wait")
+    }
+
     /// Starts the server again on the same data dir and database (a new port).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server first");
@@ -357,4 +365,150 @@ macro_rules! on_both_backends {
             }
         )*
     };
+}
+
+pub use chatapp_protocol::ClientEvent;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{self, Message, client::IntoClientRequest, http},
+};
+
+/// How long a test waits for an event it expects. Generous: a slow machine only makes
+/// a passing test slower, never a failing one.
+pub const EVENT_WAIT: Duration = Duration::from_secs(30);
+
+/// A WebSocket client speaking the protocol's types.
+pub struct Ws {
+    stream: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    /// The `hello` user.
+    pub hello: Value,
+}
+
+impl Ws {
+    fn ws_url(base: &str) -> String {
+        format!("{}/api/ws", base.replacen("http://", "ws://", 1))
+    }
+
+    /// Connects with a bearer token and reads `hello`.
+    pub async fn connect(base: &str, token: &str) -> Self {
+        Self::connect_with(base, &[("authorization", &format!("Bearer {token}"))])
+            .await
+            .expect("WebSocket handshake")
+    }
+
+    /// Connects with the given headers; the handshake's error when refused.
+    pub async fn connect_with(
+        base: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, tungstenite::Error> {
+        let mut req = Self::ws_url(base).into_client_request()?;
+        for (name, value) in headers {
+            req.headers_mut().insert(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                http::HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req).await?;
+        let mut ws = Self {
+            stream,
+            hello: Value::Null,
+        };
+        let hello = ws.next_json().await;
+        assert_eq!(hello["type"], "hello", "first event is hello: {hello}");
+        ws.hello = hello;
+        Ok(ws)
+    }
+
+    /// Connects and sends `resume` with `cursors`; returns after `synced` with what was replayed.
+    pub async fn connect_and_resume(
+        base: &str,
+        token: &str,
+        cursors: &[(i64, i64)],
+    ) -> (Self, Vec<Value>) {
+        let mut ws = Self::connect(base, token).await;
+        let replayed = ws.resume(cursors).await;
+        (ws, replayed)
+    }
+
+    pub async fn resume(&mut self, cursors: &[(i64, i64)]) -> Vec<Value> {
+        self.send(&ClientEvent::Resume {
+            cursors: cursors.iter().copied().collect(),
+        })
+        .await;
+        let mut replayed = Vec::new();
+        loop {
+            let ev = self.next_json().await;
+            if ev["type"] == "synced" {
+                return replayed;
+            }
+            replayed.push(ev);
+        }
+    }
+
+    pub async fn send(&mut self, event: &ClientEvent) {
+        let text = serde_json::to_string(event).expect("serialize");
+        self.send_raw(Message::text(text)).await;
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.stream.send(message).await.expect("ws send");
+    }
+
+    /// The next event (skipping control frames), as JSON.
+    pub async fn next_json(&mut self) -> Value {
+        match tokio::time::timeout(EVENT_WAIT, self.next_frame()).await {
+            Ok(Some(v)) => v,
+            Ok(None) => panic!("connection closed while waiting for an event"),
+            Err(_) => panic!("no event within {EVENT_WAIT:?}"),
+        }
+    }
+
+    /// The next event as JSON, or `None` when the server closed the connection.
+    pub async fn next_frame(&mut self) -> Option<Value> {
+        loop {
+            match self.stream.next().await? {
+                Ok(Message::Text(text)) => {
+                    return Some(serde_json::from_str(&text).expect("event JSON"));
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next event of type `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let ev = self.next_json().await;
+            if ev["type"] == kind {
+                return ev;
+            }
+        }
+    }
+
+    /// Asserts that nothing is pending: a `ping` is answered by `pong` before any
+    /// other event (the server's per-connection queue is first in, first out).
+    pub async fn expect_quiet(&mut self) {
+        self.expect_quiet_but(&[]).await;
+    }
+
+    /// Like [`Ws::expect_quiet`], but events of the `ignored` types may come first.
+    pub async fn expect_quiet_but(&mut self, ignored: &[&str]) {
+        self.send(&ClientEvent::Ping).await;
+        loop {
+            let ev = self.next_json().await;
+            let kind = ev["type"].as_str().unwrap_or_default();
+            if ignored.contains(&kind) {
+                continue;
+            }
+            assert_eq!(kind, "pong", "unexpected event before pong: {ev}");
+            return;
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+        while let Some(Ok(_)) = self.stream.next().await {}
+    }
 }
