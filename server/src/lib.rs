@@ -224,7 +224,14 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
             tracing::debug!(error = %err, "TCP_NODELAY not set");
         }
     });
-    let state = AppState::new(store, config, secret, Fanout::local());
+    let fanout = match store.backend() {
+        Backend::Postgres => Fanout::postgres(&config.effective_database_url())
+            .await
+            .context("connecting the fan-out between instances")?,
+        Backend::Sqlite => Fanout::local(),
+    };
+    let state = AppState::new(store, config, secret, fanout);
+    state.fanout.start(&state);
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
 
     println!("listening on http://{addr}");
@@ -246,6 +253,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     .await
     .context("serving")?;
     housekeeping.abort();
+    state.fanout.stop().await;
     state.store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -65,6 +65,7 @@ impl AppState {
                     ack: false,
                 };
                 self.hub.send_to_users(&members, &item, origin);
+                self.fanout.delivered(row.conversation_id, row.seq);
             }
             Err(err) => tracing::warn!(error = %err, "cannot route a message"),
         }
@@ -200,10 +201,7 @@ impl AppState {
     /// The user's first connection here opened.
     pub(crate) async fn came_online(&self, user_id: i64) {
         let was_online_elsewhere = self.fanout.online_elsewhere(user_id);
-        self.fanout.notify(Notice::Presence {
-            user_id,
-            online: true,
-        });
+        self.fanout.announce(user_id, true).await;
         if !was_online_elsewhere {
             let last_seen = self
                 .store
@@ -222,10 +220,7 @@ impl AppState {
         if let Err(err) = self.store.set_last_seen(user_id, now).await {
             tracing::warn!(error = %err, "cannot record last seen");
         }
-        self.fanout.notify(Notice::Presence {
-            user_id,
-            online: false,
-        });
+        self.fanout.announce(user_id, false).await;
         if !self.fanout.online_elsewhere(user_id) && !self.hub.is_online(user_id) {
             self.deliver_presence(user_id, false, Some(time_of(now)))
                 .await;

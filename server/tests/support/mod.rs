@@ -108,6 +108,44 @@ impl TestServer {
         .await
     }
 
+    /// Starts a second server process on the PostgreSQL database of `other`.
+    pub async fn start_sharing(other: &TestServer, extra: &[&str]) -> Self {
+        let url = other
+            .database
+            .as_ref()
+            .expect("a PostgreSQL server")
+            .url
+            .clone();
+        let mut args = vec![
+            "--auth-rate-per-account".to_owned(),
+            "1000".to_owned(),
+            "--auth-rate-per-address".to_owned(),
+            "100000".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        args.splice(
+            0..0,
+            [
+                "--data-dir".to_owned(),
+                data_dir.path().display().to_string(),
+                "--database-url".to_owned(),
+                url,
+            ],
+        );
+        let mut server = Self {
+            child: None,
+            base: String::new(),
+            addr: String::new(),
+            backend: Backend::Postgres,
+            data_dir,
+            database: None,
+            args,
+        };
+        server.spawn("127.0.0.1:0");
+        server
+    }
+
     pub async fn start_with(backend: Backend, extra: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let database = match backend {
@@ -140,7 +178,10 @@ impl TestServer {
             .arg(listen)
             .args(&self.args)
             .env_remove("DATABASE_URL")
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("CHATAPP_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,0 +1,161 @@
+//! Several server processes on one PostgreSQL database: messages, presence and changes
+//! cross between them through LISTEN/NOTIFY, and an instance that loses its listening
+//! connection reconnects and catches up.
+
+mod support;
+
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+use support::{Backend, ClientEvent, TestServer, Ws};
+
+async fn two_instances() -> (TestServer, TestServer) {
+    let a = TestServer::start(Backend::Postgres).await;
+    let b = TestServer::start_sharing(&a, &[]).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_and_presence_cross_between_instances() {
+    let (a, b) = two_instances().await;
+    let (ann, ann_id) = a.client().register("ann").await;
+    let (ben, ben_id) = b.client().register("ben").await;
+    let conv = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "group", "title": "two", "member_ids": [ben_id]}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_i64()
+        .expect("id");
+    let ann_token = ann.token.clone().expect("token");
+    let ben_token = ben.token.clone().expect("token");
+
+    // ben on B; ann comes online on A: B tells ben, and B's REST says so.
+    let (mut ben_ws, _) = Ws::connect_and_resume(&b.base, &ben_token, &[]).await;
+    let (mut ann_ws, _) = Ws::connect_and_resume(&a.base, &ann_token, &[]).await;
+    let online = ben_ws.next_of("presence").await;
+    assert_eq!(online["user_id"], ann_id);
+    assert_eq!(online["online"], true);
+    let on_b = ben.with_base(&b.base);
+    assert_eq!(
+        on_b.get(&format!("/api/users/{ann_id}")).await.expect(200)["online"],
+        true
+    );
+
+    // A message sent on A reaches ben on B, once.
+    ann_ws
+        .send(&ClientEvent::Send {
+            conversation_id: conv,
+            client_id: "x1".into(),
+            body: "across".into(),
+        })
+        .await;
+    let ack = ann_ws.next_of("ack").await;
+    let got = ben_ws.next_of("message").await;
+    assert_eq!(got["message"], ack["message"]);
+    // And back: a REST send on B reaches ann on A.
+    let sent = on_b
+        .post(
+            &format!("/api/conversations/{conv}/messages"),
+            json!({"body": "back"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(ann_ws.next_of("message").await["message"], sent);
+    ben_ws.next_of("message").await;
+
+    // Typing, read and renames cross too.
+    ann_ws
+        .send(&ClientEvent::Typing {
+            conversation_id: conv,
+        })
+        .await;
+    assert_eq!(ben_ws.next_of("typing").await["user_id"], ann_id);
+    // (ben's own send moved his read position already; ann has read only her own)
+    ann_ws
+        .send(&ClientEvent::Read {
+            conversation_id: conv,
+            seq: 2,
+        })
+        .await;
+    let read = ben_ws.next_of("read").await;
+    assert_eq!(
+        (read["user_id"].as_i64(), read["seq"].as_i64()),
+        (Some(ann_id), Some(2))
+    );
+    ann.patch(
+        &format!("/api/conversations/{conv}"),
+        json!({"title": "renamed"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        ben_ws.next_of("conversation").await["conversation"]["title"],
+        "renamed"
+    );
+    ben_ws.expect_quiet().await;
+
+    // ann leaves A: ben on B hears she went offline.
+    ann_ws.close().await;
+    let offline = ben_ws.next_of("presence").await;
+    assert_eq!(offline["online"], false);
+    assert!(offline["last_seen"].is_string());
+    assert_eq!(
+        on_b.get(&format!("/api/users/{ann_id}")).await.expect(200)["online"],
+        false
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_loses_its_listener_reconnects_and_catches_up() {
+    let (a, b) = two_instances().await;
+    let (ann, _) = a.client().register("ann").await;
+    let (ben, ben_id) = b.client().register("ben").await;
+    let conv = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "group", "title": "two", "member_ids": [ben_id]}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_i64()
+        .expect("id");
+    let (mut ben_ws, _) =
+        Ws::connect_and_resume(&b.base, ben.token.as_deref().expect("token"), &[]).await;
+    let path = format!("/api/conversations/{conv}/messages");
+    ann.post(&path, json!({"body": "before"})).await.expect(201);
+    assert_eq!(ben_ws.next_of("message").await["message"]["seq"], 1);
+
+    // Cut every listening connection of this database (both instances').
+    let db = &a.database.as_ref().expect("database").name;
+    let mut admin = PgConnection::connect(&support::postgres_admin_url())
+        .await
+        .expect("admin");
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = 'chatapp-listener'",
+    )
+    .bind(db)
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate");
+    assert_eq!(
+        killed.len(),
+        2,
+        "each instance had one listening connection"
+    );
+
+    // Sent while B may still be reconnecting: B catches up, in order, once.
+    for i in 2..=4 {
+        ann.post(&path, json!({"body": format!("during {i}")}))
+            .await
+            .expect(201);
+    }
+    for seq in 2..=4 {
+        assert_eq!(ben_ws.next_of("message").await["message"]["seq"], seq);
+    }
+    ann.post(&path, json!({"body": "after"})).await.expect(201);
+    assert_eq!(ben_ws.next_of("message").await["message"]["seq"], 5);
+    ben_ws.expect_quiet().await;
+}
