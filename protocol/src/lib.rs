@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+pub use time::OffsetDateTime;
 
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;

@@ -1,0 +1,213 @@
+//! The generator's side of a connection: connect (TCP_NODELAY), start live delivery,
+//! send at a fixed rate with the send time in the body, and record delivery latency.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use chatapp_protocol::ClientEvent;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+use tokio::{net::TcpStream, sync::watch};
+use tokio_tungstenite::{
+    WebSocketStream, client_async,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Where connections go.
+#[derive(Clone)]
+pub enum Target {
+    /// chatapp-server: Bearer token; `hello`, then `resume {}` → `synced`.
+    Server { addr: String },
+    /// The bare relay: user and group in the query string; no handshake events.
+    Relay { addr: String },
+}
+
+impl Target {
+    pub fn addr(&self) -> &str {
+        match self {
+            Self::Server { addr } | Self::Relay { addr } => addr,
+        }
+    }
+}
+
+/// Opens a connection ready for live delivery.
+pub async fn connect(target: &Target, token: &str, user: i64, group: i64) -> anyhow::Result<Ws> {
+    let tcp = TcpStream::connect(target.addr()).await?;
+    tcp.set_nodelay(true)?;
+    let url = match target {
+        Target::Server { addr } => format!("ws://{addr}/api/ws"),
+        Target::Relay { addr } => format!("ws://{addr}/api/ws?user={user}&group={group}"),
+    };
+    let mut req = url.into_client_request()?;
+    if let Target::Server { .. } = target {
+        req.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+    }
+    let (mut ws, _) = client_async(req, tcp).await?;
+    if let Target::Server { .. } = target {
+        wait_for(&mut ws, "hello").await?;
+        let resume = serde_json::to_string(&ClientEvent::Resume {
+            cursors: Default::default(),
+        })?;
+        ws.send(Message::text(resume)).await?;
+        wait_for(&mut ws, "synced").await?;
+    }
+    Ok(ws)
+}
+
+#[derive(Deserialize)]
+struct Light<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow)]
+    message: Option<LightMessage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct LightMessage<'a> {
+    #[serde(borrow)]
+    body: &'a str,
+}
+
+async fn wait_for(ws: &mut Ws, kind: &str) -> anyhow::Result<()> {
+    let deadline = Duration::from_secs(60);
+    loop {
+        let frame = tokio::time::timeout(deadline, ws.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no {kind} within {deadline:?}"))?
+            .ok_or_else(|| anyhow::anyhow!("closed before {kind}"))??;
+        if let Message::Text(text) = frame {
+            let ev: Light<'_> = serde_json::from_str(&text)?;
+            if ev.kind == kind {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One load step, as seen by every connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    /// Sends per second from this connection (0: none).
+    pub per_conn_rate: f64,
+    /// Sending starts.
+    pub start: Instant,
+    /// Latencies of messages sent from here on are recorded…
+    pub measure_from: Instant,
+    /// …until here, when sending stops.
+    pub end: Instant,
+}
+
+pub struct Stats {
+    /// Send → receipt at each other member, µs.
+    pub delivery: Histogram<u64>,
+    /// Send → ack at the sender, µs.
+    pub ack: Histogram<u64>,
+    pub errors: u64,
+    pub disconnects: u64,
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Self {
+            delivery: Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"),
+            ack: Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"),
+            errors: 0,
+            disconnects: 0,
+        }
+    }
+
+    pub fn add(&mut self, other: &Stats) {
+        let _ = self.delivery.add(&other.delivery);
+        let _ = self.ack.add(&other.ack);
+        self.errors += other.errors;
+        self.disconnects += other.disconnects;
+    }
+}
+
+/// Drives one connection through the steps it is given until `steps` closes.
+pub async fn drive(
+    mut ws: Ws,
+    conversation_id: i64,
+    epoch: Instant,
+    mut steps: watch::Receiver<Option<Step>>,
+    stats: Arc<Mutex<Stats>>,
+    phase: f64,
+) {
+    let mut counter: u64 = 0;
+    let mut next_send: Option<Instant> = None;
+    let mut step: Option<Step> = None;
+    let mut window = (0u64, 0u64);
+    loop {
+        let sleep_until = next_send.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            changed = steps.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                step = *steps.borrow_and_update();
+                next_send = step.filter(|s| s.per_conn_rate > 0.0).map(|s| {
+                    s.start + Duration::from_secs_f64(phase / s.per_conn_rate)
+                });
+                if let Some(s) = step {
+                    window = (micros(epoch, s.measure_from), micros(epoch, s.end));
+                }
+            }
+            () = tokio::time::sleep_until(sleep_until.into()) => {
+                let Some(s) = step else { next_send = None; continue };
+                let now = Instant::now();
+                if now >= s.end {
+                    next_send = None;
+                    continue;
+                }
+                counter += 1;
+                let frame = serde_json::to_string(&ClientEvent::Send {
+                    conversation_id,
+                    client_id: format!("c{counter}"),
+                    body: micros(epoch, now).to_string(),
+                })
+                .unwrap_or_default();
+                if ws.send(Message::text(frame)).await.is_err() {
+                    lock(&stats).disconnects += 1;
+                    return;
+                }
+                next_send = Some(sleep_until + Duration::from_secs_f64(1.0 / s.per_conn_rate));
+            }
+            frame = ws.next() => {
+                let Some(Ok(frame)) = frame else {
+                    lock(&stats).disconnects += 1;
+                    return;
+                };
+                let Message::Text(text) = frame else { continue };
+                let now = micros(epoch, Instant::now());
+                let Ok(ev) = serde_json::from_str::<Light<'_>>(&text) else { continue };
+                let sent = ev.message.and_then(|m| m.body.parse::<u64>().ok());
+                match (ev.kind, sent) {
+                    ("message", Some(sent)) if sent >= window.0 && sent < window.1 => {
+                        let _ = lock(&stats).delivery.record(now.saturating_sub(sent).max(1));
+                    }
+                    ("ack", Some(sent)) if sent >= window.0 && sent < window.1 => {
+                        let _ = lock(&stats).ack.record(now.saturating_sub(sent).max(1));
+                    }
+                    ("error", _) => lock(&stats).errors += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn micros(epoch: Instant, t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX)
+}
+
+pub fn lock(stats: &Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
+    stats.lock().unwrap_or_else(|e| e.into_inner())
+}
