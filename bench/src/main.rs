@@ -299,17 +299,30 @@ impl Server {
     }
 
     async fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-        if let Some((admin, name)) = &self.database {
+        self.terminate();
+        if let Some((admin, name)) = self.database.take() {
             let _ = admin_sql(
-                admin,
+                &admin,
                 &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
             )
             .await;
         }
+    }
+
+    /// SIGTERM and wait (also on the error path, so no server outlives the run).
+    fn terminate(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .arg(self.child.id().to_string())
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.terminate();
     }
 }
 
@@ -353,7 +366,7 @@ async fn setup(server: &Server, users: usize, group_size: usize) -> anyhow::Resu
             async move {
                 let resp: Value = http
                     .post(format!("{base}/api/auth/register"))
-                    .json(&json!({"username": format!("u{i}"), "email": format!("u{i}@bench.example.org"), "password": "bench-password"}))
+                    .json(&json!({"username": format!("user{i}"), "email": format!("user{i}@bench.example.org"), "password": "bench-password"}))
                     .send()
                     .await?
                     .error_for_status()?

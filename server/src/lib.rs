@@ -253,6 +253,11 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     .await
     .context("serving")?;
     housekeeping.abort();
+    // Let the closing WebSockets record their users' last_seen before storage closes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while state.hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     state.fanout.stop().await;
     state.store.close().await;
     tracing::info!("stopped");

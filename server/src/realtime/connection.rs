@@ -103,14 +103,16 @@ async fn run(state: AppState, user: UserRow, socket: WebSocket) {
                 .allow_burst(state.config.ws_frames_burst),
         ),
     };
-    tokio::select! {
-        () = reader.run(stream, kill.clone()) => {}
-        _ = &mut write_task => {}
-    }
+    let writer_done = tokio::select! {
+        () = reader.run(stream, kill.clone()) => false,
+        _ = &mut write_task => true,
+    };
     kill.cancel();
-    if tokio::time::timeout(Duration::from_secs(2), &mut write_task)
-        .await
-        .is_err()
+    // Give the writer a moment to send its close frame (never poll a finished task again).
+    if !writer_done
+        && tokio::time::timeout(Duration::from_secs(2), &mut write_task)
+            .await
+            .is_err()
     {
         write_task.abort();
     }

@@ -3,7 +3,9 @@
 use chatapp_protocol::MessageKind;
 use sqlx::{AnyConnection, FromRow};
 
-use super::{Store, StoreError, StoreResult, is_unique_violation, now_ms};
+use std::collections::{HashMap, HashSet};
+
+use super::{Store, StoreError, StoreResult, is_unique_violation, now_ms, placeholders};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct MessageRow {
@@ -55,19 +57,9 @@ impl Store {
         let Some(client_id) = new.client_id else {
             return Ok(None);
         };
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = $1 AND client_id = $2"
-        );
-        let existing = sqlx::query_as::<_, MessageRow>(&sql)
-            .bind(new.sender_id)
-            .bind(client_id)
-            .fetch_optional(&self.write)
-            .await?;
-        match existing {
-            Some(row) if row.conversation_id != new.conversation_id => Err(StoreError::Conflict(
-                "client_id_reused",
-                "this client_id was already used for a message in another conversation",
-            )),
+        let mut conn = self.write.acquire().await?;
+        match select_by_client_id(&mut conn, new.sender_id, client_id).await? {
+            Some(row) if row.conversation_id != new.conversation_id => Err(client_id_reused()),
             other => Ok(other),
         }
     }
@@ -101,49 +93,225 @@ impl Store {
         }
     }
 
+    /// The batch in five statements, whatever its size: find replayed `client_id`s,
+    /// check memberships, allocate seqs per conversation, insert the messages, move the
+    /// senders' read positions.
     async fn insert_batch_tx(
         &self,
         batch: &[NewMessage<'_>],
     ) -> StoreResult<Vec<StoreResult<(MessageRow, bool)>>> {
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by_key(|&i| batch[i].conversation_id);
         let mut results: Vec<Option<StoreResult<(MessageRow, bool)>>> =
             (0..batch.len()).map(|_| None).collect();
-        // (sender, client_id) → index of the first item in this batch that used it.
-        let mut seen: std::collections::HashMap<(i64, &str), usize> = Default::default();
         let now = now_ms();
         let mut tx = self.write.begin().await?;
-        for &i in &order {
-            let new = &batch[i];
-            if let Some(client_id) = new.client_id {
-                if let Some(&first) = seen.get(&(new.sender_id, client_id)) {
-                    results[i] = Some(match &results[first] {
-                        Some(Ok((row, _))) if row.conversation_id == new.conversation_id => {
-                            Ok((row.clone(), false))
-                        }
-                        Some(Ok(_)) => Err(client_id_reused()),
-                        _ => Err(StoreError::NotFound),
-                    });
-                    continue;
+
+        // 1. Messages already stored under these (sender, client_id) pairs.
+        let keyed: Vec<(i64, &str)> = batch
+            .iter()
+            .filter_map(|m| m.client_id.map(|c| (m.sender_id, c)))
+            .collect();
+        let mut stored: HashMap<(i64, String), MessageRow> = HashMap::new();
+        if !keyed.is_empty() {
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE {}",
+                or_pairs("sender_id", "client_id", keyed.len(), 1)
+            );
+            let mut query = sqlx::query_as::<_, MessageRow>(&sql);
+            for (sender, client_id) in &keyed {
+                query = query.bind(*sender).bind(*client_id);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                if let Some(client_id) = row.client_id.clone() {
+                    stored.insert((row.sender_id, client_id), row);
                 }
-                seen.insert((new.sender_id, client_id), i);
-                let existing = select_by_client_id(&mut tx, new.sender_id, client_id).await?;
-                if let Some(row) = existing {
+            }
+        }
+        // Which items are new; a repeat within the batch refers to its first occurrence.
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
+        let mut first: HashMap<(i64, &str), usize> = HashMap::new();
+        for (i, new) in batch.iter().enumerate() {
+            if let Some(client_id) = new.client_id {
+                if let Some(row) = stored.get(&(new.sender_id, client_id.to_owned())) {
                     results[i] = Some(if row.conversation_id == new.conversation_id {
-                        Ok((row, false))
+                        Ok((row.clone(), false))
                     } else {
                         Err(client_id_reused())
                     });
                     continue;
                 }
+                if let Some(&j) = first.get(&(new.sender_id, client_id)) {
+                    repeats.push((i, j));
+                    continue;
+                }
+                first.insert((new.sender_id, client_id), i);
             }
-            results[i] = Some(match insert_in(&mut tx, new, now).await {
-                Ok(row) => Ok((row, true)),
-                Err(StoreError::NotFound) => Err(StoreError::NotFound),
-                Err(other) => return Err(other),
+            fresh.push(i);
+        }
+
+        // 2. Only members may send.
+        let mut pairs: Vec<(i64, i64)> = fresh
+            .iter()
+            .map(|&i| (batch[i].conversation_id, batch[i].sender_id))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        if !pairs.is_empty() {
+            let sql = format!(
+                "SELECT conversation_id, user_id FROM members WHERE {}",
+                or_pairs("conversation_id", "user_id", pairs.len(), 1)
+            );
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+            for (conversation, user) in &pairs {
+                query = query.bind(*conversation).bind(*user);
+            }
+            let members: HashSet<(i64, i64)> =
+                query.fetch_all(&mut *tx).await?.into_iter().collect();
+            fresh.retain(|&i| {
+                let ok = members.contains(&(batch[i].conversation_id, batch[i].sender_id));
+                if !ok {
+                    results[i] = Some(Err(StoreError::NotFound));
+                }
+                ok
             });
+            pairs.retain(|p| members.contains(p));
+        }
+
+        if !fresh.is_empty() {
+            // 3. Seqs: each conversation's counter moves by its number of new messages
+            //    (row-locked on PostgreSQL until commit).
+            let mut counts: Vec<(i64, i64)> = Vec::new();
+            for &i in &fresh {
+                let c = batch[i].conversation_id;
+                match counts.iter_mut().find(|(id, _)| *id == c) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((c, 1)),
+                }
+            }
+            counts.sort_unstable();
+            let cases: String = (0..counts.len())
+                .map(|k| format!(" WHEN ${} THEN ${}", 2 * k + 2, 2 * k + 3))
+                .collect();
+            let ids = placeholders(2 * counts.len() + 2, counts.len());
+            let sql = format!(
+                "UPDATE conversations SET last_seq = last_seq + CASE id{cases} END, last_activity_at = $1 \
+                 WHERE id IN ({ids}) RETURNING id, last_seq"
+            );
+            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(now);
+            for (id, n) in &counts {
+                query = query.bind(*id).bind(*n);
+            }
+            for (id, _) in &counts {
+                query = query.bind(*id);
+            }
+            let mut next: HashMap<i64, i64> = HashMap::new();
+            for (id, last) in query.fetch_all(&mut *tx).await? {
+                let n = counts.iter().find(|(c, _)| *c == id).map_or(0, |(_, n)| *n);
+                next.insert(id, last - n + 1);
+            }
+            let mut seqs = Vec::with_capacity(fresh.len());
+            for &i in &fresh {
+                let slot = next
+                    .get_mut(&batch[i].conversation_id)
+                    .ok_or(StoreError::NotFound)?;
+                seqs.push(*slot);
+                *slot += 1;
+            }
+
+            // 4. The messages, in one statement.
+            let values: Vec<String> = (0..fresh.len())
+                .map(|k| {
+                    let b = 7 * k;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at) \
+                 VALUES {} RETURNING {MESSAGE_COLUMNS}",
+                values.join(", ")
+            );
+            let mut query = sqlx::query_as::<_, MessageRow>(&sql);
+            for (k, &i) in fresh.iter().enumerate() {
+                let new = &batch[i];
+                query = query
+                    .bind(new.conversation_id)
+                    .bind(seqs[k])
+                    .bind(new.sender_id)
+                    .bind(new.kind.as_str())
+                    .bind(new.body)
+                    .bind(new.client_id)
+                    .bind(now);
+            }
+            let mut inserted: HashMap<(i64, i64), MessageRow> = query
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|row| ((row.conversation_id, row.seq), row))
+                .collect();
+            // 5. Sending implies having read everything up to one's own (last) message.
+            let mut read: HashMap<(i64, i64), i64> = HashMap::new();
+            for (k, &i) in fresh.iter().enumerate() {
+                let key = (batch[i].conversation_id, batch[i].sender_id);
+                let seq = read.entry(key).or_insert(seqs[k]);
+                *seq = (*seq).max(seqs[k]);
+            }
+            let read: Vec<((i64, i64), i64)> = read.into_iter().collect();
+            let cases: String = (0..read.len())
+                .map(|k| {
+                    format!(
+                        " WHEN conversation_id = ${} AND user_id = ${} THEN ${}",
+                        3 * k + 1,
+                        3 * k + 2,
+                        3 * k + 3
+                    )
+                })
+                .collect();
+            let conds: Vec<String> = (0..read.len())
+                .map(|k| {
+                    format!(
+                        "(conversation_id = ${} AND user_id = ${})",
+                        3 * k + 1,
+                        3 * k + 2
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "UPDATE members SET last_read_seq = CASE{cases} ELSE last_read_seq END WHERE {}",
+                conds.join(" OR ")
+            );
+            let mut query = sqlx::query(&sql);
+            for ((conversation, user), seq) in &read {
+                query = query.bind(*conversation).bind(*user).bind(*seq);
+            }
+            query.execute(&mut *tx).await?;
+
+            for (k, &i) in fresh.iter().enumerate() {
+                let row = inserted
+                    .remove(&(batch[i].conversation_id, seqs[k]))
+                    .ok_or(StoreError::NotFound)?;
+                results[i] = Some(Ok((row, true)));
+            }
         }
         tx.commit().await?;
+
+        for (i, j) in repeats {
+            results[i] = Some(match &results[j] {
+                Some(Ok((row, _))) if row.conversation_id == batch[i].conversation_id => {
+                    Ok((row.clone(), false))
+                }
+                Some(Ok(_)) => Err(client_id_reused()),
+                _ => Err(StoreError::NotFound),
+            });
+        }
         Ok(results
             .into_iter()
             .map(|r| r.unwrap_or(Err(StoreError::NotFound)))
@@ -278,4 +446,18 @@ async fn insert_in(
     .execute(&mut *conn)
     .await?;
     Ok(row)
+}
+
+/// `(a = $n AND b = $n+1) OR (a = $n+2 AND b = $n+3) OR …` for `count` pairs.
+fn or_pairs(a: &str, b: &str, count: usize, first: usize) -> String {
+    (0..count)
+        .map(|k| {
+            format!(
+                "({a} = ${} AND {b} = ${})",
+                first + 2 * k,
+                first + 2 * k + 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
 }

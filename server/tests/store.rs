@@ -1,0 +1,139 @@
+//! The storage interface directly, on SQLite and PostgreSQL: the group-commit batch
+//! answers each message exactly as a single insert would.
+
+mod support;
+
+use chatapp_protocol::MessageKind;
+use chatapp_server::store::{NewMessage, NewUser, Store, StoreError};
+use support::{Backend, TestDatabase};
+
+on_both_backends!(batch_insert_answers_each_message_like_a_single_insert);
+
+async fn open(backend: Backend) -> (Store, Option<TestDatabase>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    match backend {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}", dir.path().join("t.db").display());
+            (Store::connect(&url).await.expect("sqlite"), None, dir)
+        }
+        Backend::Postgres => {
+            let db = TestDatabase::create().await;
+            (
+                Store::connect(&db.url).await.expect("postgres"),
+                Some(db),
+                dir,
+            )
+        }
+    }
+}
+
+fn text<'a>(
+    conversation_id: i64,
+    sender_id: i64,
+    body: &'a str,
+    client_id: Option<&'a str>,
+) -> NewMessage<'a> {
+    NewMessage {
+        conversation_id,
+        sender_id,
+        kind: MessageKind::Text,
+        body,
+        client_id,
+    }
+}
+
+async fn batch_insert_answers_each_message_like_a_single_insert(backend: Backend) {
+    let (store, _db, _dir) = open(backend).await;
+    let mut ids = Vec::new();
+    for name in ["ann", "ben", "eve"] {
+        let user = store
+            .create_user(NewUser {
+                username: name,
+                email: &format!("{name}@example.org"),
+                display_name: name,
+                password_hash: "x",
+            })
+            .await
+            .expect("user");
+        ids.push(user.id);
+    }
+    let (ann, ben, eve) = (ids[0], ids[1], ids[2]);
+    let g1 = store.create_group(ann, "one", &[ben]).await.expect("group");
+    let g2 = store.create_group(ben, "two", &[ann]).await.expect("group");
+    let (first, _) = store
+        .insert_message(&text(g1, ann, "earlier", Some("old")))
+        .await
+        .expect("insert");
+
+    let batch = [
+        text(g1, ann, "a", Some("k1")),
+        text(g2, ben, "b", None),
+        text(g1, ben, "c", Some("k1")), // same client_id, other sender: new
+        text(g1, ann, "a again", Some("k1")), // repeat within the batch
+        text(g1, eve, "intruder", None), // not a member
+        text(g1, ann, "retry", Some("old")), // stored before the batch
+        text(g2, ann, "reused", Some("old")), // client_id used in another conversation
+        text(g2, ben, "d", None),
+        text(g1, ann, "e", None),
+    ];
+    let results = store.insert_messages(&batch).await;
+    let seq = |i: usize| match &results[i] {
+        Ok((row, created)) => (row.conversation_id, row.seq, *created),
+        Err(err) => panic!("item {i}: {err}"),
+    };
+    assert_eq!(seq(0), (g1, 2, true));
+    assert_eq!(seq(1), (g2, 1, true));
+    assert_eq!(seq(2), (g1, 3, true));
+    assert_eq!(seq(3), (g1, 2, false));
+    assert!(matches!(results[4], Err(StoreError::NotFound)));
+    match &results[5] {
+        Ok((row, false)) => assert_eq!(row.id, first.id),
+        other => panic!("expected the stored message, got {other:?}"),
+    }
+    assert!(matches!(
+        results[6],
+        Err(StoreError::Conflict("client_id_reused", _))
+    ));
+    assert_eq!(seq(7), (g2, 2, true));
+    assert_eq!(seq(8), (g1, 4, true));
+
+    // Stored exactly that; seqs gapless; senders' read positions moved to their last.
+    let (rows, _) = store.history(g1, None, 100).await.expect("history");
+    let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(bodies, ["earlier", "a", "c", "e"]);
+    let (rows, _) = store.history(g2, None, 100).await.expect("history");
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        store
+            .membership(g1, ann)
+            .await
+            .expect("member")
+            .last_read_seq,
+        4
+    );
+    assert_eq!(
+        store
+            .membership(g1, ben)
+            .await
+            .expect("member")
+            .last_read_seq,
+        3
+    );
+    assert_eq!(
+        store
+            .membership(g2, ben)
+            .await
+            .expect("member")
+            .last_read_seq,
+        2
+    );
+    assert_eq!(
+        store
+            .membership(g2, ann)
+            .await
+            .expect("member")
+            .last_read_seq,
+        0
+    );
+    store.close().await;
+}
