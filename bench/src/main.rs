@@ -247,7 +247,10 @@ impl Server {
                     "--ws-frames-burst",
                     "1000",
                 ])
-                .env("RUST_LOG", "warn");
+                .env(
+                    "RUST_LOG",
+                    std::env::var("CHATAPP_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+                );
             if backend == Backend::Postgres {
                 let name = format!("chatapp_bench_{}", std::process::id());
                 admin_sql(

@@ -74,11 +74,17 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 client_id: job.message.client_id.as_deref(),
             })
             .collect();
+        let started = std::time::Instant::now();
         let results = if batch.len() == 1 {
             vec![store.insert_message(&batch[0]).await]
         } else {
             store.insert_messages(&batch).await
         };
+        tracing::debug!(
+            size = batch.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "batch stored"
+        );
         drop(batch);
         for (job, result) in jobs.drain(..).zip(results) {
             let _ = job.reply.send(result);

@@ -93,9 +93,10 @@ impl Store {
         }
     }
 
-    /// The batch in five statements, whatever its size: find replayed `client_id`s,
-    /// check memberships, allocate seqs per conversation, insert the messages, move the
-    /// senders' read positions.
+    /// The batch in a handful of statements whatever its size: find replayed
+    /// `client_id`s, check memberships, allocate seqs per conversation, insert the
+    /// messages, move the senders' read positions. Lists are cut into chunks of a few
+    /// fixed sizes so the statements' texts repeat and stay prepared.
     async fn insert_batch_tx(
         &self,
         batch: &[NewMessage<'_>],
@@ -111,13 +112,13 @@ impl Store {
             .filter_map(|m| m.client_id.map(|c| (m.sender_id, c)))
             .collect();
         let mut stored: HashMap<(i64, String), MessageRow> = HashMap::new();
-        if !keyed.is_empty() {
+        for chunk in fixed_chunks(&keyed) {
             let sql = format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages WHERE {}",
-                or_pairs("sender_id", "client_id", keyed.len(), 1)
+                or_pairs("sender_id", "client_id", chunk.len())
             );
             let mut query = sqlx::query_as::<_, MessageRow>(&sql);
-            for (sender, client_id) in &keyed {
+            for (sender, client_id) in chunk {
                 query = query.bind(*sender).bind(*client_id);
             }
             for row in query.fetch_all(&mut *tx).await? {
@@ -156,30 +157,29 @@ impl Store {
             .collect();
         pairs.sort_unstable();
         pairs.dedup();
-        if !pairs.is_empty() {
+        let mut members: HashSet<(i64, i64)> = HashSet::new();
+        for chunk in fixed_chunks(&pairs) {
             let sql = format!(
                 "SELECT conversation_id, user_id FROM members WHERE {}",
-                or_pairs("conversation_id", "user_id", pairs.len(), 1)
+                or_pairs("conversation_id", "user_id", chunk.len())
             );
             let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
-            for (conversation, user) in &pairs {
+            for (conversation, user) in chunk {
                 query = query.bind(*conversation).bind(*user);
             }
-            let members: HashSet<(i64, i64)> =
-                query.fetch_all(&mut *tx).await?.into_iter().collect();
-            fresh.retain(|&i| {
-                let ok = members.contains(&(batch[i].conversation_id, batch[i].sender_id));
-                if !ok {
-                    results[i] = Some(Err(StoreError::NotFound));
-                }
-                ok
-            });
-            pairs.retain(|p| members.contains(p));
+            members.extend(query.fetch_all(&mut *tx).await?);
         }
+        fresh.retain(|&i| {
+            let ok = members.contains(&(batch[i].conversation_id, batch[i].sender_id));
+            if !ok {
+                results[i] = Some(Err(StoreError::NotFound));
+            }
+            ok
+        });
 
         if !fresh.is_empty() {
             // 3. Seqs: each conversation's counter moves by its number of new messages
-            //    (row-locked on PostgreSQL until commit).
+            //    (row-locked on PostgreSQL until commit; conversations in id order).
             let mut counts: Vec<(i64, i64)> = Vec::new();
             for &i in &fresh {
                 let c = batch[i].conversation_id;
@@ -189,25 +189,27 @@ impl Store {
                 }
             }
             counts.sort_unstable();
-            let cases: String = (0..counts.len())
-                .map(|k| format!(" WHEN ${} THEN ${}", 2 * k + 2, 2 * k + 3))
-                .collect();
-            let ids = placeholders(2 * counts.len() + 2, counts.len());
-            let sql = format!(
-                "UPDATE conversations SET last_seq = last_seq + CASE id{cases} END, last_activity_at = $1 \
-                 WHERE id IN ({ids}) RETURNING id, last_seq"
-            );
-            let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(now);
-            for (id, n) in &counts {
-                query = query.bind(*id).bind(*n);
-            }
-            for (id, _) in &counts {
-                query = query.bind(*id);
-            }
             let mut next: HashMap<i64, i64> = HashMap::new();
-            for (id, last) in query.fetch_all(&mut *tx).await? {
-                let n = counts.iter().find(|(c, _)| *c == id).map_or(0, |(_, n)| *n);
-                next.insert(id, last - n + 1);
+            for chunk in fixed_chunks(&counts) {
+                let cases: String = (0..chunk.len())
+                    .map(|k| format!(" WHEN ${} THEN ${}", 2 * k + 2, 2 * k + 3))
+                    .collect();
+                let ids = placeholders(2 * chunk.len() + 2, chunk.len());
+                let sql = format!(
+                    "UPDATE conversations SET last_seq = last_seq + CASE id{cases} END, \
+                     last_activity_at = $1 WHERE id IN ({ids}) RETURNING id, last_seq"
+                );
+                let mut query = sqlx::query_as::<_, (i64, i64)>(&sql).bind(now);
+                for (id, n) in chunk {
+                    query = query.bind(*id).bind(*n);
+                }
+                for (id, _) in chunk {
+                    query = query.bind(*id);
+                }
+                for (id, last) in query.fetch_all(&mut *tx).await? {
+                    let n = chunk.iter().find(|(c, _)| *c == id).map_or(0, |(_, n)| *n);
+                    next.insert(id, last - n + 1);
+                }
             }
             let mut seqs = Vec::with_capacity(fresh.len());
             for &i in &fresh {
@@ -218,85 +220,82 @@ impl Store {
                 *slot += 1;
             }
 
-            // 4. The messages, in one statement.
-            let values: Vec<String> = (0..fresh.len())
-                .map(|k| {
-                    let b = 7 * k;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at) \
-                 VALUES {} RETURNING {MESSAGE_COLUMNS}",
-                values.join(", ")
-            );
-            let mut query = sqlx::query_as::<_, MessageRow>(&sql);
-            for (k, &i) in fresh.iter().enumerate() {
-                let new = &batch[i];
-                query = query
-                    .bind(new.conversation_id)
-                    .bind(seqs[k])
-                    .bind(new.sender_id)
-                    .bind(new.kind.as_str())
-                    .bind(new.body)
-                    .bind(new.client_id)
-                    .bind(now);
+            // 4. The messages.
+            let items: Vec<(usize, i64)> =
+                fresh.iter().copied().zip(seqs.iter().copied()).collect();
+            let mut inserted: HashMap<(i64, i64), MessageRow> = HashMap::new();
+            for chunk in fixed_chunks(&items) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|k| {
+                        let p: Vec<String> = (1..=7).map(|j| format!("${}", 7 * k + j)).collect();
+                        format!("({})", p.join(", "))
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, \
+                     created_at) VALUES {} RETURNING {MESSAGE_COLUMNS}",
+                    values.join(", ")
+                );
+                let mut query = sqlx::query_as::<_, MessageRow>(&sql);
+                for &(i, seq) in chunk {
+                    let new = &batch[i];
+                    query = query
+                        .bind(new.conversation_id)
+                        .bind(seq)
+                        .bind(new.sender_id)
+                        .bind(new.kind.as_str())
+                        .bind(new.body)
+                        .bind(new.client_id)
+                        .bind(now);
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    inserted.insert((row.conversation_id, row.seq), row);
+                }
             }
-            let mut inserted: HashMap<(i64, i64), MessageRow> = query
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|row| ((row.conversation_id, row.seq), row))
-                .collect();
+
             // 5. Sending implies having read everything up to one's own (last) message.
             let mut read: HashMap<(i64, i64), i64> = HashMap::new();
-            for (k, &i) in fresh.iter().enumerate() {
+            for &(i, seq) in &items {
                 let key = (batch[i].conversation_id, batch[i].sender_id);
-                let seq = read.entry(key).or_insert(seqs[k]);
-                *seq = (*seq).max(seqs[k]);
+                let entry = read.entry(key).or_insert(seq);
+                *entry = (*entry).max(seq);
             }
-            let read: Vec<((i64, i64), i64)> = read.into_iter().collect();
-            let cases: String = (0..read.len())
-                .map(|k| {
-                    format!(
-                        " WHEN conversation_id = ${} AND user_id = ${} THEN ${}",
-                        3 * k + 1,
-                        3 * k + 2,
-                        3 * k + 3
-                    )
-                })
-                .collect();
-            let conds: Vec<String> = (0..read.len())
-                .map(|k| {
-                    format!(
-                        "(conversation_id = ${} AND user_id = ${})",
-                        3 * k + 1,
-                        3 * k + 2
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "UPDATE members SET last_read_seq = CASE{cases} ELSE last_read_seq END WHERE {}",
-                conds.join(" OR ")
-            );
-            let mut query = sqlx::query(&sql);
-            for ((conversation, user), seq) in &read {
-                query = query.bind(*conversation).bind(*user).bind(*seq);
+            let mut read: Vec<((i64, i64), i64)> = read.into_iter().collect();
+            read.sort_unstable();
+            for chunk in fixed_chunks(&read) {
+                let cases: String = (0..chunk.len())
+                    .map(|k| {
+                        format!(
+                            " WHEN conversation_id = ${} AND user_id = ${} THEN ${}",
+                            3 * k + 1,
+                            3 * k + 2,
+                            3 * k + 3
+                        )
+                    })
+                    .collect();
+                let conds: Vec<String> = (0..chunk.len())
+                    .map(|k| {
+                        format!(
+                            "(conversation_id = ${} AND user_id = ${})",
+                            3 * k + 1,
+                            3 * k + 2
+                        )
+                    })
+                    .collect();
+                let sql = format!(
+                    "UPDATE members SET last_read_seq = CASE{cases} ELSE last_read_seq END WHERE {}",
+                    conds.join(" OR ")
+                );
+                let mut query = sqlx::query(&sql);
+                for ((conversation, user), seq) in chunk {
+                    query = query.bind(*conversation).bind(*user).bind(*seq);
+                }
+                query.execute(&mut *tx).await?;
             }
-            query.execute(&mut *tx).await?;
 
-            for (k, &i) in fresh.iter().enumerate() {
+            for &(i, seq) in &items {
                 let row = inserted
-                    .remove(&(batch[i].conversation_id, seqs[k]))
+                    .remove(&(batch[i].conversation_id, seq))
                     .ok_or(StoreError::NotFound)?;
                 results[i] = Some(Ok((row, true)));
             }
@@ -448,16 +447,27 @@ async fn insert_in(
     Ok(row)
 }
 
-/// `(a = $n AND b = $n+1) OR (a = $n+2 AND b = $n+3) OR …` for `count` pairs.
-fn or_pairs(a: &str, b: &str, count: usize, first: usize) -> String {
+/// `(a = $1 AND b = $2) OR (a = $3 AND b = $4) OR …` for `count` pairs.
+fn or_pairs(a: &str, b: &str, count: usize) -> String {
     (0..count)
-        .map(|k| {
-            format!(
-                "({a} = ${} AND {b} = ${})",
-                first + 2 * k,
-                first + 2 * k + 1
-            )
-        })
+        .map(|k| format!("({a} = ${} AND {b} = ${})", 2 * k + 1, 2 * k + 2))
         .collect::<Vec<_>>()
         .join(" OR ")
+}
+
+/// Splits `items` into chunks of 32, 8, 2 or 1 (greedily), so statements built per chunk
+/// come in few distinct texts that the connection keeps prepared.
+fn fixed_chunks<T>(items: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let size = [32, 8, 2, 1]
+            .into_iter()
+            .find(|s| *s <= rest.len())
+            .unwrap_or(1);
+        let (chunk, tail) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
 }

@@ -133,6 +133,8 @@ impl Store {
         let pool = |max: u32| {
             AnyPoolOptions::new()
                 .max_connections(max)
+                // A local file: no need to ping it before every use.
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
