@@ -80,7 +80,8 @@ impl AppState {
             Backend::Sqlite => 1,
             Backend::Postgres => 4,
         });
-        let writer = MessageWriter::start(store.clone(), writers);
+        let writer =
+            MessageWriter::start(store.clone(), writers, store.backend() == Backend::Sqlite);
         let hub = Hub::new(config.ws_queue);
         Self(Arc::new(AppInner {
             store,

@@ -34,12 +34,33 @@ pub struct MessageWriter {
 }
 
 impl MessageWriter {
-    /// Starts `writers` writer tasks on `store`.
-    pub fn start(store: Store, writers: usize) -> Self {
+    /// Starts `writers` writer tasks on `store`. With `own_thread` each runs on a thread
+    /// of its own (its own small runtime), so its many short waits on the database are
+    /// not queued behind the WebSocket work on the shared runtime: used for SQLite,
+    /// whose connections are not tied to a runtime.
+    pub fn start(store: Store, writers: usize, own_thread: bool) -> Self {
         let shards = (0..writers.max(1))
-            .map(|_| {
+            .map(|i| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(run(store.clone(), rx));
+                let store = store.clone();
+                if own_thread {
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("msg-writer-{i}"))
+                        .spawn(move || {
+                            match tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                            {
+                                Ok(rt) => rt.block_on(run(store, rx)),
+                                Err(err) => tracing::error!(error = %err, "message writer runtime"),
+                            }
+                        });
+                    if let Err(err) = spawned {
+                        tracing::error!(error = %err, "cannot start a message writer thread");
+                    }
+                } else {
+                    tokio::spawn(run(store, rx));
+                }
                 tx
             })
             .collect();
