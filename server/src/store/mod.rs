@@ -71,8 +71,14 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Commits are durable (`synchronous = FULL`: the WAL is synced at every commit). The
+/// WAL is checkpointed by a background task, not by whichever commit crosses the
+/// threshold, so no message waits behind a checkpoint's disk writes.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;";
+
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
 impl Store {
     /// Connects to `url` (`postgres://…` or `sqlite://…`), creating the SQLite file if
@@ -146,6 +152,7 @@ impl Store {
         };
         let write = pool(1).await.context("opening the SQLite database")?;
         let read = pool(4).await.context("opening the SQLite database")?;
+        tokio::spawn(checkpoint_loop(read.clone()));
         Ok(Self {
             read,
             write,
@@ -166,6 +173,28 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// Copies committed WAL frames into the database file without blocking the writer, until
+/// the pool closes.
+async fn checkpoint_loop(pool: AnyPool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %err, "WAL checkpoint failed");
+        }
     }
 }
 
