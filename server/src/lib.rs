@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod conversations;
 pub mod error;
+pub mod media;
 pub mod messages;
 pub mod realtime;
 pub mod store;
@@ -33,6 +34,7 @@ pub use config::Config;
 use crate::{
     auth::limits::AuthLimits,
     error::ApiError,
+    media::blobs::BlobStore,
     messages::writer::MessageWriter,
     realtime::{Hub, fanout::Fanout},
     store::{Backend, Store, UserRow},
@@ -60,6 +62,8 @@ pub struct AppInner {
     pub writer: MessageWriter,
     /// The link to other instances on the same PostgreSQL.
     pub fanout: Fanout,
+    /// Uploaded files.
+    pub blobs: BlobStore,
 }
 
 impl Deref for AppState {
@@ -70,7 +74,13 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, config: Config, secret: Vec<u8>, fanout: Fanout) -> Self {
+    pub fn new(
+        store: Store,
+        config: Config,
+        secret: Vec<u8>,
+        fanout: Fanout,
+        blobs: BlobStore,
+    ) -> Self {
         let limits = AuthLimits::new(
             config.auth_rate_per_account,
             config.auth_rate_per_address,
@@ -91,6 +101,7 @@ impl AppState {
             hub,
             writer,
             fanout,
+            blobs,
         }))
     }
 
@@ -155,6 +166,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(conversations::routes::remove_member))
         .routes(routes!(messages::routes::history, messages::routes::send))
         .routes(routes!(messages::routes::mark_read))
+        .routes(routes!(media::routes::get_file))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(media::routes::upload_voice))
+                .layer(DefaultBodyLimit::max(
+                    usize::try_from(media::MAX_VOICE_BYTES).unwrap_or(usize::MAX) + 64 * 1024,
+                )),
+        )
         .routes(routes!(realtime::connection::ws_handler))
         .routes(routes!(healthz))
         .split_for_parts()
@@ -231,7 +250,16 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
             .context("connecting the fan-out between instances")?,
         Backend::Sqlite => Fanout::local(),
     };
-    let state = AppState::new(store, config, secret, fanout);
+    let blobs = BlobStore::open(config.data_dir.join("blobs"))
+        .await
+        .context("opening the blob store")?;
+    let state = AppState::new(store, config, secret, fanout, blobs);
+    let removed = media::collect_garbage(&state)
+        .await
+        .context("removing orphan files")?;
+    if removed > 0 {
+        tracing::info!(removed, "removed files no row refers to");
+    }
     state.fanout.start(&state);
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
 

@@ -39,6 +39,7 @@ fn text<'a>(
         kind: MessageKind::Text,
         body,
         client_id,
+        file: None,
     }
 }
 

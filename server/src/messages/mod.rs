@@ -3,7 +3,9 @@
 pub mod routes;
 pub mod writer;
 
-use chatapp_protocol::{MAX_BODY_CHARS, MAX_CLIENT_ID_LEN, Message, MessageKind, ReadState};
+use chatapp_protocol::{
+    Attachment, MAX_BODY_CHARS, MAX_CLIENT_ID_LEN, Message, MessageKind, ReadState,
+};
 
 use crate::{
     AppState,
@@ -83,10 +85,27 @@ pub fn message_view(row: &MessageRow) -> Message {
             MessageKind::Text
         },
         body: row.body.clone(),
-        attachment: None,
+        attachment: row.file_id.as_ref().map(|id| Attachment {
+            id: id.clone(),
+            url: format!("/api/files/{id}"),
+            mime: row.file_mime.clone().unwrap_or_default(),
+            size: row.file_size.unwrap_or_default(),
+            duration_ms: row.file_duration_ms,
+            waveform: row
+                .file_waveform
+                .as_deref()
+                .map(hex_decode)
+                .unwrap_or_default(),
+        }),
         client_id: row.client_id.clone(),
         created_at: time_of(row.created_at),
     }
+}
+
+fn hex_decode(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
 }
 
 /// A text body must have something other than whitespace and at most 4,000 characters.

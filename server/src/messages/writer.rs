@@ -93,6 +93,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 kind: job.message.kind,
                 body: &job.message.body,
                 client_id: job.message.client_id.as_deref(),
+                file: None,
             })
             .collect();
         let started = std::time::Instant::now();

@@ -17,10 +17,26 @@ pub struct MessageRow {
     pub body: String,
     pub client_id: Option<String>,
     pub created_at: i64,
+    pub file_id: Option<String>,
+    pub file_mime: Option<String>,
+    pub file_size: Option<i64>,
+    pub file_duration_ms: Option<i64>,
+    pub file_waveform: Option<String>,
 }
 
-pub(super) const MESSAGE_COLUMNS: &str =
-    "id, conversation_id, seq, sender_id, kind, body, client_id, created_at";
+pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender_id, kind, body, client_id, created_at, \
+     file_id, file_mime, file_size, file_duration_ms, file_waveform";
+
+/// A stored file attached to a new message (voice).
+#[derive(Debug, Clone)]
+pub struct FileMeta {
+    pub id: String,
+    pub mime: String,
+    pub size: i64,
+    pub duration_ms: i64,
+    /// Hex of the waveform peaks.
+    pub waveform: String,
+}
 
 pub struct NewMessage<'a> {
     pub conversation_id: i64,
@@ -28,6 +44,8 @@ pub struct NewMessage<'a> {
     pub kind: MessageKind,
     pub body: &'a str,
     pub client_id: Option<&'a str>,
+    /// Voice messages: the file, recorded in `files` in the same transaction.
+    pub file: Option<&'a FileMeta>,
 }
 
 impl Store {
@@ -79,7 +97,14 @@ impl Store {
         &self,
         batch: &[NewMessage<'_>],
     ) -> Vec<StoreResult<(MessageRow, bool)>> {
-        match self.insert_batch_tx(batch).await {
+        let has_files = batch.iter().any(|m| m.file.is_some());
+        let attempt = if has_files {
+            // Files are rare and recorded one by one.
+            Err(StoreError::Conflict("files", "batch with files"))
+        } else {
+            self.insert_batch_tx(batch).await
+        };
+        match attempt {
             Ok(results) => results,
             Err(err) => {
                 // One item's failure must not fail the others: redo them one by one.
@@ -421,9 +446,24 @@ async fn insert_in(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(StoreError::NotFound)?;
+    if let Some(file) = new.file {
+        sqlx::query(
+            "INSERT INTO files (id, kind, owner_id, conversation_id, mime, size, created_at) \
+             VALUES ($1, 'voice', $2, $3, $4, $5, $6)",
+        )
+        .bind(&file.id)
+        .bind(new.sender_id)
+        .bind(new.conversation_id)
+        .bind(&file.mime)
+        .bind(file.size)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
     let sql = format!(
-        "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {MESSAGE_COLUMNS}"
+        "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at, \
+         file_id, file_mime, file_size, file_duration_ms, file_waveform) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {MESSAGE_COLUMNS}"
     );
     let row = sqlx::query_as::<_, MessageRow>(&sql)
         .bind(new.conversation_id)
@@ -433,6 +473,11 @@ async fn insert_in(
         .bind(new.body)
         .bind(new.client_id)
         .bind(now)
+        .bind(new.file.map(|f| f.id.clone()))
+        .bind(new.file.map(|f| f.mime.clone()))
+        .bind(new.file.map(|f| f.size))
+        .bind(new.file.map(|f| f.duration_ms))
+        .bind(new.file.map(|f| f.waveform.clone()))
         .fetch_one(&mut *conn)
         .await?;
     // Sending implies having read everything up to one's own message.

@@ -8,6 +8,7 @@
 //! PostgreSQL uses one pool for both.
 
 mod conversations;
+mod files;
 mod messages;
 mod sessions;
 mod users;
@@ -24,7 +25,8 @@ use sqlx::{
 use time::OffsetDateTime;
 
 pub use conversations::{ConversationRow, MembershipRow};
-pub use messages::{MessageRow, NewMessage};
+pub use files::FileRow;
+pub use messages::{FileMeta, MessageRow, NewMessage};
 pub use users::{NewUser, ProfileUpdate, UserRow};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,202 @@
+//! `POST /api/conversations/{id}/voice` and `GET /api/files/{id}`.
+
+use axum::{
+    extract::{Multipart, Request, State, multipart::MultipartError},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chatapp_protocol::{ErrorBody, Message, MessageKind};
+use tokio::io::AsyncReadExt;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use super::{
+    MAX_VOICE_BYTES,
+    audio::{self, Container},
+    blobs::BlobStore,
+};
+use crate::{
+    AppState,
+    auth::AuthUser,
+    error::{ApiError, ApiPath, ApiResult},
+    messages::{message_view, validate_client_id},
+    store::{FileMeta, NewMessage},
+};
+
+fn multipart_error(err: MultipartError) -> ApiError {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::validation("invalid_multipart", err.body_text())
+    }
+}
+
+/// Upload a voice message (multipart `file`, optional `client_id`). mp3, wav, ogg
+/// (Opus, Vorbis), m4a (AAC) or webm (Opus), decided by the bytes; at most 16 MB.
+#[utoipa::path(post, path = "/api/conversations/{id}/voice", tag = "messages",
+    params(("id" = i64, Path)),
+    request_body(content_type = "multipart/form-data", description = "`file`: the audio; `client_id`: optional idempotency key"),
+    responses(
+        (status = 201, description = "Stored", body = Message),
+        (status = 200, description = "Already stored under this client_id", body = Message),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, description = "Larger than 16 MB", body = ErrorBody),
+        (status = 415, description = "Not a supported audio file", body = ErrorBody),
+    ))]
+pub async fn upload_voice(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    mut multipart: Multipart,
+) -> ApiResult<Response> {
+    // Refuse non-members before reading the body.
+    state.store.membership(id, auth.id()).await?;
+    let mut client_id: Option<String> = None;
+    let mut upload = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("file") => {
+                let mut temp = state
+                    .blobs
+                    .create_temp()
+                    .await
+                    .map_err(ApiError::internal)?;
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if temp.size + chunk.len() as u64 > MAX_VOICE_BYTES {
+                        return Err(ApiError::PayloadTooLarge);
+                    }
+                    temp.write(&chunk).await.map_err(ApiError::internal)?;
+                }
+                temp.finish_writing().await.map_err(ApiError::internal)?;
+                upload = Some(temp);
+            }
+            Some("client_id") => {
+                let value = field.text().await.map_err(multipart_error)?;
+                validate_client_id(&value)?;
+                client_id = Some(value);
+            }
+            _ => {}
+        }
+    }
+    let temp = upload
+        .ok_or_else(|| ApiError::validation("missing_file", "the form needs a `file` field"))?;
+    if temp.size == 0 {
+        return Err(ApiError::validation("empty_file", "the file is empty"));
+    }
+
+    let mut head = [0u8; 64];
+    let read = {
+        let mut file = tokio::fs::File::open(&temp.path)
+            .await
+            .map_err(ApiError::internal)?;
+        file.read(&mut head).await.map_err(ApiError::internal)?
+    };
+    let container: Container = audio::sniff(&head[..read]).ok_or_else(|| {
+        ApiError::UnsupportedMediaType(
+            "not a supported audio file (mp3, wav, ogg, m4a, webm)".into(),
+        )
+    })?;
+    let path = temp.path.clone();
+    let info = tokio::task::spawn_blocking(move || audio::analyse(&path, container))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|why| ApiError::UnsupportedMediaType(format!("not playable audio: {why}")))?;
+
+    let file = FileMeta {
+        id: BlobStore::new_id(),
+        mime: info.mime.to_owned(),
+        size: i64::try_from(temp.size).unwrap_or(i64::MAX),
+        duration_ms: info.duration_ms,
+        waveform: info.waveform.iter().map(|b| format!("{b:02x}")).collect(),
+    };
+    state
+        .blobs
+        .persist(temp, &file.id)
+        .await
+        .map_err(ApiError::internal)?;
+    let result = state
+        .store
+        .insert_message(&NewMessage {
+            conversation_id: id,
+            sender_id: auth.id(),
+            kind: MessageKind::Voice,
+            body: "",
+            client_id: client_id.as_deref(),
+            file: Some(&file),
+        })
+        .await;
+    match result {
+        Ok((row, true)) => {
+            state.publish_message(&row, None).await;
+            Ok((StatusCode::CREATED, axum::Json(message_view(&row))).into_response())
+        }
+        Ok((row, false)) => {
+            // A retry: the first upload's file stands; this copy goes.
+            let _ = state.blobs.delete(&file.id).await;
+            Ok((StatusCode::OK, axum::Json(message_view(&row))).into_response())
+        }
+        Err(err) => {
+            let _ = state.blobs.delete(&file.id).await;
+            Err(err.into())
+        }
+    }
+}
+
+/// A stored file: voice only to members of its conversation, avatars to anyone signed
+/// in. Supports `Range`.
+#[utoipa::path(get, path = "/api/files/{id}", tag = "files",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The file"),
+        (status = 206, description = "Part of the file (Range)"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
+pub async fn get_file(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<String>,
+    request: Request,
+) -> ApiResult<Response> {
+    let path = state.blobs.path(&id).ok_or(ApiError::NotFound)?;
+    let file = state.store.file(&id).await?;
+    if file.kind == "voice" {
+        let conversation = file.conversation_id.ok_or(ApiError::NotFound)?;
+        state.store.membership(conversation, auth.id()).await?;
+    }
+    let response = ServeFile::new(path)
+        .oneshot(request)
+        .await
+        .map_err(ApiError::internal)?;
+    if response.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::NotFound);
+    }
+    let mut response = response.into_response();
+    let headers = response.headers_mut();
+    if let Ok(mime) = HeaderValue::from_str(&file.mime) {
+        headers.insert(header::CONTENT_TYPE, mime);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    let ext = match file.mime.as_str() {
+        "audio/mpeg" => "mp3",
+        "audio/wav" => "wav",
+        "audio/ogg" => "ogg",
+        "audio/mp4" => "m4a",
+        "audio/webm" => "webm",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        _ => "bin",
+    };
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("inline; filename=\"{}-{id}.{ext}\"", file.kind))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,397 @@
+//! Voice messages and file serving over real HTTP, with real files made by ffmpeg's
+//! encoders, on SQLite and PostgreSQL.
+
+mod support;
+
+use std::{path::Path, process::Command};
+
+use reqwest::multipart::{Form, Part};
+use serde_json::json;
+use support::{Backend, Client, Resp, TestServer, Ws};
+
+on_both_backends!(
+    voice_in_every_format_gets_duration_and_waveform,
+    wrong_and_oversized_uploads_are_refused_and_store_nothing,
+    files_are_served_to_members_with_ranges,
+    orphan_files_are_removed_at_start_up,
+);
+
+/// A 3-second tone encoded by ffmpeg as `file`.
+fn encode(dir: &Path, file: &str, codec: &[&str]) -> Vec<u8> {
+    let out = dir.join(file);
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=3",
+        ])
+        .args(codec)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg (apt-get install ffmpeg)");
+    assert!(status.success(), "ffmpeg failed for {file}");
+    std::fs::read(out).expect("encoded file")
+}
+
+async fn upload(
+    client: &Client,
+    conversation: i64,
+    bytes: Vec<u8>,
+    filename: &str,
+    mime: &str,
+    client_id: Option<&str>,
+) -> Resp {
+    let mut form = Form::new().part(
+        "file",
+        Part::bytes(bytes)
+            .file_name(filename.to_owned())
+            .mime_str(mime)
+            .expect("mime"),
+    );
+    if let Some(id) = client_id {
+        form = form.text("client_id", id.to_owned());
+    }
+    Client::send(
+        client
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/conversations/{conversation}/voice"),
+            )
+            .multipart(form),
+    )
+    .await
+}
+
+async fn pair(server: &TestServer) -> (Client, Client, Client, i64) {
+    let anon = server.client();
+    let (ann, _) = anon.register("ann").await;
+    let (ben, ben_id) = anon.register("ben").await;
+    let (eve, _) = anon.register("eve").await;
+    let conv = ann
+        .post(
+            "/api/conversations",
+            json!({"kind": "direct", "user_id": ben_id}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_i64()
+        .expect("id");
+    (ann, ben, eve, conv)
+}
+
+fn blob_count(server: &TestServer) -> usize {
+    let files = server.data_dir.path().join("blobs/files");
+    std::fs::read_dir(files)
+        .map(|shards| {
+            shards
+                .flatten()
+                .map(|s| std::fs::read_dir(s.path()).map(|f| f.count()).unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn voice_in_every_format_gets_duration_and_waveform(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (ann, ben, _, conv) = pair(&server).await;
+    let (mut ben_ws, _) =
+        Ws::connect_and_resume(&server.base, ben.token.as_deref().expect("token"), &[]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let cases: [(&str, &[&str], &str, bool); 6] = [
+        ("tone.wav", &["-c:a", "pcm_s16le"], "audio/wav", true),
+        (
+            "tone.mp3",
+            &["-c:a", "libmp3lame", "-b:a", "64k"],
+            "audio/mpeg",
+            true,
+        ),
+        ("tone.ogg", &["-c:a", "libvorbis"], "audio/ogg", true),
+        (
+            "tone.opus",
+            &["-c:a", "libopus", "-f", "ogg"],
+            "audio/ogg",
+            false,
+        ),
+        ("tone.m4a", &["-c:a", "aac"], "audio/mp4", true),
+        ("tone.webm", &["-c:a", "libopus"], "audio/webm", false),
+    ];
+    for (file, codec, mime, decodable) in cases {
+        let bytes = encode(dir.path(), file, codec);
+        // The declared type and name are ignored: only the bytes count.
+        let message = upload(
+            &ann,
+            conv,
+            bytes.clone(),
+            "voice.bin",
+            "application/octet-stream",
+            None,
+        )
+        .await
+        .expect(201);
+        assert_eq!(message["kind"], "voice", "{file}");
+        let attachment = &message["attachment"];
+        assert_eq!(attachment["mime"], mime, "{file}");
+        assert_eq!(attachment["size"], bytes.len(), "{file}");
+        let duration = attachment["duration_ms"].as_i64().expect("duration");
+        assert!(
+            (2850..=3150).contains(&duration),
+            "{file}: {duration} ms is not within 5% of 3 s"
+        );
+        let waveform = attachment["waveform"].as_array().expect("waveform");
+        if decodable {
+            assert_eq!(waveform.len(), 64, "{file}");
+            assert!(
+                waveform.iter().any(|p| p.as_u64() == Some(255)),
+                "{file}: scaled to the loudest"
+            );
+        } else {
+            assert!(
+                waveform.is_empty(),
+                "{file}: no decoder, no invented waveform"
+            );
+        }
+        // Members get it live, with the attachment.
+        let live = ben_ws.next_of("message").await;
+        assert_eq!(live["message"], message);
+    }
+}
+
+async fn wrong_and_oversized_uploads_are_refused_and_store_nothing(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (ann, _, eve, conv) = pair(&server).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let png = {
+        let out = dir.path().join("x.png");
+        let status = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=red:s=16x16",
+                "-frames:v",
+                "1",
+            ])
+            .arg(&out)
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success());
+        std::fs::read(out).expect("png")
+    };
+    upload(&ann, conv, png, "song.mp3", "audio/mpeg", None)
+        .await
+        .expect_error(415, "unsupported_media_type");
+    upload(
+        &ann,
+        conv,
+        b"just some text, honestly".to_vec(),
+        "note.wav",
+        "audio/wav",
+        None,
+    )
+    .await
+    .expect_error(415, "unsupported_media_type");
+    // Right magic, broken inside.
+    let mut fake = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
+    fake.extend_from_slice(&[0u8; 64]);
+    upload(&ann, conv, fake, "x.wav", "audio/wav", None)
+        .await
+        .expect_error(415, "unsupported_media_type");
+
+    // 16 MB + 1 byte: 413 while streaming. Just under the limit: accepted.
+    let limit = 16 * 1024 * 1024;
+    upload(&ann, conv, wav(limit + 1), "big.wav", "audio/wav", None)
+        .await
+        .expect_error(413, "payload_too_large");
+    let ok = upload(
+        &ann,
+        conv,
+        wav(limit - 1024),
+        "almost.wav",
+        "audio/wav",
+        None,
+    )
+    .await
+    .expect(201);
+    assert_eq!(ok["attachment"]["size"], limit - 1024);
+
+    // A path in the filename is just a name: the file is stored under a random id.
+    let traversal = upload(
+        &ann,
+        conv,
+        wav(48_000),
+        "../../../../etc/evil.wav",
+        "audio/wav",
+        Some("v1"),
+    )
+    .await
+    .expect(201);
+    let id = traversal["attachment"]["id"].as_str().expect("id");
+    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(!server.data_dir.path().join("../evil.wav").exists());
+    // A retry with the same client_id returns the same message and keeps one file.
+    let before = blob_count(&server);
+    let retry = upload(
+        &ann,
+        conv,
+        wav(48_000),
+        "again.wav",
+        "audio/wav",
+        Some("v1"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(retry, traversal);
+    assert_eq!(blob_count(&server), before);
+
+    // Not a member: 404 and nothing kept; missing file field: 400.
+    upload(&eve, conv, wav(48_000), "x.wav", "audio/wav", None)
+        .await
+        .expect_error(404, "not_found");
+    let no_file = Client::send(
+        ann.request(
+            reqwest::Method::POST,
+            &format!("/api/conversations/{conv}/voice"),
+        )
+        .multipart(Form::new().text("client_id", "x")),
+    )
+    .await;
+    no_file.expect_error(400, "missing_file");
+    // Exactly the two accepted uploads are stored: messages and files alike.
+    assert_eq!(blob_count(&server), 2);
+    let page = ann
+        .get(&format!("/api/conversations/{conv}/messages"))
+        .await
+        .expect(200);
+    assert_eq!(page["messages"].as_array().expect("messages").len(), 2);
+    assert!(
+        std::fs::read_dir(server.data_dir.path().join("blobs/tmp"))
+            .expect("tmp")
+            .next()
+            .is_none(),
+        "no temp files left"
+    );
+}
+
+/// A valid mono 16-bit 48 kHz WAV of exactly `size` bytes.
+fn wav(size: usize) -> Vec<u8> {
+    let data = size - 44;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&u32::try_from(size - 8).expect("fits").to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&48_000u32.to_le_bytes());
+    out.extend_from_slice(&96_000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&u32::try_from(data).expect("fits").to_le_bytes());
+    for i in 0..data / 2 {
+        let sample =
+            ((i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 12_000.0) as i16;
+        out.extend_from_slice(&sample.to_le_bytes());
+    }
+    out.resize(size, 0);
+    out
+}
+
+async fn files_are_served_to_members_with_ranges(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (ann, ben, eve, conv) = pair(&server).await;
+    let bytes = wav(96_044);
+    let message = upload(&ann, conv, bytes.clone(), "v.wav", "audio/wav", None)
+        .await
+        .expect(201);
+    let url = message["attachment"]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert_eq!(message["attachment"]["duration_ms"], 1000);
+
+    let full = ben
+        .request(reqwest::Method::GET, &url)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(full.status(), 200);
+    let h = full.headers().clone();
+    assert_eq!(h["content-type"], "audio/wav");
+    assert_eq!(h["content-length"], bytes.len().to_string().as_str());
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(
+        h["content-disposition"]
+            .to_str()
+            .expect("cd")
+            .starts_with("inline; filename=\"voice-")
+    );
+    assert!(h["cache-control"].to_str().expect("cc").contains("private"));
+    assert_eq!(full.bytes().await.expect("body").as_ref(), bytes.as_slice());
+
+    let part = ben
+        .request(reqwest::Method::GET, &url)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-199/{}", bytes.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.expect("body").as_ref(), &bytes[100..200]);
+
+    eve.get(&url).await.expect_error(404, "not_found");
+    server
+        .client()
+        .get(&url)
+        .await
+        .expect_error(401, "unauthorized");
+    ann.get("/api/files/00000000000000000000000000000000")
+        .await
+        .expect_error(404, "not_found");
+    ann.get("/api/files/..%2F..%2Fsecret.key")
+        .await
+        .expect_error(404, "not_found");
+}
+
+async fn orphan_files_are_removed_at_start_up(backend: Backend) {
+    let mut server = TestServer::start(backend).await;
+    let (ann, _, _, conv) = pair(&server).await;
+    let kept = upload(&ann, conv, wav(48_044), "v.wav", "audio/wav", None)
+        .await
+        .expect(201);
+    assert!(server.stop().success());
+    // What a crash between writing a file and committing its row leaves behind: a file
+    // in place with no row, and a half-written temporary file.
+    let blobs = server.data_dir.path().join("blobs");
+    let orphan = blobs.join("files/ab/ab000000000000000000000000000000");
+    std::fs::create_dir_all(orphan.parent().expect("dir")).expect("dir");
+    std::fs::write(&orphan, b"RIFF....").expect("orphan");
+    std::fs::write(blobs.join("tmp/halfway"), b"RIF").expect("temp");
+    server.restart();
+    assert!(!orphan.exists(), "an orphan file is removed at start-up");
+    assert!(
+        !blobs.join("tmp/halfway").exists(),
+        "temporary files are removed at start-up"
+    );
+    let ann = ann.with_base(&server.base);
+    let url = kept["attachment"]["url"].as_str().expect("url");
+    assert_eq!(
+        Client::send(ann.request(reqwest::Method::GET, url))
+            .await
+            .status,
+        200,
+        "referenced files stay"
+    );
+}
