@@ -44,7 +44,11 @@ pub struct User {
     pub id: i64,
     pub username: String,
     pub display_name: String,
+    /// The 256 px avatar (PNG), if any.
     pub avatar_url: Option<String>,
+    /// The 64 px avatar (PNG), if any.
+    #[serde(default)]
+    pub avatar_small_url: Option<String>,
     pub online: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
@@ -59,7 +63,11 @@ pub struct Me {
     pub username: String,
     pub display_name: String,
     pub email: String,
+    /// The 256 px avatar (PNG), if any.
     pub avatar_url: Option<String>,
+    /// The 64 px avatar (PNG), if any.
+    #[serde(default)]
+    pub avatar_small_url: Option<String>,
     pub online: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]

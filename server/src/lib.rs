@@ -169,6 +169,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(media::routes::get_file))
         .merge(
             OpenApiRouter::new()
+                .routes(routes!(
+                    media::routes::put_avatar,
+                    media::routes::delete_avatar
+                ))
+                .layer(DefaultBodyLimit::max(
+                    media::avatar::MAX_AVATAR_BYTES + 64 * 1024,
+                )),
+        )
+        .merge(
+            OpenApiRouter::new()
                 .routes(routes!(media::routes::upload_voice))
                 .layer(DefaultBodyLimit::max(
                     usize::try_from(media::MAX_VOICE_BYTES).unwrap_or(usize::MAX) + 64 * 1024,

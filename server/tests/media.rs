@@ -14,6 +14,7 @@ on_both_backends!(
     wrong_and_oversized_uploads_are_refused_and_store_nothing,
     files_are_served_to_members_with_ranges,
     orphan_files_are_removed_at_start_up,
+    avatars_are_reencoded_replaced_and_removed_without_leftovers,
 );
 
 /// A 3-second tone encoded by ffmpeg as `file`.
@@ -394,4 +395,150 @@ async fn orphan_files_are_removed_at_start_up(backend: Backend) {
         200,
         "referenced files stay"
     );
+}
+
+async fn put_avatar(client: &Client, bytes: Vec<u8>, filename: &str, mime: &str) -> Resp {
+    let form = Form::new().part(
+        "file",
+        Part::bytes(bytes)
+            .file_name(filename.to_owned())
+            .mime_str(mime)
+            .expect("mime"),
+    );
+    Client::send(
+        client
+            .request(reqwest::Method::PUT, "/api/me/avatar")
+            .multipart(form),
+    )
+    .await
+}
+
+fn image_file(dir: &Path, name: &str, spec: &str) -> Vec<u8> {
+    let out = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            spec,
+            "-frames:v",
+            "1",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg {name}");
+    std::fs::read(out).expect("image")
+}
+
+async fn avatars_are_reencoded_replaced_and_removed_without_leftovers(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (ann, ben, eve, _) = pair(&server).await;
+    let (mut ben_ws, _) =
+        Ws::connect_and_resume(&server.base, ben.token.as_deref().expect("token"), &[]).await;
+    let dir = tempfile::tempdir().expect("dir");
+
+    // A JPEG carrying an EXIF block with a "location" in it.
+    let jpeg = image_file(dir.path(), "me.jpg", "color=c=blue:s=300x200");
+    let secret = b"GPS 52.5200N 13.4050E SECRET-LOCATION";
+    let mut exif = vec![0xFF, 0xE1];
+    exif.extend_from_slice(
+        &u16::try_from(2 + 6 + secret.len())
+            .expect("fits")
+            .to_be_bytes(),
+    );
+    exif.extend_from_slice(b"Exif\0\0");
+    exif.extend_from_slice(secret);
+    let mut with_exif = jpeg[..2].to_vec();
+    with_exif.extend_from_slice(&exif);
+    with_exif.extend_from_slice(&jpeg[2..]);
+
+    let me = put_avatar(&ann, with_exif, "me.txt", "text/plain")
+        .await
+        .expect(200);
+    let url = me["avatar_url"].as_str().expect("avatar_url").to_owned();
+    let small = me["avatar_small_url"]
+        .as_str()
+        .expect("avatar_small_url")
+        .to_owned();
+    assert_eq!(blob_count(&server), 2);
+    let pushed = ben_ws.next_of("user_updated").await;
+    assert_eq!(pushed["user"]["avatar_url"], url.as_str());
+
+    // Any signed-in user may fetch it; it is a 256 px PNG without the upload's metadata.
+    let got = eve
+        .request(reqwest::Method::GET, &url)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.headers()["x-content-type-options"], "nosniff");
+    let png = got.bytes().await.expect("png");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert_eq!(
+        u32::from_be_bytes(png[16..20].try_into().expect("width")),
+        256
+    );
+    assert!(
+        !png.windows(secret.len()).any(|w| w == secret),
+        "metadata stripped"
+    );
+    assert!(!png.windows(4).any(|w| w == b"Exif"));
+    let got_small = Client::send(eve.request(reqwest::Method::GET, &small)).await;
+    assert_eq!(got_small.status, 200);
+    server
+        .client()
+        .get(&url)
+        .await
+        .expect_error(401, "unauthorized");
+
+    // Refused: text labelled as an image, an image type we do not take, too large.
+    put_avatar(
+        &ann,
+        b"<svg>not really</svg>".to_vec(),
+        "a.png",
+        "image/png",
+    )
+    .await
+    .expect_error(415, "unsupported_media_type");
+    let bmp = image_file(dir.path(), "a.bmp", "color=c=red:s=8x8");
+    put_avatar(&ann, bmp, "a.png", "image/png")
+        .await
+        .expect_error(415, "unsupported_media_type");
+    put_avatar(&ann, vec![0u8; 5 * 1024 * 1024 + 1], "big.png", "image/png")
+        .await
+        .expect_error(413, "payload_too_large");
+    assert_eq!(blob_count(&server), 2, "refusals store nothing");
+    assert_eq!(
+        ann.get("/api/me").await.expect(200)["avatar_url"],
+        url.as_str()
+    );
+
+    // Replacing deletes the old files.
+    let png_in = image_file(dir.path(), "new.png", "color=c=green:s=64x128");
+    let me = put_avatar(&ann, png_in, "new.png", "image/png")
+        .await
+        .expect(200);
+    let new_url = me["avatar_url"].as_str().expect("url").to_owned();
+    assert_ne!(new_url, url);
+    assert_eq!(blob_count(&server), 2);
+    ann.get(&url).await.expect_error(404, "not_found");
+    assert_eq!(
+        ben_ws.next_of("user_updated").await["user"]["avatar_url"],
+        new_url.as_str()
+    );
+
+    // Removing deletes them too.
+    let me = Client::send(ann.request(reqwest::Method::DELETE, "/api/me/avatar"))
+        .await
+        .expect(200);
+    assert!(me["avatar_url"].is_null() && me["avatar_small_url"].is_null());
+    assert_eq!(blob_count(&server), 0);
+    ann.get(&new_url).await.expect_error(404, "not_found");
+    assert!(ben_ws.next_of("user_updated").await["user"]["avatar_url"].is_null());
 }

@@ -4,6 +4,7 @@
 //! leaves only an orphan file, which [`collect_garbage`] removes at start-up.
 
 pub mod audio;
+pub mod avatar;
 pub mod blobs;
 pub mod routes;
 

@@ -200,3 +200,99 @@ pub async fn get_file(
     }
     Ok(response)
 }
+
+/// Set your avatar (multipart `file`: png, jpeg, gif or webp, at most 5 MB). The server
+/// keeps 256 px and 64 px PNGs; the previous avatar's files are deleted.
+#[utoipa::path(put, path = "/api/me/avatar", tag = "account",
+    request_body(content_type = "multipart/form-data", description = "`file`: the image"),
+    responses(
+        (status = 200, body = chatapp_protocol::Me),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, description = "Larger than 5 MB", body = ErrorBody),
+        (status = 415, description = "Not a png, jpeg, gif or webp image", body = ErrorBody),
+    ))]
+pub async fn put_avatar(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    mut multipart: Multipart,
+) -> ApiResult<axum::Json<chatapp_protocol::Me>> {
+    let mut bytes: Option<Vec<u8>> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let mut data = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            if data.len() + chunk.len() > super::avatar::MAX_AVATAR_BYTES {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            data.extend_from_slice(&chunk);
+        }
+        bytes = Some(data);
+    }
+    let bytes = bytes
+        .ok_or_else(|| ApiError::validation("missing_file", "the form needs a `file` field"))?;
+    let [big, small] = tokio::task::spawn_blocking(move || super::avatar::thumbnails(&bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::UnsupportedMediaType)?;
+    let mut stored = Vec::new();
+    for png in [&big, &small] {
+        let id = BlobStore::new_id();
+        let mut temp = state
+            .blobs
+            .create_temp()
+            .await
+            .map_err(ApiError::internal)?;
+        temp.write(png).await.map_err(ApiError::internal)?;
+        state
+            .blobs
+            .persist(temp, &id)
+            .await
+            .map_err(ApiError::internal)?;
+        stored.push((id, i64::try_from(png.len()).unwrap_or(i64::MAX)));
+    }
+    let files = [
+        (stored[0].0.as_str(), stored[0].1),
+        (stored[1].0.as_str(), stored[1].1),
+    ];
+    let replaced = match state.store.set_avatar(auth.id(), Some(files)).await {
+        Ok(replaced) => replaced,
+        Err(err) => {
+            for (id, _) in &stored {
+                let _ = state.blobs.delete(id).await;
+            }
+            return Err(err.into());
+        }
+    };
+    finish_avatar_change(&state, auth.id(), &replaced).await
+}
+
+/// Remove your avatar (its files are deleted).
+#[utoipa::path(delete, path = "/api/me/avatar", tag = "account",
+    responses((status = 200, body = chatapp_protocol::Me), (status = 401, body = ErrorBody)))]
+pub async fn delete_avatar(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> ApiResult<axum::Json<chatapp_protocol::Me>> {
+    let replaced = state.store.set_avatar(auth.id(), None).await?;
+    finish_avatar_change(&state, auth.id(), &replaced).await
+}
+
+async fn finish_avatar_change(
+    state: &AppState,
+    user_id: i64,
+    replaced: &[String],
+) -> ApiResult<axum::Json<chatapp_protocol::Me>> {
+    for id in replaced {
+        if let Err(err) = state.blobs.delete(id).await {
+            tracing::warn!(error = %err, "old avatar file not deleted; start-up clean-up will");
+        }
+    }
+    state.publish_user_updated(user_id).await;
+    let user = state.store.user_by_id(user_id).await?;
+    Ok(axum::Json(crate::users::me(
+        &user,
+        state.is_online(user_id),
+    )))
+}

@@ -14,12 +14,13 @@ pub struct UserRow {
     pub display_name: String,
     pub password_hash: String,
     pub avatar_id: Option<String>,
+    pub avatar_small_id: Option<String>,
     pub created_at: i64,
     pub last_seen_at: Option<i64>,
 }
 
-pub(super) const USER_COLUMNS: &str =
-    "id, username, email, display_name, password_hash, avatar_id, created_at, last_seen_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email, display_name, password_hash, avatar_id, \
+     avatar_small_id, created_at, last_seen_at";
 
 pub struct NewUser<'a> {
     pub username: &'a str,

@@ -27,6 +27,7 @@ pub fn public_user(row: &UserRow, online: bool) -> User {
         username: row.username.clone(),
         display_name: row.display_name.clone(),
         avatar_url: avatar_url(row.avatar_id.as_deref()),
+        avatar_small_url: avatar_url(row.avatar_small_id.as_deref()),
         online,
         last_seen: row.last_seen_at.map(time_of),
     }
@@ -40,6 +41,7 @@ pub fn me(row: &UserRow, online: bool) -> Me {
         display_name: row.display_name.clone(),
         email: row.email.clone(),
         avatar_url: avatar_url(row.avatar_id.as_deref()),
+        avatar_small_url: avatar_url(row.avatar_small_id.as_deref()),
         online,
         last_seen: row.last_seen_at.map(time_of),
         created_at: time_of(row.created_at),
