@@ -70,21 +70,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
 
     server.restart();
     let ann = ann.with_base(&server.base);
-    let mut stored: Vec<Value> = Vec::new();
-    let mut before = None::<i64>;
-    loop {
-        let path = match before {
-            Some(b) => format!("/api/conversations/{group}/messages?limit=100&before_seq={b}"),
-            None => format!("/api/conversations/{group}/messages?limit=100"),
-        };
-        let page = ann.get(&path).await.expect(200);
-        let messages = page["messages"].as_array().expect("messages").clone();
-        before = messages.first().map(|m| m["seq"].as_i64().expect("seq"));
-        stored.extend(messages);
-        if page["has_more"] == false {
-            break;
-        }
-    }
+    let stored = ann.whole_history(group).await;
     let by_client_id: HashMap<String, Value> = stored
         .iter()
         .map(|m| {
@@ -265,26 +251,12 @@ async fn concurrent_sends_get_gapless_unique_seqs(backend: Backend) {
     );
 
     // And the stored history agrees.
-    let mut stored = Vec::new();
-    let mut before = None::<i64>;
-    loop {
-        let path = match before {
-            Some(b) => format!("/api/conversations/{group}/messages?limit=100&before_seq={b}"),
-            None => format!("/api/conversations/{group}/messages?limit=100"),
-        };
-        let page = owner.get(&path).await.expect(200);
-        let seqs: Vec<i64> = page["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .map(|m| m["seq"].as_i64().expect("seq"))
-            .collect();
-        before = seqs.first().copied();
-        stored.extend(seqs);
-        if page["has_more"] == false {
-            break;
-        }
-    }
+    let mut stored: Vec<i64> = owner
+        .whole_history(group)
+        .await
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect();
     stored.sort_unstable();
     assert_eq!(stored, (1..=total).collect::<Vec<i64>>());
     let conv = owner

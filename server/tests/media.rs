@@ -17,8 +17,8 @@ on_both_backends!(
     avatars_are_reencoded_replaced_and_removed_without_leftovers,
 );
 
-/// A 3-second tone encoded by ffmpeg as `file`.
-fn encode(dir: &Path, file: &str, codec: &[&str]) -> Vec<u8> {
+/// Runs ffmpeg on the lavfi source `input` with `args`, writing `dir/file`; its bytes.
+fn ffmpeg(dir: &Path, file: &str, input: &str, args: &[&str]) -> Vec<u8> {
     let out = dir.join(file);
     let status = Command::new("ffmpeg")
         .args([
@@ -29,14 +29,24 @@ fn encode(dir: &Path, file: &str, codec: &[&str]) -> Vec<u8> {
             "-f",
             "lavfi",
             "-i",
-            "sine=frequency=440:duration=3",
+            input,
         ])
-        .args(codec)
+        .args(args)
         .arg(&out)
         .status()
         .expect("ffmpeg (apt-get install ffmpeg)");
     assert!(status.success(), "ffmpeg failed for {file}");
     std::fs::read(out).expect("encoded file")
+}
+
+/// A 3-second tone encoded by ffmpeg as `file`.
+fn encode(dir: &Path, file: &str, codec: &[&str]) -> Vec<u8> {
+    ffmpeg(dir, file, "sine=frequency=440:duration=3", codec)
+}
+
+/// One frame of a lavfi picture source as an image file.
+fn image_file(dir: &Path, name: &str, spec: &str) -> Vec<u8> {
+    ffmpeg(dir, name, spec, &["-frames:v", "1"])
 }
 
 async fn upload(
@@ -166,27 +176,7 @@ async fn wrong_and_oversized_uploads_are_refused_and_store_nothing(backend: Back
     let server = TestServer::start(backend).await;
     let (ann, _, eve, conv) = pair(&server).await;
     let dir = tempfile::tempdir().expect("dir");
-    let png = {
-        let out = dir.path().join("x.png");
-        let status = Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "color=c=red:s=16x16",
-                "-frames:v",
-                "1",
-            ])
-            .arg(&out)
-            .status()
-            .expect("ffmpeg");
-        assert!(status.success());
-        std::fs::read(out).expect("png")
-    };
+    let png = image_file(dir.path(), "x.png", "color=c=red:s=16x16");
     upload(&ann, conv, png, "song.mp3", "audio/mpeg", None)
         .await
         .expect_error(415, "unsupported_media_type");
@@ -411,28 +401,6 @@ async fn put_avatar(client: &Client, bytes: Vec<u8>, filename: &str, mime: &str)
             .multipart(form),
     )
     .await
-}
-
-fn image_file(dir: &Path, name: &str, spec: &str) -> Vec<u8> {
-    let out = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            spec,
-            "-frames:v",
-            "1",
-        ])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg {name}");
-    std::fs::read(out).expect("image")
 }
 
 async fn avatars_are_reencoded_replaced_and_removed_without_leftovers(backend: Backend) {

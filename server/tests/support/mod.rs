@@ -371,6 +371,27 @@ impl Client {
         Self::send(self.request(Method::DELETE, path)).await
     }
 
+    /// Every message of a conversation, read page by page (newest page first).
+    pub async fn whole_history(&self, conversation: i64) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut before = None::<i64>;
+        loop {
+            let path = match before {
+                Some(b) => {
+                    format!("/api/conversations/{conversation}/messages?limit=100&before_seq={b}")
+                }
+                None => format!("/api/conversations/{conversation}/messages?limit=100"),
+            };
+            let page = self.get(&path).await.expect(200);
+            let messages = page["messages"].as_array().expect("messages").clone();
+            before = messages.first().map(|m| m["seq"].as_i64().expect("seq"));
+            all.extend(messages);
+            if page["has_more"] == false {
+                return all;
+            }
+        }
+    }
+
     /// Registers `name` (password `password-<name>`, email `<name>@example.org`) and returns
     /// a client signed in as them plus their user id.
     pub async fn register(&self, name: &str) -> (Client, i64) {
