@@ -63,7 +63,8 @@ pub struct Config {
     #[arg(long, env = "CHATAPP_WS_FRAMES_BURST", default_value = "60")]
     pub ws_frames_burst: NonZeroU32,
 
-    /// Message writer tasks (group commit); default 1 on SQLite, 4 on PostgreSQL.
+    /// Message writer tasks (group commit); default 1. More can help when PostgreSQL is
+    /// on another machine (more transactions in flight), at the cost of smaller batches.
     #[arg(long, env = "CHATAPP_DB_WRITERS")]
     pub db_writers: Option<usize>,
 

@@ -88,7 +88,7 @@ impl AppState {
         );
         let writers = config.db_writers.unwrap_or(match store.backend() {
             Backend::Sqlite => 1,
-            Backend::Postgres => 4,
+            Backend::Postgres => 1,
         });
         let writer =
             MessageWriter::start(store.clone(), writers, store.backend() == Backend::Sqlite);
