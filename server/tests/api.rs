@@ -13,6 +13,7 @@ on_both_backends!(
     accounts_register_login_and_profile,
     password_change_needs_old_password_and_ends_other_sessions,
     logout_revokes_the_token,
+    sessions_end_after_30_days_unused,
     user_search_and_profiles,
     direct_conversation_is_get_or_create,
     group_membership_rules,
@@ -233,6 +234,49 @@ async fn logout_revokes_the_token(backend: Backend) {
     erin.post("/api/auth/logout", json!({}))
         .await
         .expect_error(401, "unauthorized");
+}
+
+async fn sessions_end_after_30_days_unused(backend: Backend) {
+    const HOUR_MS: i64 = 60 * 60 * 1000;
+    let server = TestServer::start(backend).await;
+    let (ann, ann_id) = server.client().register("ann").await;
+    let mut db = server.db().await;
+    let created = last_used(&mut db, ann_id).await.expect("session row");
+
+    // Used two hours ago: still valid, and this use is written down.
+    sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE user_id = $2")
+        .bind(created - 2 * HOUR_MS)
+        .bind(ann_id)
+        .execute(&mut db)
+        .await
+        .expect("update");
+    ann.get("/api/me").await.expect(200);
+    assert!(
+        last_used(&mut db, ann_id).await.expect("row") >= created,
+        "use recorded"
+    );
+
+    // Unused for 31 days: ended, and the row is gone.
+    sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE user_id = $2")
+        .bind(created - 31 * 24 * HOUR_MS)
+        .bind(ann_id)
+        .execute(&mut db)
+        .await
+        .expect("update");
+    ann.get("/api/me").await.expect_error(401, "unauthorized");
+    assert_eq!(
+        last_used(&mut db, ann_id).await,
+        None,
+        "the expired session was deleted"
+    );
+}
+
+async fn last_used(db: &mut sqlx::AnyConnection, user_id: i64) -> Option<i64> {
+    sqlx::query_scalar::<_, i64>("SELECT last_used_at FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(db)
+        .await
+        .expect("select")
 }
 
 async fn user_search_and_profiles(backend: Backend) {

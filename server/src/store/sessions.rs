@@ -2,6 +2,12 @@
 
 use super::{Store, StoreResult, UserRow, now_ms, users::USER_COLUMNS};
 
+/// A session not used for this long (30 days, as long as the browser keeps the cookie)
+/// has ended.
+pub const SESSION_IDLE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+/// How stale `last_used_at` may get before a use is written down.
+pub const TOUCH_EVERY_MS: i64 = 60 * 60 * 1000;
+
 impl Store {
     pub async fn create_session(&self, user_id: i64, token_hash: &str) -> StoreResult<i64> {
         let now = now_ms();
@@ -16,10 +22,12 @@ impl Store {
         .await?)
     }
 
-    /// The session id and its user for a token hash, if the session exists.
+    /// The session id and its user for a token hash, if the session exists and was used
+    /// within [`SESSION_IDLE_MS`]. A session unused for longer is deleted. Use is recorded
+    /// at most once per [`TOUCH_EVERY_MS`], so reads stay reads.
     pub async fn session_user(&self, token_hash: &str) -> StoreResult<Option<(i64, UserRow)>> {
-        let Some(session) = sqlx::query_as::<_, (i64, i64)>(
-            "SELECT id, user_id FROM sessions WHERE token_hash = $1",
+        let Some((id, user_id, last_used_at)) = sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT id, user_id, last_used_at FROM sessions WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&self.read)
@@ -27,12 +35,24 @@ impl Store {
         else {
             return Ok(None);
         };
+        let now = now_ms();
+        if now - last_used_at > SESSION_IDLE_MS {
+            self.delete_session(id).await?;
+            return Ok(None);
+        }
+        if now - last_used_at > TOUCH_EVERY_MS {
+            sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+        }
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let user = sqlx::query_as::<_, UserRow>(&sql)
-            .bind(session.1)
+            .bind(user_id)
             .fetch_optional(&self.read)
             .await?;
-        Ok(user.map(|user| (session.0, user)))
+        Ok(user.map(|user| (id, user)))
     }
 
     pub async fn delete_session(&self, session_id: i64) -> StoreResult<()> {

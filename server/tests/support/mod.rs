@@ -220,6 +220,21 @@ impl TestServer {
         self.spawn("127.0.0.1:0");
     }
 
+    /// A direct connection to this server's database (to set up what the API cannot).
+    pub async fn db(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        let url = match &self.database {
+            Some(db) => db.url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.path().join("chatapp.db").display()
+            ),
+        };
+        <sqlx::AnyConnection as Connection>::connect(&url)
+            .await
+            .expect("database")
+    }
+
     pub fn pid(&self) -> i32 {
         i32::try_from(self.child.as_ref().expect("running").id()).expect("pid")
     }
