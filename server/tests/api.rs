@@ -563,15 +563,7 @@ async fn send_is_idempotent_and_validated(backend: Backend) {
     let anon = server.client();
     let (ann, ann_id) = anon.register("ann").await;
     let (_, ben_id) = anon.register("ben").await;
-    let id = ann
-        .post(
-            "/api/conversations",
-            json!({"kind": "direct", "user_id": ben_id}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let id = ann.direct_with(ben_id).await;
     let path = format!("/api/conversations/{id}/messages");
 
     let first = ann
@@ -654,15 +646,7 @@ async fn paging_returns_every_seq_exactly_once(backend: Backend) {
     let anon = server.client();
     let (ann, _) = anon.register("ann").await;
     let (ben, ben_id) = anon.register("ben").await;
-    let id = ann
-        .post(
-            "/api/conversations",
-            json!({"kind": "direct", "user_id": ben_id}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let id = ann.direct_with(ben_id).await;
     let path = format!("/api/conversations/{id}/messages");
     for i in 1..=125 {
         let sender = if i % 3 == 0 { &ben } else { &ann };
@@ -731,15 +715,7 @@ async fn read_position_feeds_unread_counts(backend: Backend) {
     let anon = server.client();
     let (ann, _) = anon.register("ann").await;
     let (ben, ben_id) = anon.register("ben").await;
-    let id = ann
-        .post(
-            "/api/conversations",
-            json!({"kind": "direct", "user_id": ben_id}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let id = ann.direct_with(ben_id).await;
     for i in 0..5 {
         ann.post(
             &format!("/api/conversations/{id}/messages"),
@@ -854,15 +830,7 @@ async fn non_members_get_404_everywhere(backend: Backend) {
     let (ann, _) = anon.register("ann").await;
     let (_, ben_id) = anon.register("ben").await;
     let (eve, eve_id) = anon.register("eve").await;
-    let id = ann
-        .post(
-            "/api/conversations",
-            json!({"kind": "direct", "user_id": ben_id}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let id = ann.direct_with(ben_id).await;
     ann.post(
         &format!("/api/conversations/{id}/messages"),
         json!({"body": "secret"}),

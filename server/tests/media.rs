@@ -6,7 +6,6 @@ mod support;
 use std::{path::Path, process::Command};
 
 use reqwest::multipart::{Form, Part};
-use serde_json::json;
 use support::{Backend, Client, Resp, TestServer, Ws};
 
 on_both_backends!(
@@ -83,15 +82,7 @@ async fn pair(server: &TestServer) -> (Client, Client, Client, i64) {
     let (ann, _) = anon.register("ann").await;
     let (ben, ben_id) = anon.register("ben").await;
     let (eve, _) = anon.register("eve").await;
-    let conv = ann
-        .post(
-            "/api/conversations",
-            json!({"kind": "direct", "user_id": ben_id}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let conv = ann.direct_with(ben_id).await;
     (ann, ben, eve, conv)
 }
 

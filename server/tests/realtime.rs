@@ -173,13 +173,7 @@ async fn ack_comes_after_commit_and_retries_do_not_duplicate(backend: Backend) {
 async fn presence_goes_online_and_offline_with_last_seen(backend: Backend) {
     let f = fixture(backend, &["ann", "ben", "stranger"], &[]).await;
     let ben_client = &f.clients[1];
-    f.clients[0]
-        .post(
-            "/api/conversations",
-            json!({"kind": "direct", "user_id": f.ids[1]}),
-        )
-        .await
-        .expect(201);
+    f.clients[0].direct_with(f.ids[1]).await;
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
     let (mut stranger, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[2], &[]).await;
     let ann_path = format!("/api/users/{}", f.ids[0]);
@@ -492,13 +486,7 @@ async fn membership_and_profile_changes_are_pushed(backend: Backend) {
 
 async fn a_silent_client_is_dropped_and_goes_offline(backend: Backend) {
     let f = fixture(backend, &["ann", "ben"], &["--ws-ping-secs", "1"]).await;
-    f.clients[0]
-        .post(
-            "/api/conversations",
-            json!({"kind": "direct", "user_id": f.ids[1]}),
-        )
-        .await
-        .expect(201);
+    f.clients[0].direct_with(f.ids[1]).await;
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
     // ann connects and then never reads again, so never answers a ping.
     let (ann, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;

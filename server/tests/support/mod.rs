@@ -386,6 +386,18 @@ impl Client {
         Self::send(self.request(Method::DELETE, path)).await
     }
 
+    /// Creates the direct conversation with `user_id` (asserting it is new); its id.
+    pub async fn direct_with(&self, user_id: i64) -> i64 {
+        self.post(
+            "/api/conversations",
+            json!({"kind": "direct", "user_id": user_id}),
+        )
+        .await
+        .expect(201)["id"]
+            .as_i64()
+            .expect("id")
+    }
+
     /// Every message of a conversation, read page by page (newest page first).
     pub async fn whole_history(&self, conversation: i64) -> Vec<Value> {
         let mut all = Vec::new();
