@@ -6,17 +6,21 @@ mod support;
 
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
-use support::{Backend, ClientEvent, TestServer, Ws};
+use support::{Backend, Client, ClientEvent, TestServer, Ws};
 
-async fn two_instances() -> (TestServer, TestServer) {
-    let a = TestServer::start(Backend::Postgres).await;
-    let b = TestServer::start_sharing(&a, &[]).await;
-    (a, b)
+/// Two server processes on one database; ann signed in on A, ben on B, both in a group.
+struct Pair {
+    a: TestServer,
+    b: TestServer,
+    ann: Client,
+    ann_id: i64,
+    ben: Client,
+    conv: i64,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_and_presence_cross_between_instances() {
-    let (a, b) = two_instances().await;
+async fn two_instances() -> Pair {
+    let a = TestServer::start(Backend::Postgres).await;
+    let b = TestServer::start_sharing(&a, &[]).await;
     let (ann, ann_id) = a.client().register("ann").await;
     let (ben, ben_id) = b.client().register("ben").await;
     let conv = ann
@@ -28,6 +32,26 @@ async fn messages_and_presence_cross_between_instances() {
         .expect(201)["id"]
         .as_i64()
         .expect("id");
+    Pair {
+        a,
+        b,
+        ann,
+        ann_id,
+        ben,
+        conv,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_and_presence_cross_between_instances() {
+    let Pair {
+        a,
+        b,
+        ann,
+        ann_id,
+        ben,
+        conv,
+    } = two_instances().await;
     let ann_token = ann.token.clone().expect("token");
     let ben_token = ben.token.clone().expect("token");
 
@@ -109,18 +133,14 @@ async fn messages_and_presence_cross_between_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_loses_its_listener_reconnects_and_catches_up() {
-    let (a, b) = two_instances().await;
-    let (ann, _) = a.client().register("ann").await;
-    let (ben, ben_id) = b.client().register("ben").await;
-    let conv = ann
-        .post(
-            "/api/conversations",
-            json!({"kind": "group", "title": "two", "member_ids": [ben_id]}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let Pair {
+        a,
+        b,
+        ann,
+        ben,
+        conv,
+        ..
+    } = two_instances().await;
     let (mut ben_ws, _) =
         Ws::connect_and_resume(&b.base, ben.token.as_deref().expect("token"), &[]).await;
     let path = format!("/api/conversations/{conv}/messages");
