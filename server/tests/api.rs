@@ -618,12 +618,7 @@ async fn send_is_idempotent_and_validated(backend: Backend) {
         .expect(201);
 
     // The same client_id in another conversation is a conflict, not a silent replay.
-    let group = ann
-        .post("/api/conversations", json!({"kind": "group", "title": "g"}))
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let group = ann.group_with("g", &[]).await;
     ann.post(
         &format!("/api/conversations/{group}/messages"),
         json!({"body": "x", "client_id": "c-1"}),

@@ -23,15 +23,7 @@ async fn two_instances() -> Pair {
     let b = TestServer::start_sharing(&a, &[]).await;
     let (ann, ann_id) = a.client().register("ann").await;
     let (ben, ben_id) = b.client().register("ben").await;
-    let conv = ann
-        .post(
-            "/api/conversations",
-            json!({"kind": "group", "title": "two", "member_ids": [ben_id]}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let conv = ann.group_with("two", &[ben_id]).await;
     Pair {
         a,
         b,

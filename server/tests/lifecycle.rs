@@ -28,15 +28,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
     .await;
     let anon = server.client();
     let (ann, _) = anon.register("ann").await;
-    let group = ann
-        .post(
-            "/api/conversations",
-            json!({"kind": "group", "title": "Crash"}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let group = ann.group_with("Crash", &[]).await;
     let token = ann.token.clone().expect("token");
     let (mut ws, _) = Ws::connect_and_resume(&server.base, &token, &[]).await;
     // Pipeline every send without waiting, then read acks; crash the server mid-stream.
@@ -134,15 +126,7 @@ async fn sigterm_stops_gracefully_and_data_survives_restart(backend: Backend) {
     let mut server = TestServer::start(backend).await;
     let anon = server.client();
     let (ann, _) = anon.register("ann").await;
-    let group = ann
-        .post(
-            "/api/conversations",
-            json!({"kind": "group", "title": "Keep"}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let group = ann.group_with("Keep", &[]).await;
     ann.post(
         &format!("/api/conversations/{group}/messages"),
         json!({"body": "kept", "client_id": "k1"}),
@@ -202,15 +186,7 @@ async fn concurrent_sends_get_gapless_unique_seqs(backend: Backend) {
         senders.push(client);
         ids.push(id);
     }
-    let group = owner
-        .post(
-            "/api/conversations",
-            json!({"kind": "group", "title": "Busy", "member_ids": ids}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id");
+    let group = owner.group_with("Busy", &ids).await;
 
     let tasks: Vec<_> = senders
         .into_iter()

@@ -57,18 +57,6 @@ async fn fixture(backend: Backend, names: &[&str], extra: &[&str]) -> Fixture {
     }
 }
 
-async fn group(owner: &Client, members: &[i64]) -> i64 {
-    owner
-        .post(
-            "/api/conversations",
-            json!({"kind": "group", "title": "g", "member_ids": members}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_i64()
-        .expect("id")
-}
-
 fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientEvent {
     ClientEvent::Send {
         conversation_id,
@@ -79,7 +67,7 @@ fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientEvent {
 
 async fn delivery_reaches_every_member_connection_and_no_one_else(backend: Backend) {
     let f = fixture(backend, &["ann", "ben", "cid", "eve"], &[]).await;
-    let conv = group(&f.clients[0], &[f.ids[1], f.ids[2]]).await;
+    let conv = f.clients[0].group_with("g", &[f.ids[1], f.ids[2]]).await;
     let base = &f.server.base;
     let (mut ann1, _) = Ws::connect_and_resume(base, &f.tokens[0], &[]).await;
     let (mut ann2, _) = Ws::connect_and_resume(base, &f.tokens[0], &[]).await;
@@ -132,7 +120,7 @@ async fn delivery_reaches_every_member_connection_and_no_one_else(backend: Backe
 
 async fn ack_comes_after_commit_and_retries_do_not_duplicate(backend: Backend) {
     let f = fixture(backend, &["ann", "ben"], &[]).await;
-    let conv = group(&f.clients[0], &[f.ids[1]]).await;
+    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
     let (mut ann, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
     for i in 0..20 {
@@ -216,7 +204,7 @@ async fn presence_goes_online_and_offline_with_last_seen(backend: Backend) {
 
 async fn typing_and_read_reach_the_other_members(backend: Backend) {
     let f = fixture(backend, &["ann", "ben", "eve"], &[]).await;
-    let conv = group(&f.clients[0], &[f.ids[1]]).await;
+    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
     let (mut ann, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     let (mut ann_other, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
@@ -280,9 +268,9 @@ async fn typing_and_read_reach_the_other_members(backend: Backend) {
 
 async fn resume_delivers_missed_messages_in_order_once(backend: Backend) {
     let f = fixture(backend, &["ann", "ben"], &[]).await;
-    let conv = group(&f.clients[0], &[f.ids[1]]).await;
-    let other = group(&f.clients[0], &[f.ids[1]]).await;
-    let lonely = group(&f.clients[0], &[]).await;
+    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
+    let other = f.clients[0].group_with("g", &[f.ids[1]]).await;
+    let lonely = f.clients[0].group_with("g", &[]).await;
     let post = |c: i64, body: String| {
         let client = f.clients[0].clone();
         async move {
@@ -351,7 +339,7 @@ async fn resume_delivers_missed_messages_in_order_once(backend: Backend) {
 
 async fn malformed_frames_get_an_error_and_the_connection_stays_usable(backend: Backend) {
     let f = fixture(backend, &["ann", "ben"], &[]).await;
-    let conv = group(&f.clients[0], &[f.ids[1]]).await;
+    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
     let (mut ann, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     for bad in [
         "{not json",
@@ -406,7 +394,7 @@ async fn membership_and_profile_changes_are_pushed(backend: Backend) {
     let (mut ann, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
     let (mut cid, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[2], &[]).await;
-    let conv = group(&f.clients[0], &[f.ids[1]]).await;
+    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
     for ws in [&mut ann, &mut ben] {
         let ev = ws.next_of("conversation").await;
         assert_eq!(ev["conversation"]["id"], conv);
@@ -502,7 +490,7 @@ async fn a_slow_client_is_disconnected_and_resumes_without_loss(backend: Backend
     const SENDERS: usize = 8;
     const EACH: usize = 400;
     let f = fixture(backend, &["ann", "ben"], &["--ws-queue", "8"]).await;
-    let conv = group(&f.clients[0], &[f.ids[1]]).await;
+    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
     // ben connects and stops reading; ann floods the conversation with large messages
     // until the socket buffers and ben's queue are full.
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;

@@ -398,6 +398,18 @@ impl Client {
             .expect("id")
     }
 
+    /// Creates a group owned by this user with `members`; its id.
+    pub async fn group_with(&self, title: &str, members: &[i64]) -> i64 {
+        self.post(
+            "/api/conversations",
+            json!({"kind": "group", "title": title, "member_ids": members}),
+        )
+        .await
+        .expect(201)["id"]
+            .as_i64()
+            .expect("id")
+    }
+
     /// Every message of a conversation, read page by page (newest page first).
     pub async fn whole_history(&self, conversation: i64) -> Vec<Value> {
         let mut all = Vec::new();
