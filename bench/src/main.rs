@@ -243,9 +243,13 @@ impl Server {
                 ])
                 .args([
                     "--ws-frames-per-second",
-                    "1000",
+                    "1000000",
                     "--ws-frames-burst",
-                    "1000",
+                    "1000000",
+                    "--send-rate-per-user",
+                    "0",
+                    "--ws-max-per-address",
+                    "0",
                 ])
                 .env(
                     "RUST_LOG",

@@ -10,7 +10,9 @@ use ipnet::IpNet;
 #[command(
     name = "chatapp-server",
     version,
-    about = "ChatApp server: HTTP API, WebSocket and web UI"
+    about = "ChatApp server: HTTP API, WebSocket and web UI",
+    // A flag given twice takes its last value (e.g. a wrapper's defaults, then overrides).
+    args_override_self = true
 )]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (the printed address says which).
@@ -55,13 +57,31 @@ pub struct Config {
     #[arg(long, env = "CHATAPP_WS_QUEUE", default_value_t = 512)]
     pub ws_queue: usize,
 
-    /// Client frames per second allowed per WebSocket connection (sustained).
+    /// Client frames per second allowed per user, over all of the user's WebSocket
+    /// connections together (sustained).
     #[arg(long, env = "CHATAPP_WS_FRAMES_PER_SECOND", default_value = "20")]
     pub ws_frames_per_second: NonZeroU32,
 
-    /// Client frames allowed in a burst per WebSocket connection.
+    /// Client frames allowed in a burst per user (all of the user's WebSockets together).
     #[arg(long, env = "CHATAPP_WS_FRAMES_BURST", default_value = "60")]
     pub ws_frames_burst: NonZeroU32,
+
+    /// Open WebSocket connections allowed per user (0: no limit).
+    #[arg(long, env = "CHATAPP_WS_MAX_PER_USER", default_value_t = 32)]
+    pub ws_max_per_user: usize,
+
+    /// Open WebSocket connections allowed per client address (0: no limit).
+    #[arg(long, env = "CHATAPP_WS_MAX_PER_ADDRESS", default_value_t = 256)]
+    pub ws_max_per_address: usize,
+
+    /// Messages (text and voice) a user may send per second, over REST and all of the
+    /// user's WebSockets together, sustained (0: no limit).
+    #[arg(long, env = "CHATAPP_SEND_RATE_PER_USER", default_value_t = 10)]
+    pub send_rate_per_user: u32,
+
+    /// Messages a user may send in a burst.
+    #[arg(long, env = "CHATAPP_SEND_BURST_PER_USER", default_value = "60")]
+    pub send_burst_per_user: NonZeroU32,
 
     /// Message writer tasks (group commit); default 1. More can help when PostgreSQL is
     /// on another machine (more transactions in flight), at the cost of smaller batches.
@@ -111,6 +131,10 @@ impl fmt::Debug for Config {
             .field("ws_queue", &self.ws_queue)
             .field("ws_frames_per_second", &self.ws_frames_per_second)
             .field("ws_frames_burst", &self.ws_frames_burst)
+            .field("ws_max_per_user", &self.ws_max_per_user)
+            .field("ws_max_per_address", &self.ws_max_per_address)
+            .field("send_rate_per_user", &self.send_rate_per_user)
+            .field("send_burst_per_user", &self.send_burst_per_user)
             .field("db_writers", &self.db_writers)
             .finish()
     }

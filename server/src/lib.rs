@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod conversations;
 pub mod error;
+pub mod limits;
 pub mod media;
 pub mod messages;
 pub mod realtime;
@@ -25,6 +26,7 @@ use axum::{
     serve::ListenerExt,
 };
 use chatapp_protocol::{Health, User};
+use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -34,9 +36,10 @@ pub use config::Config;
 use crate::{
     auth::limits::AuthLimits,
     error::ApiError,
+    limits::UserLimits,
     media::blobs::BlobStore,
     messages::writer::MessageWriter,
-    realtime::{Hub, fanout::Fanout},
+    realtime::{Hub, fanout::Fanout, hub::ConnLimits},
     store::{Backend, Store, UserRow},
 };
 
@@ -56,6 +59,10 @@ pub struct AppInner {
     pub secret: Vec<u8>,
     /// Sign-in and registration rate limits.
     pub limits: AuthLimits,
+    /// Per-user allowances for sending and WebSocket frames.
+    pub user_limits: UserLimits,
+    /// Open WebSocket connections, so shutdown can wait for them to finish.
+    pub connections: TaskTracker,
     /// This instance's WebSocket connections.
     pub hub: Hub,
     /// Group-commit message writers.
@@ -92,12 +99,21 @@ impl AppState {
         });
         let writer =
             MessageWriter::start(store.clone(), writers, store.backend() == Backend::Sqlite);
-        let hub = Hub::new(config.ws_queue);
+        let hub = Hub::new(
+            config.ws_queue,
+            ConnLimits {
+                per_user: config.ws_max_per_user,
+                per_address: config.ws_max_per_address,
+            },
+        );
+        let user_limits = UserLimits::new(&config);
         Self(Arc::new(AppInner {
             store,
             config,
             secret,
             limits,
+            user_limits,
+            connections: TaskTracker::new(),
             hub,
             writer,
             fanout,
@@ -292,10 +308,17 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     .await
     .context("serving")?;
     housekeeping.abort();
-    // Let the closing WebSockets record their users' last_seen before storage closes.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while state.hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Let the closing WebSockets finish (send their close frames, record their users'
+    // last_seen) before storage closes.
+    state.connections.close();
+    if tokio::time::timeout(Duration::from_secs(5), state.connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = state.connections.len(),
+            "connections still closing at shutdown"
+        );
     }
     state.fanout.stop().await;
     state.store.close().await;
@@ -303,12 +326,15 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Periodic upkeep: forget recovered rate-limit keys.
+/// Periodic upkeep: forget recovered rate-limit keys; close connections whose session
+/// has ended without this instance hearing of it (expired, or a missed notice).
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         state.limits.shrink();
+        state.user_limits.shrink();
+        realtime::end_vanished_sessions(&state).await;
     }
 }
 

@@ -171,3 +171,14 @@ async fn an_instance_that_loses_its_listener_reconnects_and_catches_up() {
     assert_eq!(ben_ws.next_of("message").await["message"]["seq"], 5);
     ben_ws.expect_quiet().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_on_one_instance_closes_the_sessions_sockets_on_the_other() {
+    let Pair { a, b, ann, .. } = two_instances().await;
+    let token = ann.token.clone().expect("token");
+    // ann's socket is on B; she signs out through A.
+    let (mut on_b, _) = Ws::connect_and_resume(&b.base, &token, &[]).await;
+    ann.post("/api/auth/logout", json!({})).await.expect(204);
+    assert_eq!(on_b.close_code().await, Some(4001), "session ended");
+    drop(a);
+}

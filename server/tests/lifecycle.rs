@@ -141,7 +141,20 @@ async fn sigterm_stops_gracefully_and_data_survives_restart(backend: Backend) {
     }
     let secret_path = server.data_dir.path().join("secret.key");
     let secret = std::fs::read_to_string(&secret_path).expect("generated secret key");
+    let (ben, ann_id) = {
+        let (ben, _) = anon.register("ben").await;
+        let me = ann.get("/api/me").await.expect(200);
+        assert!(me["last_seen"].is_null(), "never connected yet: {me}");
+        (ben, me["id"].as_i64().expect("id"))
+    };
+    // ann is connected when the server stops: told to come back later, and her last
+    // seen is recorded on the way out.
+    let (mut ws, _) =
+        Ws::connect_and_resume(&server.base, &ann.token.clone().expect("token"), &[]).await;
 
+    let pid = nix::unistd::Pid::from_raw(server.pid());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    assert_eq!(ws.close_code().await, Some(1012), "service restart");
     let status = server.stop();
     assert!(
         status.success(),
@@ -156,6 +169,16 @@ async fn sigterm_stops_gracefully_and_data_survives_restart(backend: Backend) {
     );
     let ann = ann.with_base(&server.base);
     ann.get("/api/me").await.expect(200);
+    let seen = ben
+        .with_base(&server.base)
+        .get(&format!("/api/users/{ann_id}"))
+        .await
+        .expect(200);
+    assert!(
+        seen["last_seen"].is_string(),
+        "last seen recorded at shutdown: {seen}"
+    );
+    assert_eq!(seen["online"], false);
     let page = ann
         .get(&format!("/api/conversations/{group}/messages"))
         .await

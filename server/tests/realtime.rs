@@ -31,14 +31,7 @@ struct Fixture {
 
 /// A server with users `names`, each signed in.
 async fn fixture(backend: Backend, names: &[&str], extra: &[&str]) -> Fixture {
-    let mut args = vec![
-        "--auth-rate-per-account",
-        "1000",
-        "--auth-rate-per-address",
-        "100000",
-    ];
-    args.extend_from_slice(extra);
-    let server = TestServer::start_with(backend, &args).await;
+    let server = TestServer::start_with(backend, extra).await;
     let anon = server.client();
     let mut tokens = Vec::new();
     let mut ids = Vec::new();

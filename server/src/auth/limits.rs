@@ -60,7 +60,7 @@ impl AuthLimits {
     }
 }
 
-fn check<K: std::hash::Hash + Eq + Clone>(
+pub(crate) fn check<K: std::hash::Hash + Eq + Clone>(
     limiter: &DefaultKeyedRateLimiter<K>,
     key: &K,
 ) -> Result<(), ApiError> {

@@ -112,6 +112,7 @@ pub async fn login(
     responses((status = 204, description = "Signed out"), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
     state.store.delete_session(auth.session_id).await?;
+    state.end_sessions(vec![auth.session_id]);
     let jar = super::expired_cookies()
         .into_iter()
         .fold(CookieJar::new(), CookieJar::add);
@@ -186,9 +187,10 @@ pub async fn patch_me(
             .await?;
         tracing::info!(
             user_id = auth.id(),
-            ended,
+            ended = ended.len(),
             "password changed; other sessions ended"
         );
+        state.end_sessions(ended);
     }
     Ok(ApiJson(users::me(&user, state.is_online(user.id))))
 }

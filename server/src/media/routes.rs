@@ -49,8 +49,9 @@ pub async fn upload_voice(
     ApiPath(id): ApiPath<i64>,
     mut multipart: Multipart,
 ) -> ApiResult<Response> {
-    // Refuse non-members before reading the body.
+    // Refuse non-members and floods before reading the body.
     state.store.membership(id, auth.id()).await?;
+    state.user_limits.check_send(auth.id())?;
     let mut client_id: Option<String> = None;
     let mut upload = None;
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {

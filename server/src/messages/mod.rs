@@ -29,6 +29,7 @@ pub async fn send_text(
     if let Some(client_id) = &client_id {
         validate_client_id(client_id)?;
     }
+    state.user_limits.check_send(sender_id)?;
     let (row, created) = state
         .writer
         .write(OwnedNewMessage {

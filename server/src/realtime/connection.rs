@@ -7,7 +7,7 @@
 //! live delivery at once. The writer keeps a per-conversation cursor and fills any gap
 //! from the store, so each message reaches a connection once and in order.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, net::IpAddr, time::Duration};
 
 use axum::{
     extract::{
@@ -19,17 +19,14 @@ use axum::{
 };
 use chatapp_protocol::{ClientEvent, ServerEvent};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::{sync::mpsc, time::Instant};
-use tokio_util::sync::CancellationToken;
 
-use super::{Outbound, encode};
+use super::{CloseReason, Outbound, encode, hub::Kill};
 use crate::{
     AppState,
-    auth::{AuthUser, check_same_origin},
+    auth::{AuthUser, ClientAddr, check_same_origin},
     error::{ApiError, ApiResult},
     messages::{self, message_view},
-    store::UserRow,
     users,
 };
 
@@ -51,18 +48,23 @@ const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 pub async fn ws_handler(
     State(state): State<AppState>,
     auth: AuthUser,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     if auth.via_cookie {
         check_same_origin(&headers, &state)?;
     }
+    if !state.hub.admits(auth.id(), addr) {
+        return Err(ApiError::TooManyConnections);
+    }
+    let tracker = state.connections.clone();
     Ok(ws
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| run(state, auth.user, socket)))
+        .on_upgrade(move |socket| tracker.track_future(run(state, auth, addr, socket))))
 }
 
 /// How the writer starts delivering.
@@ -73,9 +75,16 @@ enum Control {
     Live,
 }
 
-async fn run(state: AppState, user: UserRow, socket: WebSocket) {
+async fn run(state: AppState, auth: AuthUser, addr: IpAddr, mut socket: WebSocket) {
+    let user = auth.user;
     let user_id = user.id;
-    let reg = state.hub.register(user_id);
+    let Some(reg) = state.hub.register(user_id, auth.session_id, addr) else {
+        // Admitted before the upgrade, but others got there first.
+        let _ = socket
+            .send(close_message(CloseReason::TooManyConnections))
+            .await;
+        return;
+    };
     if reg.first {
         state.came_online(user_id).await;
     }
@@ -98,16 +107,18 @@ async fn run(state: AppState, user: UserRow, socket: WebSocket) {
         conn_id: reg.id,
         ctrl: Some(ctrl_tx),
         typing: HashMap::new(),
-        limiter: RateLimiter::direct(
-            Quota::per_second(state.config.ws_frames_per_second)
-                .allow_burst(state.config.ws_frames_burst),
-        ),
     };
     let writer_done = tokio::select! {
-        () = reader.run(stream, kill.clone()) => false,
+        reason = reader.run(stream, kill.clone()) => {
+            if let Some(reason) = reason {
+                kill.kill(reason);
+            }
+            false
+        }
         _ = &mut write_task => true,
     };
-    kill.cancel();
+    // Ends the writer (with the close frame of the first reason given, if any).
+    kill.kill(CloseReason::Normal);
     // Give the writer a moment to send its close frame (never poll a finished task again).
     if !writer_done
         && tokio::time::timeout(Duration::from_secs(2), &mut write_task)
@@ -130,28 +141,30 @@ struct Reader {
     ctrl: Option<mpsc::Sender<Control>>,
     /// Last `typing` relayed per conversation.
     typing: HashMap<i64, Instant>,
-    limiter: DefaultDirectRateLimiter,
 }
 
 impl Reader {
-    async fn run(mut self, mut stream: SplitStream<WebSocket>, kill: CancellationToken) {
+    /// Reads client frames until the connection ends; why the server should close it,
+    /// if it should.
+    async fn run(mut self, mut stream: SplitStream<WebSocket>, kill: Kill) -> Option<CloseReason> {
         let idle = self.state.config.ws_ping_interval() * 5 / 2;
         loop {
             let next = tokio::select! {
-                () = kill.cancelled() => return,
+                () = kill.killed() => return None,
                 next = tokio::time::timeout(idle, stream.next()) => next,
             };
             let frame = match next {
                 Err(_) => {
                     tracing::debug!(user_id = self.user_id, "no answer to pings; closing");
-                    return;
+                    return Some(CloseReason::Unresponsive);
                 }
-                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
+                Ok(Some(Err(err))) => return read_error_reason(err),
+                Ok(None | Some(Ok(Message::Close(_)))) => return None,
                 Ok(Some(Ok(frame))) => frame,
             };
             match frame {
                 Message::Text(text) => {
-                    if self.limiter.check().is_err() {
+                    if !self.state.user_limits.check_frame(self.user_id) {
                         self.reply_error("rate_limited", "too many frames; slow down", None);
                         continue;
                     }
@@ -161,7 +174,7 @@ impl Reader {
                     self.reply_error("invalid_frame", "binary frames are not supported", None);
                 }
                 Message::Ping(_) | Message::Pong(_) => {}
-                Message::Close(_) => return,
+                Message::Close(_) => return None,
             }
         }
     }
@@ -307,7 +320,7 @@ impl Writer {
         hello: Utf8Bytes,
         mut rx: mpsc::Receiver<Outbound>,
         mut ctrl: mpsc::Receiver<Control>,
-        kill: CancellationToken,
+        kill: Kill,
     ) {
         if self.sink.send(Message::Text(hello)).await.is_err() {
             return;
@@ -317,11 +330,14 @@ impl Writer {
         // Wait for the client's first frame.
         let control = loop {
             tokio::select! {
-                () = kill.cancelled() => return self.close().await,
+                () = kill.killed() => return self.close(&kill).await,
                 control = ctrl.recv() => break control,
                 _ = ping.tick() => if self.sink.send(Message::Ping(Default::default())).await.is_err() { return },
             }
         };
+        if self.go_live().await.is_err() {
+            return;
+        }
         if let Some(Control::Resume(cursors)) = control {
             if self.resume(cursors).await.is_err() {
                 return;
@@ -329,7 +345,7 @@ impl Writer {
         }
         loop {
             tokio::select! {
-                () = kill.cancelled() => return self.close().await,
+                () = kill.killed() => return self.close(&kill).await,
                 item = rx.recv() => {
                     let Some(item) = item else { return };
                     if self.deliver_all(item, &mut rx).await.is_err() {
@@ -345,14 +361,11 @@ impl Writer {
         }
     }
 
-    async fn close(mut self) {
-        let frame = CloseFrame {
-            code: 1012,
-            reason: Utf8Bytes::from_static("closing"),
-        };
+    async fn close(mut self, kill: &Kill) {
+        let reason = kill.reason().unwrap_or(CloseReason::Shutdown);
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
-            self.sink.send(Message::Close(Some(frame))),
+            self.sink.send(close_message(reason)),
         )
         .await;
     }
@@ -379,23 +392,70 @@ impl Writer {
                 frame,
                 ack,
             } => {
-                match self.cursors.get(&conversation_id).copied() {
-                    Some(cursor) if seq <= cursor => {
-                        // Already sent; an ack must still reach the sender.
-                        if ack {
-                            self.sink.feed(Message::Text(frame)).await?;
-                        }
-                        return Ok(());
+                let cursor = match self.cursors.get(&conversation_id).copied() {
+                    Some(cursor) => Some(cursor),
+                    None => self.start_position(conversation_id).await?,
+                };
+                let Some(cursor) = cursor else {
+                    // Not a member (routed by a list read before a removal): only the
+                    // sender's own ack may still go out.
+                    if ack {
+                        self.sink.feed(Message::Text(frame)).await?;
                     }
-                    Some(cursor) if seq > cursor + 1 => {
-                        self.replay(conversation_id, cursor, seq - 1).await?;
+                    return Ok(());
+                };
+                if seq <= cursor {
+                    // Already sent; an ack must still reach the sender.
+                    if ack {
+                        self.sink.feed(Message::Text(frame)).await?;
                     }
-                    _ => {}
+                    return Ok(());
+                }
+                if seq > cursor + 1 {
+                    self.replay(conversation_id, cursor, seq - 1).await?;
                 }
                 self.cursors.insert(conversation_id, seq);
                 self.sink.feed(Message::Text(frame)).await
             }
         }
+    }
+
+    /// Going live: every conversation of the user starts at its last seq as of now (a
+    /// `resume` then moves the ones it names back to the client's cursors). Messages
+    /// published later in any order are then delivered from there on, gaps filled.
+    async fn go_live(&mut self) -> WsResult {
+        let positions = self
+            .state
+            .store
+            .live_positions(self.user_id)
+            .await
+            .map_err(|err| {
+                tracing::warn!(error = %err, "cannot read live positions; closing");
+                axum::Error::new(err)
+            })?;
+        for (conversation_id, last_seq) in positions {
+            self.cursors.entry(conversation_id).or_insert(last_seq);
+        }
+        Ok(())
+    }
+
+    /// Where delivery starts in a conversation this connection has no cursor for (joined
+    /// or created after going live): the conversation's last seq when the user joined.
+    /// `None` when the user is not a member.
+    async fn start_position(&mut self, conversation_id: i64) -> Result<Option<i64>, axum::Error> {
+        let joined = self
+            .state
+            .store
+            .joined_seq(conversation_id, self.user_id)
+            .await
+            .map_err(|err| {
+                tracing::warn!(error = %err, "cannot read a membership; closing");
+                axum::Error::new(err)
+            })?;
+        if let Some(joined) = joined {
+            self.cursors.insert(conversation_id, joined);
+        }
+        Ok(joined)
     }
 
     /// Sends the stored messages of a conversation with `after < seq <= until`.
@@ -458,5 +518,24 @@ impl Writer {
             .feed(Message::Text(encode(&ServerEvent::Synced)))
             .await?;
         self.sink.flush().await
+    }
+}
+
+fn close_message(reason: CloseReason) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: reason.code(),
+        reason: Utf8Bytes::from_static(reason.text()),
+    }))
+}
+
+/// Why a read failed, when the client broke a rule the close code should name.
+fn read_error_reason(err: axum::Error) -> Option<CloseReason> {
+    match err.into_inner().downcast::<tungstenite::Error>() {
+        Ok(err) => match *err {
+            tungstenite::Error::Capacity(_) => Some(CloseReason::FrameTooLarge),
+            tungstenite::Error::Utf8(_) => Some(CloseReason::InvalidUtf8),
+            _ => None,
+        },
+        Err(_) => None,
     }
 }

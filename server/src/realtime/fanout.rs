@@ -62,6 +62,10 @@ pub enum Notice {
     UserUpdated {
         user_id: i64,
     },
+    /// These sessions ended: close their connections.
+    SessionsEnded {
+        session_ids: Vec<i64>,
+    },
     /// `instance` has (or no longer has) a connection of `user_id`.
     Presence {
         user_id: i64,
@@ -323,6 +327,7 @@ async fn connect_listener(url: &str) -> anyhow::Result<PgListener> {
 async fn catch_up(link: &PgLink, state: &AppState) {
     state.hub.forget_all_members();
     reload_presence(link, state).await;
+    super::end_vanished_sessions(state).await;
     let delivered: Vec<(i64, i64)> = link
         .delivered
         .lock()
@@ -435,6 +440,7 @@ async fn apply(link: &PgLink, state: &AppState, notice: Notice) {
             removed,
         } => state.deliver_conversation(conversation_id, &removed).await,
         Notice::UserUpdated { user_id } => state.deliver_user_updated(user_id).await,
+        Notice::SessionsEnded { session_ids } => state.hub.end_sessions(&session_ids),
         Notice::Presence {
             user_id,
             online,

@@ -13,7 +13,7 @@ use axum::extract::ws::Utf8Bytes;
 use chatapp_protocol::ServerEvent;
 use time::OffsetDateTime;
 
-pub use hub::{Hub, Outbound};
+pub use hub::{CloseReason, Hub, Outbound};
 
 use crate::{
     AppState, conversations,
@@ -33,12 +33,13 @@ pub fn encode(event: &ServerEvent) -> Utf8Bytes {
 impl AppState {
     /// Members of a conversation, from the hub's cache or the store.
     pub async fn members_of(&self, conversation_id: i64) -> StoreResult<Arc<[i64]>> {
-        if let Some(members) = self.hub.cached_members(conversation_id) {
-            return Ok(members);
-        }
+        let epoch = match self.hub.cached_members(conversation_id) {
+            Ok(members) => return Ok(members),
+            Err(epoch) => epoch,
+        };
         let members: Arc<[i64]> = self.store.member_ids(conversation_id).await?.into();
         self.hub
-            .cache_members(conversation_id, Arc::clone(&members));
+            .cache_members(conversation_id, Arc::clone(&members), epoch);
         Ok(members)
     }
 
@@ -198,6 +199,16 @@ impl AppState {
             .send_to_users(&contacts, &Outbound::Event(frame), None);
     }
 
+    /// Sessions ended (signed out, or revoked by a password change): their connections
+    /// close at once, here and on every other instance.
+    pub fn end_sessions(&self, session_ids: Vec<i64>) {
+        if session_ids.is_empty() {
+            return;
+        }
+        self.hub.end_sessions(&session_ids);
+        self.fanout.notify(Notice::SessionsEnded { session_ids });
+    }
+
     /// The user's first connection here opened.
     pub(crate) async fn came_online(&self, user_id: i64) {
         let was_online_elsewhere = self.fanout.online_elsewhere(user_id);
@@ -225,5 +236,22 @@ impl AppState {
             self.deliver_presence(user_id, false, Some(time_of(now)))
                 .await;
         }
+    }
+}
+
+/// Closes connections whose session no longer exists (ended while a notice was missed,
+/// or removed by expiry).
+pub async fn end_vanished_sessions(state: &AppState) {
+    let open = state.hub.session_ids();
+    if open.is_empty() {
+        return;
+    }
+    match state.store.existing_sessions(&open).await {
+        Ok(existing) => {
+            let existing: std::collections::HashSet<i64> = existing.into_iter().collect();
+            let gone: Vec<i64> = open.into_iter().filter(|s| !existing.contains(s)).collect();
+            state.hub.end_sessions(&gone);
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot check the open connections' sessions"),
     }
 }

@@ -164,18 +164,29 @@ impl Store {
 
     /// Adds `users` to conversation `id` (already-members are left as they are).
     /// Returns the ids that were added.
+    ///
+    /// Each new member's `joined_seq` is the conversation's last seq at the moment of
+    /// joining, read under the conversation's row lock (the lock message inserts take to
+    /// allocate seqs), so it is exact: live delivery to the member starts right after it.
     pub async fn add_members(&self, id: i64, users: &[i64]) -> StoreResult<Vec<i64>> {
         let now = now_ms();
         let mut added = Vec::new();
         let mut tx = self.write.begin().await?;
+        let joined_seq = sqlx::query_scalar::<_, i64>(
+            "UPDATE conversations SET last_seq = last_seq WHERE id = $1 RETURNING last_seq",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
         for user in users {
             let done = sqlx::query(
-                "INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO members (conversation_id, user_id, joined_at, joined_seq) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
             .bind(id)
             .bind(*user)
             .bind(now)
+            .bind(joined_seq)
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 1 {
@@ -219,6 +230,29 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Where live delivery of each of `user_id`'s conversations starts for a connection
+    /// going live now without cursors: (conversation id, its last seq).
+    pub async fn live_positions(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as::<_, (i64, i64)>(
+            "SELECT c.id, c.last_seq FROM members m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE m.user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// The conversation's last seq when `user_id` joined it; `None` if not a member.
+    pub async fn joined_seq(&self, id: i64, user_id: i64) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT joined_seq FROM members WHERE conversation_id = $1 AND user_id = $2",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.read)
+        .await?)
     }
 
     /// The conversations of `user_id`, newest activity first.

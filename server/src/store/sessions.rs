@@ -1,6 +1,6 @@
 //! Sessions: stored only as hashes of their tokens.
 
-use super::{Store, StoreResult, UserRow, now_ms, users::USER_COLUMNS};
+use super::{Store, StoreResult, UserRow, now_ms, placeholders, users::USER_COLUMNS};
 
 /// A session not used for this long (30 days, as long as the browser keeps the cookie)
 /// has ended.
@@ -63,13 +63,31 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every session of `user_id` except `keep`; returns how many ended.
-    pub async fn delete_other_sessions(&self, user_id: i64, keep: i64) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
-            .bind(user_id)
-            .bind(keep)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected())
+    /// Ends every session of `user_id` except `keep`; returns the ids of those ended.
+    pub async fn delete_other_sessions(&self, user_id: i64, keep: i64) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .fetch_all(&self.write)
+        .await?)
+    }
+
+    /// Which of `ids` are sessions that still exist.
+    pub async fn existing_sessions(&self, ids: &[i64]) -> StoreResult<Vec<i64>> {
+        let mut existing = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT id FROM sessions WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_scalar::<_, i64>(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            existing.extend(query.fetch_all(&self.read).await?);
+        }
+        Ok(existing)
     }
 }

@@ -93,19 +93,21 @@ pub struct TestServer {
     args: Vec<String>,
 }
 
+/// Limits every test server starts with: generous, since tests register many users and
+/// send in bursts. A test of a limit sets it again (the last occurrence of a flag wins).
+const GENEROUS_LIMITS: &[&str] = &[
+    "--auth-rate-per-account",
+    "1000",
+    "--auth-rate-per-address",
+    "100000",
+    "--send-rate-per-user",
+    "0",
+];
+
 impl TestServer {
-    /// Starts a server with generous sign-in limits (the journey registers many users).
+    /// Starts a server with generous limits.
     pub async fn start(backend: Backend) -> Self {
-        Self::start_with(
-            backend,
-            &[
-                "--auth-rate-per-account",
-                "1000",
-                "--auth-rate-per-address",
-                "100000",
-            ],
-        )
-        .await
+        Self::start_with(backend, &[]).await
     }
 
     /// Starts a second server process on the PostgreSQL database of `other`.
@@ -116,12 +118,7 @@ impl TestServer {
             .expect("a PostgreSQL server")
             .url
             .clone();
-        let mut args = vec![
-            "--auth-rate-per-account".to_owned(),
-            "1000".to_owned(),
-            "--auth-rate-per-address".to_owned(),
-            "100000".to_owned(),
-        ];
+        let mut args: Vec<String> = GENEROUS_LIMITS.iter().map(|s| (*s).to_owned()).collect();
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let data_dir = tempfile::tempdir().expect("temp dir");
         args.splice(
@@ -158,6 +155,7 @@ impl TestServer {
             args.push("--database-url".into());
             args.push(db.url.clone());
         }
+        args.extend(GENEROUS_LIMITS.iter().map(|s| (*s).to_owned()));
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let mut server = Self {
             child: None,
@@ -576,6 +574,23 @@ impl Ws {
                 Ok(_) => {}
             }
         }
+    }
+
+    /// Reads (and drops) events until the server closes the connection; the close
+    /// frame's code (`None` when the connection ended without one).
+    pub async fn close_code(&mut self) -> Option<u16> {
+        let wait = async {
+            loop {
+                match self.stream.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        };
+        tokio::time::timeout(EVENT_WAIT, wait)
+            .await
+            .expect("the server closes the connection")
     }
 
     /// The next event of type `kind`, skipping others.
