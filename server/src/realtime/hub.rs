@@ -99,7 +99,11 @@ impl Kill {
 
     /// Ends the connection; `false` when it was already ending.
     pub fn kill(&self, reason: CloseReason) -> bool {
-        let first = self.reason.set(reason).is_ok() && !self.token.is_cancelled();
+        if self.token.is_cancelled() {
+            // Already ending (perhaps the whole hub, which gives no reason).
+            return false;
+        }
+        let first = self.reason.set(reason).is_ok();
         self.token.cancel();
         first
     }
