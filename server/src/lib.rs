@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod conversations;
 pub mod error;
 pub mod media;
@@ -13,7 +14,7 @@ pub mod store;
 pub mod users;
 mod web;
 
-use std::{net::SocketAddr, ops::Deref, path::Path, sync::Arc, time::Duration};
+use std::{ops::Deref, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
@@ -22,7 +23,6 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
     routing::get,
-    serve::ListenerExt,
 };
 use chatapp_protocol::{Health, User};
 use tower_http::trace::TraceLayer;
@@ -64,6 +64,9 @@ pub struct AppInner {
     pub fanout: Fanout,
     /// Uploaded files.
     pub blobs: BlobStore,
+    /// Permits for media decoding (voice analysis, avatar thumbnails): at most
+    /// `--media-workers` run at once, the rest wait their turn.
+    pub media_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Deref for AppState {
@@ -93,6 +96,7 @@ impl AppState {
         let writer =
             MessageWriter::start(store.clone(), writers, store.backend() == Backend::Sqlite);
         let hub = Hub::new(config.ws_queue);
+        let media_permits = Arc::new(tokio::sync::Semaphore::new(config.media_workers()));
         Self(Arc::new(AppInner {
             store,
             config,
@@ -102,6 +106,7 @@ impl AppState {
             writer,
             fanout,
             blobs,
+            media_permits,
         }))
     }
 
@@ -193,6 +198,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let openapi = Arc::new(openapi);
+    let body_timeouts = connections::BodyTimeouts {
+        idle: state.config.body_idle_timeout(),
+        total: state.config.body_timeout(),
+    };
     Router::new()
         .merge(api)
         .route(
@@ -205,6 +214,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(web::fallback)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            body_timeouts,
+            connections::limit_body_time,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -249,11 +262,6 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "TCP_NODELAY not set");
-        }
-    });
     let fanout = match store.backend() {
         Backend::Postgres => Fanout::postgres(&config.effective_database_url())
             .await
@@ -277,11 +285,8 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     use std::io::Write as _;
     std::io::stdout().flush().ok();
 
-    axum::serve(
-        listener,
-        router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
+    let header_timeout = state.config.header_timeout();
+    connections::serve(listener, router(state.clone()), header_timeout, {
         let state = state.clone();
         async move {
             shutdown_signal().await;
@@ -289,8 +294,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
             state.hub.shutdown();
         }
     })
-    .await
-    .context("serving")?;
+    .await;
     housekeeping.abort();
     // Let the closing WebSockets record their users' last_seen before storage closes.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
