@@ -558,6 +558,52 @@ mod tests {
     }
 
     #[test]
+    fn peaks_stay_bounded_however_long_the_audio() {
+        let mut peaks = Peaks::new(480);
+        for i in 0..20_000_000u64 {
+            peaks.add(if i == 19_999_999 { 1.0 } else { 0.25 });
+        }
+        let peaks = peaks.finish();
+        assert!(peaks.len() <= MAX_PEAKS + 1, "{}", peaks.len());
+        let waveform = reduce(&peaks);
+        assert_eq!(waveform.len(), WAVEFORM_POINTS);
+        assert_eq!(
+            waveform[WAVEFORM_POINTS - 1],
+            255,
+            "the loudest peak survives merging"
+        );
+        assert_eq!(waveform[0], 64);
+    }
+
+    #[test]
+    fn wav_formats_are_checked_before_decoding() {
+        let wav = |tag: u16, channels: u16, rate: u32, align: u16, bits: u16| {
+            let mut out = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0".to_vec();
+            out.extend_from_slice(&tag.to_le_bytes());
+            out.extend_from_slice(&channels.to_le_bytes());
+            out.extend_from_slice(&rate.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&align.to_le_bytes());
+            out.extend_from_slice(&bits.to_le_bytes());
+            out.extend_from_slice(b"data\0\0\0\0");
+            std::io::Cursor::new(out)
+        };
+        assert!(check_wav(&mut wav(1, 2, 44_100, 4, 16)).is_ok());
+        assert!(check_wav(&mut wav(3, 1, 48_000, 4, 32)).is_ok());
+        for bad in [
+            wav(1, 1, 0, 2, 16),
+            wav(1, 1, 1, 2, 16),
+            wav(1, 0, 48_000, 0, 16),
+            wav(1, 1, 48_000, 0, 16),
+            wav(1, 1000, 48_000, 2000, 16),
+            wav(1, 1, 48_000, 1, 12),
+            wav(0x11, 2, 48_000, 1, 4),
+        ] {
+            assert!(check_wav(&mut bad.clone()).is_err(), "{:?}", bad.get_ref());
+        }
+    }
+
+    #[test]
     fn waveform_has_fixed_points_scaled_to_the_loudest() {
         let w = reduce(&(0..1000).map(|i| i as f32 / 1000.0).collect::<Vec<_>>());
         assert_eq!(w.len(), WAVEFORM_POINTS);

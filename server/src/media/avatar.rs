@@ -99,6 +99,10 @@ mod tests {
             assert_eq!((decoded.width(), decoded.height()), (side, side));
         }
         assert!(thumbnails(b"hello, I am text").is_err());
+        assert!(check_dimensions(6000, 4000).is_ok());
+        assert!(check_dimensions(8192, 8192).is_err());
+        assert!(check_dimensions(8193, 10).is_err());
+        assert!(check_dimensions(0, 10).is_err());
         assert!(thumbnails(b"\x89PNG\r\n\x1a\nbroken").is_err());
     }
 }
