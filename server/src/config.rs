@@ -1,7 +1,13 @@
 //! Server configuration: one clap struct, every flag with an environment fallback.
 //! Defaults give a working server on a laptop with no set-up (SQLite in `./data`).
 
-use std::{fmt, net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
+use std::{
+    fmt,
+    net::SocketAddr,
+    num::{NonZeroU32, NonZeroUsize},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::Parser;
 use ipnet::IpNet;
@@ -92,11 +98,51 @@ pub struct Config {
     #[arg(long, env = "CHATAPP_AUTH_RATE_WINDOW_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub auth_rate_window_secs: u64,
+
+    /// Seconds a client may take to send a request's headers; a slower connection is closed.
+    #[arg(long, env = "CHATAPP_HEADER_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a request body may pause between bytes before the request is refused (408).
+    #[arg(long, env = "CHATAPP_BODY_IDLE_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_idle_timeout_secs: u64,
+
+    /// Seconds a whole request body may take (a 16 MB voice message at 0.5 Mbit/s needs
+    /// about 270 s) before the request is refused (408).
+    #[arg(long, env = "CHATAPP_BODY_TIMEOUT_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub body_timeout_secs: u64,
+
+    /// Media decodes (voice analysis, avatar thumbnails) run at the same time; more wait
+    /// their turn. Default: the number of CPU cores.
+    #[arg(long, env = "CHATAPP_MEDIA_WORKERS")]
+    pub media_workers: Option<NonZeroUsize>,
 }
 
 impl Config {
     pub fn ws_ping_interval(&self) -> Duration {
         Duration::from_secs(self.ws_ping_secs)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    pub fn body_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_idle_timeout_secs)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+
+    /// How many media decodes may run at once: the configured number, or the cores.
+    pub fn media_workers(&self) -> usize {
+        self.media_workers
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
     }
 
     /// The database URL to use: the configured one, or the SQLite file in the data dir.
@@ -136,7 +182,30 @@ impl fmt::Debug for Config {
             .field("send_rate_per_user", &self.send_rate_per_user)
             .field("send_burst_per_user", &self.send_burst_per_user)
             .field("db_writers", &self.db_writers)
+            .field("header_timeout_secs", &self.header_timeout_secs)
+            .field("body_idle_timeout_secs", &self.body_idle_timeout_secs)
+            .field("body_timeout_secs", &self.body_timeout_secs)
+            .field("media_workers", &self.media_workers)
             .finish()
+    }
+}
+
+/// The log filter from `RUST_LOG` (default `info`). The audio decoder (symphonia, which
+/// logs through `log` at INFO for every file it opens and at WARN for every damaged frame
+/// of a bad upload) is kept at `error` unless `RUST_LOG` names it: a refused upload is
+/// answered with its reason, not written to the log.
+pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    let spec = rust_log.map(str::trim).filter(|s| !s.is_empty());
+    let filter = spec
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    if spec.is_some_and(|spec| spec.contains("symphonia")) {
+        return filter;
+    }
+    match "symphonia=error".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
     }
 }
 
@@ -172,6 +241,19 @@ mod tests {
         assert_eq!(
             redact_url("sqlite://data/chatapp.db"),
             "sqlite://data/chatapp.db"
+        );
+    }
+
+    #[test]
+    fn audio_decoder_logs_only_errors_unless_asked() {
+        assert_eq!(log_filter(None).to_string(), "symphonia=error,info");
+        assert_eq!(
+            log_filter(Some("debug")).to_string(),
+            "symphonia=error,debug"
+        );
+        assert_eq!(
+            log_filter(Some("info,symphonia_core=debug")).to_string(),
+            "symphonia_core=debug,info"
         );
     }
 

@@ -3,13 +3,17 @@
 
 use axum::{
     Json,
-    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    extract::{
+        FromRequest, Multipart, Request,
+        multipart::MultipartError,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use chatapp_protocol::{ErrorBody, ErrorDetail};
 
-use crate::store::StoreError;
+use crate::{connections::is_body_timeout, store::StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -29,6 +33,8 @@ pub enum ApiError {
     Conflict(&'static str, String),
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("too many attempts; try again in {retry_after_secs} s")]
@@ -65,6 +71,7 @@ impl ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(code, _) => (StatusCode::CONFLICT, code),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -113,6 +120,9 @@ impl From<JsonRejection> for ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return Self::PayloadTooLarge;
         }
+        if is_body_timeout(&rejection) {
+            return Self::RequestTimeout;
+        }
         match rejection {
             JsonRejection::MissingJsonContentType(_) => {
                 Self::UnsupportedMediaType("expected Content-Type: application/json".into())
@@ -139,7 +149,50 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+impl From<MultipartError> for ApiError {
+    fn from(err: MultipartError) -> Self {
+        if is_body_timeout(&err) {
+            Self::RequestTimeout
+        } else if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge
+        } else {
+            Self::validation("invalid_multipart", err.body_text())
+        }
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `Multipart` whose rejections use our error shape: a request that is not
+/// `multipart/form-data` gets 415, a form without a usable boundary 400.
+#[derive(Debug)]
+pub struct ApiMultipart(pub Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| {
+                value
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            });
+        if !is_form {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected Content-Type: multipart/form-data".into(),
+            ));
+        }
+        Multipart::from_request(request, state)
+            .await
+            .map(Self)
+            .map_err(|rejection| ApiError::validation("invalid_multipart", rejection.body_text()))
+    }
+}
 
 /// `Json<T>` whose rejections use our error shape.
 #[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod conversations;
 pub mod error;
 pub mod limits;
@@ -14,7 +15,7 @@ pub mod store;
 pub mod users;
 mod web;
 
-use std::{net::SocketAddr, ops::Deref, path::Path, sync::Arc, time::Duration};
+use std::{ops::Deref, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
@@ -23,7 +24,6 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
     routing::get,
-    serve::ListenerExt,
 };
 use chatapp_protocol::{Health, User};
 use tokio_util::task::TaskTracker;
@@ -62,7 +62,7 @@ pub struct AppInner {
     /// Per-user allowances for sending and WebSocket frames.
     pub user_limits: UserLimits,
     /// Open WebSocket connections, so shutdown can wait for them to finish.
-    pub connections: TaskTracker,
+    pub websockets: TaskTracker,
     /// This instance's WebSocket connections.
     pub hub: Hub,
     /// Group-commit message writers.
@@ -71,6 +71,9 @@ pub struct AppInner {
     pub fanout: Fanout,
     /// Uploaded files.
     pub blobs: BlobStore,
+    /// Permits for media decoding (voice analysis, avatar thumbnails): at most
+    /// `--media-workers` run at once, the rest wait their turn.
+    pub media_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Deref for AppState {
@@ -107,17 +110,19 @@ impl AppState {
             },
         );
         let user_limits = UserLimits::new(&config);
+        let media_permits = Arc::new(tokio::sync::Semaphore::new(config.media_workers()));
         Self(Arc::new(AppInner {
             store,
             config,
             secret,
             limits,
             user_limits,
-            connections: TaskTracker::new(),
+            websockets: TaskTracker::new(),
             hub,
             writer,
             fanout,
             blobs,
+            media_permits,
         }))
     }
 
@@ -209,6 +214,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let openapi = Arc::new(openapi);
+    let body_timeouts = connections::BodyTimeouts {
+        idle: state.config.body_idle_timeout(),
+        total: state.config.body_timeout(),
+    };
     Router::new()
         .merge(api)
         .route(
@@ -221,6 +230,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(web::fallback)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            body_timeouts,
+            connections::limit_body_time,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -265,11 +278,6 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "TCP_NODELAY not set");
-        }
-    });
     let fanout = match store.backend() {
         Backend::Postgres => Fanout::postgres(&config.effective_database_url())
             .await
@@ -293,11 +301,8 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     use std::io::Write as _;
     std::io::stdout().flush().ok();
 
-    axum::serve(
-        listener,
-        router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
+    let header_timeout = state.config.header_timeout();
+    connections::serve(listener, router(state.clone()), header_timeout, {
         let state = state.clone();
         async move {
             shutdown_signal().await;
@@ -305,18 +310,17 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
             state.hub.shutdown();
         }
     })
-    .await
-    .context("serving")?;
+    .await;
     housekeeping.abort();
     // Let the closing WebSockets finish (send their close frames, record their users'
     // last_seen) before storage closes.
-    state.connections.close();
-    if tokio::time::timeout(Duration::from_secs(5), state.connections.wait())
+    state.websockets.close();
+    if tokio::time::timeout(Duration::from_secs(5), state.websockets.wait())
         .await
         .is_err()
     {
         tracing::warn!(
-            open = state.connections.len(),
+            open = state.websockets.len(),
             "connections still closing at shutdown"
         );
     }

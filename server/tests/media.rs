@@ -3,10 +3,11 @@
 
 mod support;
 
-use std::{path::Path, process::Command};
-
-use reqwest::multipart::{Form, Part};
-use support::{Backend, Client, Resp, TestServer, Ws};
+use reqwest::multipart::Form;
+use support::{
+    Backend, Client, TestServer, Ws,
+    media::{blob_count, encode, image_file, pair, put_avatar, upload, wav},
+};
 
 on_both_backends!(
     voice_in_every_format_gets_duration_and_waveform,
@@ -16,95 +17,13 @@ on_both_backends!(
     avatars_are_reencoded_replaced_and_removed_without_leftovers,
 );
 
-/// Runs ffmpeg on the lavfi source `input` with `args`, writing `dir/file`; its bytes.
-fn ffmpeg(dir: &Path, file: &str, input: &str, args: &[&str]) -> Vec<u8> {
-    let out = dir.join(file);
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            input,
-        ])
-        .args(args)
-        .arg(&out)
-        .status()
-        .expect("ffmpeg (apt-get install ffmpeg)");
-    assert!(status.success(), "ffmpeg failed for {file}");
-    std::fs::read(out).expect("encoded file")
-}
-
-/// A 3-second tone encoded by ffmpeg as `file`.
-fn encode(dir: &Path, file: &str, codec: &[&str]) -> Vec<u8> {
-    ffmpeg(dir, file, "sine=frequency=440:duration=3", codec)
-}
-
-/// One frame of a lavfi picture source as an image file.
-fn image_file(dir: &Path, name: &str, spec: &str) -> Vec<u8> {
-    ffmpeg(dir, name, spec, &["-frames:v", "1"])
-}
-
-async fn upload(
-    client: &Client,
-    conversation: i64,
-    bytes: Vec<u8>,
-    filename: &str,
-    mime: &str,
-    client_id: Option<&str>,
-) -> Resp {
-    let mut form = Form::new().part(
-        "file",
-        Part::bytes(bytes)
-            .file_name(filename.to_owned())
-            .mime_str(mime)
-            .expect("mime"),
-    );
-    if let Some(id) = client_id {
-        form = form.text("client_id", id.to_owned());
-    }
-    Client::send(
-        client
-            .request(
-                reqwest::Method::POST,
-                &format!("/api/conversations/{conversation}/voice"),
-            )
-            .multipart(form),
-    )
-    .await
-}
-
-async fn pair(server: &TestServer) -> (Client, Client, Client, i64) {
-    let anon = server.client();
-    let (ann, _) = anon.register("ann").await;
-    let (ben, ben_id) = anon.register("ben").await;
-    let (eve, _) = anon.register("eve").await;
-    let conv = ann.direct_with(ben_id).await;
-    (ann, ben, eve, conv)
-}
-
-fn blob_count(server: &TestServer) -> usize {
-    let files = server.data_dir.path().join("blobs/files");
-    std::fs::read_dir(files)
-        .map(|shards| {
-            shards
-                .flatten()
-                .map(|s| std::fs::read_dir(s.path()).map(|f| f.count()).unwrap_or(0))
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 async fn voice_in_every_format_gets_duration_and_waveform(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (ann, ben, _, conv) = pair(&server).await;
     let (mut ben_ws, _) =
         Ws::connect_and_resume(&server.base, ben.token.as_deref().expect("token"), &[]).await;
     let dir = tempfile::tempdir().expect("dir");
-    let cases: [(&str, &[&str], &str, bool); 6] = [
+    let cases: [(&str, &[&str], &str, bool); 7] = [
         ("tone.wav", &["-c:a", "pcm_s16le"], "audio/wav", true),
         (
             "tone.mp3",
@@ -121,6 +40,13 @@ async fn voice_in_every_format_gets_duration_and_waveform(backend: Backend) {
         ),
         ("tone.m4a", &["-c:a", "aac"], "audio/mp4", true),
         ("tone.webm", &["-c:a", "libopus"], "audio/webm", false),
+        // As browsers record it: elements of unknown size.
+        (
+            "tone-live.webm",
+            &["-c:a", "libopus", "-live", "1"],
+            "audio/webm",
+            false,
+        ),
     ];
     for (file, codec, mime, decodable) in cases {
         let bytes = encode(dir.path(), file, codec);
@@ -263,31 +189,6 @@ async fn wrong_and_oversized_uploads_are_refused_and_store_nothing(backend: Back
     );
 }
 
-/// A valid mono 16-bit 48 kHz WAV of exactly `size` bytes.
-fn wav(size: usize) -> Vec<u8> {
-    let data = size - 44;
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&u32::try_from(size - 8).expect("fits").to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&48_000u32.to_le_bytes());
-    out.extend_from_slice(&96_000u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&u32::try_from(data).expect("fits").to_le_bytes());
-    for i in 0..data / 2 {
-        let sample =
-            ((i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 12_000.0) as i16;
-        out.extend_from_slice(&sample.to_le_bytes());
-    }
-    out.resize(size, 0);
-    out
-}
-
 async fn files_are_served_to_members_with_ranges(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (ann, ben, eve, conv) = pair(&server).await;
@@ -376,22 +277,6 @@ async fn orphan_files_are_removed_at_start_up(backend: Backend) {
         200,
         "referenced files stay"
     );
-}
-
-async fn put_avatar(client: &Client, bytes: Vec<u8>, filename: &str, mime: &str) -> Resp {
-    let form = Form::new().part(
-        "file",
-        Part::bytes(bytes)
-            .file_name(filename.to_owned())
-            .mime_str(mime)
-            .expect("mime"),
-    );
-    Client::send(
-        client
-            .request(reqwest::Method::PUT, "/api/me/avatar")
-            .multipart(form),
-    )
-    .await
 }
 
 async fn avatars_are_reencoded_replaced_and_removed_without_leftovers(backend: Backend) {

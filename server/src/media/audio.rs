@@ -3,8 +3,18 @@
 //! from the audio; the waveform (peaks) comes from decoding it. Opus has no decoder
 //! here: its duration comes from the container's timestamps and its waveform is left
 //! empty rather than invented.
+//!
+//! Hostile files are refused before they cost much: a WAV's format chunk is checked
+//! before symphonia sees the file (symphonia 0.5 panics on a sample rate of 0 and
+//! divides by the block size), every container's sample rate and channel count are
+//! checked before decoding, timestamps are added with saturation, the waveform is kept
+//! in a fixed amount of memory, and decoding stops at [`MAX_DURATION_MS`].
 
-use std::{fs::File, path::Path};
+use std::{
+    fs::File,
+    io::{Read, Seek, SeekFrom},
+    path::Path,
+};
 
 use symphonia::core::{
     audio::SampleBuffer,
@@ -21,6 +31,16 @@ use symphonia::core::{
 
 /// Number of peaks in a waveform preview.
 pub const WAVEFORM_POINTS: usize = 64;
+/// Sample rates accepted (Hz): telephone quality to studio.
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 8_000..=192_000;
+/// Most channels accepted (7.1).
+pub const MAX_CHANNELS: usize = 8;
+/// Longest voice message: 6 hours, more than 16 MB hold at any usable bitrate.
+pub const MAX_DURATION_MS: u64 = 6 * 60 * 60 * 1000;
+/// Most frames in one decoded packet (codecs use 1152 at most for what we accept).
+const MAX_PACKET_FRAMES: usize = 1 << 16;
+/// Peaks kept while decoding, however long the audio: when full, neighbours merge.
+const MAX_PEAKS: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Container {
@@ -64,9 +84,18 @@ pub struct AudioInfo {
     pub waveform: Vec<u8>,
 }
 
-/// Parses the whole file at `path` as `container`. `Err` when it is not playable audio.
+/// Parses the whole file at `path` as `container`. `Err` when it is not playable audio
+/// or its parameters are out of bounds.
 pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    match container {
+        Container::Wav => check_wav(&mut file)?,
+        Container::Mp4 => check_mp4(&mut file, len)?,
+        Container::WebM => check_webm(&mut file, len)?,
+        Container::Mp3 | Container::Ogg => {}
+    }
+    file.rewind().map_err(|e| e.to_string())?;
     let stream = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
     let mut hint = Hint::new();
     hint.with_extension(match container {
@@ -94,6 +123,10 @@ pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
     let codec = track.codec_params.codec;
     let mime = mime_for(container, codec).ok_or("unsupported codec in this container")?;
     let sample_rate = track.codec_params.sample_rate.ok_or("no sample rate")?;
+    check_sample_rate(sample_rate)?;
+    if let Some(channels) = track.codec_params.channels {
+        check_channels(channels.count())?;
+    }
     let time_base = track.codec_params.time_base;
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
@@ -102,14 +135,12 @@ pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
         return Err("cannot decode this audio".into());
     }
 
+    let max_frames = MAX_DURATION_MS.saturating_mul(u64::from(sample_rate)) / 1000;
     let mut frames: u64 = 0;
     let mut end_ts: u64 = 0;
     let mut packets = 0u64;
-    // Peak per window of ~10 ms, reduced to WAVEFORM_POINTS at the end.
-    let window = u64::from(sample_rate / 100).max(1);
-    let mut peaks: Vec<f32> = Vec::new();
-    let mut current_peak = 0f32;
-    let mut in_window = 0u64;
+    // Peak per window of ~10 ms at first; windows widen as needed to stay within MAX_PEAKS.
+    let mut peaks = Peaks::new(u64::from(sample_rate / 100).max(1));
     let mut samples: Option<SampleBuffer<f32>> = None;
     loop {
         let packet = match format.next_packet() {
@@ -124,7 +155,7 @@ pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
             continue;
         }
         packets += 1;
-        end_ts = end_ts.max(packet.ts + packet.dur);
+        end_ts = end_ts.max(packet.ts.saturating_add(packet.dur));
         let Some(decoder) = decoder.as_mut() else {
             continue;
         };
@@ -134,49 +165,351 @@ pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
             Err(e) => return Err(format!("damaged audio: {e}")),
         };
         let spec = *decoded.spec();
-        let channels = spec.channels.count().max(1);
+        let channels = spec.channels.count();
+        check_channels(channels)?;
+        if decoded.capacity() > MAX_PACKET_FRAMES {
+            return Err("audio packets too large".into());
+        }
         let buf = samples.get_or_insert_with(|| SampleBuffer::new(decoded.capacity() as u64, spec));
         if buf.capacity() < decoded.capacity() * channels {
             *buf = SampleBuffer::new(decoded.capacity() as u64, spec);
         }
         buf.copy_interleaved_ref(decoded);
         for frame in buf.samples().chunks(channels) {
-            let peak = frame.iter().fold(0f32, |m, s| m.max(s.abs()));
-            current_peak = current_peak.max(peak);
-            in_window += 1;
-            if in_window == window {
-                peaks.push(current_peak);
-                current_peak = 0.0;
-                in_window = 0;
-            }
+            peaks.add(frame.iter().fold(0f32, |m, s| m.max(s.abs())));
         }
-        frames += (buf.samples().len() / channels) as u64;
-    }
-    if in_window > 0 {
-        peaks.push(current_peak);
+        frames = frames.saturating_add((buf.samples().len() / channels) as u64);
+        if frames > max_frames {
+            return Err("longer than 6 hours".into());
+        }
     }
     if packets == 0 {
         return Err("no audio in the file".into());
     }
     let duration_ms = if decoder.is_some() && frames > 0 {
-        i64::try_from(frames * 1000 / u64::from(sample_rate)).unwrap_or(i64::MAX)
+        frames.saturating_mul(1000) / u64::from(sample_rate)
     } else {
         let tb = time_base.ok_or("no time base")?;
-        let t = tb.calc_time(end_ts);
-        i64::try_from(t.seconds * 1000).unwrap_or(i64::MAX) + (t.frac * 1000.0) as i64
+        // end_ts × numer / denom seconds, in u128 so that no timestamp can overflow it.
+        let ms = u128::from(end_ts) * u128::from(tb.numer) * 1000 / u128::from(tb.denom.max(1));
+        u64::try_from(ms).unwrap_or(u64::MAX)
     };
-    if duration_ms <= 0 {
+    if duration_ms == 0 {
         return Err("the audio is empty".into());
+    }
+    if duration_ms > MAX_DURATION_MS {
+        return Err("longer than 6 hours".into());
     }
     Ok(AudioInfo {
         mime,
-        duration_ms,
+        duration_ms: i64::try_from(duration_ms).map_err(|_| "too long")?,
         waveform: if decoder.is_some() {
-            reduce(&peaks)
+            reduce(&peaks.finish())
         } else {
             Vec::new()
         },
     })
+}
+
+fn check_sample_rate(rate: u32) -> Result<(), String> {
+    if SAMPLE_RATES.contains(&rate) {
+        Ok(())
+    } else {
+        Err(format!(
+            "a sample rate of {rate} Hz (accepted: {} to {} Hz)",
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
+        ))
+    }
+}
+
+fn check_channels(count: usize) -> Result<(), String> {
+    if (1..=MAX_CHANNELS).contains(&count) {
+        Ok(())
+    } else {
+        Err(format!("{count} channels (accepted: 1 to {MAX_CHANNELS})"))
+    }
+}
+
+/// Checks a WAV file's format chunks before any decoder sees them: PCM, IEEE float,
+/// A-law or µ-law, a sane sample rate and channel count, and a block size that matches
+/// them. Every format chunk before the audio data is checked, so a second one cannot
+/// smuggle in what the first did not say.
+fn check_wav<R: Read + Seek>(file: &mut R) -> Result<(), String> {
+    let mut riff = [0u8; 12];
+    file.read_exact(&mut riff)
+        .map_err(|_| "truncated WAV header")?;
+    let mut formats = 0;
+    for _ in 0..64 {
+        let mut header = [0u8; 8];
+        file.read_exact(&mut header)
+            .map_err(|_| "no audio data in the WAV file")?;
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let mut skip = i64::from(size) + i64::from(size & 1); // chunks are padded to even sizes
+        match &header[..4] {
+            b"data" if formats > 0 => return Ok(()),
+            b"data" => return Err("no format chunk before the audio data".into()),
+            b"fmt " => {
+                let mut fmt = [0u8; 40];
+                let len = usize::try_from(size).unwrap_or(usize::MAX).min(fmt.len());
+                file.read_exact(&mut fmt[..len])
+                    .map_err(|_| "truncated WAV format chunk")?;
+                check_wav_format(&fmt[..len])?;
+                formats += 1;
+                skip -= i64::try_from(len).unwrap_or(0);
+            }
+            _ => {}
+        }
+        file.seek(SeekFrom::Current(skip))
+            .map_err(|e| e.to_string())?;
+    }
+    Err("too many chunks before the WAV audio data".into())
+}
+
+/// One WAV format chunk (`WAVEFORMATEX`, possibly extensible).
+fn check_wav_format(fmt: &[u8]) -> Result<(), String> {
+    const PCM: u16 = 1;
+    const FLOAT: u16 = 3;
+    const ALAW: u16 = 6;
+    const MULAW: u16 = 7;
+    const EXTENSIBLE: u16 = 0xFFFE;
+    if fmt.len() < 16 {
+        return Err("the WAV format chunk is too short".into());
+    }
+    let u16_at = |i: usize| u16::from_le_bytes([fmt[i], fmt[i + 1]]);
+    let channels = u16_at(2);
+    let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+    let block_align = u16_at(12);
+    let bits = u16_at(14);
+    let tag = match u16_at(0) {
+        // The sub-format GUID starts with the format tag it stands for.
+        EXTENSIBLE if fmt.len() >= 40 => u16_at(24),
+        EXTENSIBLE => return Err("the WAV extensible format chunk is too short".into()),
+        tag => tag,
+    };
+    let bits_ok = match tag {
+        PCM => matches!(bits, 8 | 16 | 24 | 32),
+        FLOAT => matches!(bits, 32 | 64),
+        ALAW | MULAW => bits == 8,
+        other => {
+            return Err(format!(
+                "WAV format {other:#06x} (accepted: PCM, float, A-law, µ-law)"
+            ));
+        }
+    };
+    if !bits_ok {
+        return Err(format!("{bits} bits per sample"));
+    }
+    check_sample_rate(rate)?;
+    check_channels(usize::from(channels))?;
+    if u32::from(block_align) != u32::from(channels) * u32::from(bits / 8) {
+        return Err(format!(
+            "a block size of {block_align} bytes for {channels} channels of {bits} bits"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an MP4 file's time scales (movie and every track) before symphonia builds
+/// time bases from them: symphonia 0.5 panics on a time scale of 0.
+fn check_mp4<R: Read + Seek>(file: &mut R, len: u64) -> Result<(), String> {
+    let mut budget = 4096; // boxes read at most
+    check_mp4_boxes(file, 0, len, &mut budget)
+}
+
+fn check_mp4_boxes<R: Read + Seek>(
+    file: &mut R,
+    start: u64,
+    end: u64,
+    budget: &mut u32,
+) -> Result<(), String> {
+    let truncated = |_| "truncated MP4 box".to_owned();
+    let mut pos = start;
+    while pos.saturating_add(8) <= end {
+        *budget = budget.checked_sub(1).ok_or("too many MP4 boxes")?;
+        file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+        let mut header = [0u8; 8];
+        file.read_exact(&mut header).map_err(truncated)?;
+        let kind = [header[4], header[5], header[6], header[7]];
+        let (size, header_len) =
+            match u32::from_be_bytes([header[0], header[1], header[2], header[3]]) {
+                0 => (end - pos, 8),
+                1 => {
+                    let mut large = [0u8; 8];
+                    file.read_exact(&mut large).map_err(truncated)?;
+                    (u64::from_be_bytes(large), 16)
+                }
+                size => (u64::from(size), 8),
+            };
+        let box_end = pos.checked_add(size).ok_or("MP4 box too large")?;
+        if size < header_len || box_end > end {
+            return Err("damaged MP4 box sizes".into());
+        }
+        match &kind {
+            b"moov" | b"trak" | b"mdia" => {
+                check_mp4_boxes(file, pos + header_len, box_end, budget)?;
+            }
+            b"mvhd" | b"mdhd" => {
+                let mut body = [0u8; 24];
+                let n = usize::try_from(size - header_len)
+                    .unwrap_or(body.len())
+                    .min(body.len());
+                file.read_exact(&mut body[..n]).map_err(truncated)?;
+                // Version 1 has 64-bit dates before the time scale, version 0 32-bit ones.
+                let at = if body[0] == 1 { 20 } else { 12 };
+                let scale = body
+                    .get(at..at + 4)
+                    .filter(|_| n >= at + 4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    .ok_or("truncated MP4 header")?;
+                if scale == 0 {
+                    return Err("an MP4 time scale of 0".into());
+                }
+            }
+            _ => {}
+        }
+        pos = box_end;
+    }
+    Ok(())
+}
+
+/// Checks a WebM file's layout before symphonia reads it: every element of known size
+/// ends within the file (symphonia 0.5 panics on some truncated ones) and the
+/// `TimestampScale` fits a time base (it panics on 0 and on values over `u32::MAX`).
+fn check_webm<R: Read + Seek>(file: &mut R, len: u64) -> Result<(), String> {
+    const SEGMENT: u32 = 0x1853_8067;
+    const INFO: u32 = 0x1549_A966;
+    const CLUSTER: u32 = 0x1F43_B675;
+    const TIMESTAMP_SCALE: u32 = 0x2A_D7B1;
+    // The ends of the elements being walked, innermost last.
+    let mut stack: Vec<u64> = vec![len];
+    let mut pos = 0u64;
+    for _ in 0..100_000 {
+        while stack.last().is_some_and(|end| pos >= *end) {
+            stack.pop();
+        }
+        let Some(&parent_end) = stack.last() else {
+            return Ok(());
+        };
+        file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+        let Some((id, id_len)) = ebml_varint(file, false)? else {
+            return Err("truncated WebM element".into());
+        };
+        let Some((size, size_len)) = ebml_varint(file, true)? else {
+            return Err("truncated WebM element".into());
+        };
+        let data = pos + id_len + size_len;
+        let end = match size {
+            Some(size) => data.checked_add(size).ok_or("WebM element too large")?,
+            None => parent_end, // unknown size: it runs to the end of its parent
+        };
+        if end > parent_end {
+            return Err("truncated WebM file".into());
+        }
+        match id.and_then(|id| u32::try_from(id).ok()).unwrap_or(0) {
+            SEGMENT | INFO | CLUSTER => {
+                stack.push(end);
+                pos = data;
+            }
+            TIMESTAMP_SCALE => {
+                let size = end - data;
+                if size > 8 {
+                    return Err("damaged WebM timestamp scale".into());
+                }
+                let mut value = [0u8; 8];
+                let at = usize::try_from(8 - size).unwrap_or(0);
+                file.read_exact(&mut value[at..])
+                    .map_err(|_| "truncated WebM file")?;
+                let scale = u64::from_be_bytes(value);
+                if scale == 0 || scale > u64::from(u32::MAX) {
+                    return Err(format!("a WebM timestamp scale of {scale}"));
+                }
+                pos = end;
+            }
+            _ => pos = end,
+        }
+    }
+    Err("too many WebM elements".into())
+}
+
+/// One EBML variable-length integer: its value and length; for sizes, `None` as the value
+/// means "unknown". `Ok(None)` at the end of the file.
+fn ebml_varint<R: Read>(file: &mut R, is_size: bool) -> Result<Option<(Option<u64>, u64)>, String> {
+    let mut first = [0u8; 1];
+    if file.read(&mut first).map_err(|e| e.to_string())? == 0 {
+        return Ok(None);
+    }
+    let len = first[0].leading_zeros() + 1;
+    if len > 8 || (!is_size && len > 4) {
+        return Err("damaged WebM element".into());
+    }
+    let mut rest = [0u8; 7];
+    let rest = &mut rest[..usize::try_from(len - 1).unwrap_or(0)];
+    if file.read_exact(rest).is_err() {
+        return Ok(None);
+    }
+    // IDs keep their length marker; sizes drop it.
+    let marker_kept = if is_size {
+        u64::from(first[0]) & (0xFF >> len)
+    } else {
+        u64::from(first[0])
+    };
+    let value = rest
+        .iter()
+        .fold(marker_kept, |v, b| (v << 8) | u64::from(*b));
+    let all_ones = (1u64 << (7 * len)) - 1;
+    let value = if is_size && value == all_ones {
+        None
+    } else {
+        Some(value)
+    };
+    Ok(Some((value, u64::from(len))))
+}
+
+/// The loudest sample per window of frames, in at most [`MAX_PEAKS`] values: when the
+/// list is full, neighbours merge and windows double.
+struct Peaks {
+    window: u64,
+    peaks: Vec<f32>,
+    current: f32,
+    in_window: u64,
+}
+
+impl Peaks {
+    fn new(window: u64) -> Self {
+        Self {
+            window,
+            peaks: Vec::with_capacity(MAX_PEAKS),
+            current: 0.0,
+            in_window: 0,
+        }
+    }
+
+    fn add(&mut self, peak: f32) {
+        self.current = self.current.max(peak);
+        self.in_window += 1;
+        if self.in_window < self.window {
+            return;
+        }
+        if self.peaks.len() == MAX_PEAKS {
+            self.peaks = self
+                .peaks
+                .chunks(2)
+                .map(|pair| pair.iter().fold(0f32, |m, p| m.max(*p)))
+                .collect();
+            self.window = self.window.saturating_mul(2);
+        }
+        self.peaks.push(self.current);
+        self.current = 0.0;
+        self.in_window = 0;
+    }
+
+    fn finish(mut self) -> Vec<f32> {
+        if self.in_window > 0 {
+            self.peaks.push(self.current);
+        }
+        self.peaks
+    }
 }
 
 fn mime_for(container: Container, codec: CodecType) -> Option<&'static str> {
@@ -222,6 +555,52 @@ mod tests {
         assert_eq!(sniff(b"ID3\x04\0"), Some(Container::Mp3));
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n"), None);
         assert_eq!(sniff(b"hello world"), None);
+    }
+
+    #[test]
+    fn peaks_stay_bounded_however_long_the_audio() {
+        let mut peaks = Peaks::new(480);
+        for i in 0..20_000_000u64 {
+            peaks.add(if i == 19_999_999 { 1.0 } else { 0.25 });
+        }
+        let peaks = peaks.finish();
+        assert!(peaks.len() <= MAX_PEAKS + 1, "{}", peaks.len());
+        let waveform = reduce(&peaks);
+        assert_eq!(waveform.len(), WAVEFORM_POINTS);
+        assert_eq!(
+            waveform[WAVEFORM_POINTS - 1],
+            255,
+            "the loudest peak survives merging"
+        );
+        assert_eq!(waveform[0], 64);
+    }
+
+    #[test]
+    fn wav_formats_are_checked_before_decoding() {
+        let wav = |tag: u16, channels: u16, rate: u32, align: u16, bits: u16| {
+            let mut out = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0".to_vec();
+            out.extend_from_slice(&tag.to_le_bytes());
+            out.extend_from_slice(&channels.to_le_bytes());
+            out.extend_from_slice(&rate.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&align.to_le_bytes());
+            out.extend_from_slice(&bits.to_le_bytes());
+            out.extend_from_slice(b"data\0\0\0\0");
+            std::io::Cursor::new(out)
+        };
+        assert!(check_wav(&mut wav(1, 2, 44_100, 4, 16)).is_ok());
+        assert!(check_wav(&mut wav(3, 1, 48_000, 4, 32)).is_ok());
+        for bad in [
+            wav(1, 1, 0, 2, 16),
+            wav(1, 1, 1, 2, 16),
+            wav(1, 0, 48_000, 0, 16),
+            wav(1, 1, 48_000, 0, 16),
+            wav(1, 1000, 48_000, 2000, 16),
+            wav(1, 1, 48_000, 1, 12),
+            wav(0x11, 2, 48_000, 1, 4),
+        ] {
+            assert!(check_wav(&mut bad.clone()).is_err(), "{:?}", bad.get_ref());
+        }
     }
 
     #[test]

@@ -2,15 +2,25 @@
 //! decompression bombs), cropped to a centred square and re-encoded as PNG at 256 and
 //! 64 px. Re-encoding keeps only pixels: EXIF (location included) and any other metadata
 //! of the upload are gone.
+//!
+//! The dimensions are read from the header and checked before anything is decoded (a
+//! 200 KB PNG can claim 8192×8192 pixels, 200 MB decoded), decoding runs with the image
+//! crate's allocation limit, and the crop is a view, not a copy.
 
 use std::io::Cursor;
 
-use image::{ImageFormat, ImageReader, Limits, imageops::FilterType};
+use image::{GenericImageView, ImageFormat, ImageReader, Limits, imageops::FilterType};
 
 /// Largest avatar upload.
 pub const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
 /// The two sizes kept.
 pub const SIZES: [u32; 2] = [256, 64];
+/// Longest side accepted, in pixels.
+pub const MAX_SIDE: u32 = 8192;
+/// Most pixels accepted: 24 megapixels (a 6000×4000 photo), about 96 MB decoded as RGBA.
+pub const MAX_PIXELS: u64 = 24_000_000;
+/// Most memory the decoder may allocate.
+const MAX_DECODE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// The PNG thumbnails (256 px, 64 px) of an uploaded image, or why it is refused.
 pub fn thumbnails(bytes: &[u8]) -> Result<[Vec<u8>; 2], String> {
@@ -23,36 +33,54 @@ pub fn thumbnails(bytes: &[u8]) -> Result<[Vec<u8>; 2], String> {
             "{format:?} images are not accepted (png, jpeg, gif, webp)"
         ));
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(8192);
-    limits.max_image_height = Some(8192);
-    limits.max_alloc = Some(256 * 1024 * 1024);
-    reader.limits(limits);
-    let image = reader
+    let reader = || {
+        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(MAX_SIDE);
+        limits.max_image_height = Some(MAX_SIDE);
+        limits.max_alloc = Some(MAX_DECODE_BYTES);
+        reader.limits(limits);
+        reader
+    };
+    // The header only: refuse absurd sizes before decoding a single pixel.
+    let (width, height) = reader()
+        .into_dimensions()
+        .map_err(|e| format!("not a readable image: {e}"))?;
+    check_dimensions(width, height)?;
+    let image = reader()
         .decode()
         .map_err(|e| format!("the image does not decode: {e}"))?;
-    let side = image.width().min(image.height());
-    if side == 0 {
-        return Err("the image is empty".into());
+    if (image.width(), image.height()) != (width, height) {
+        return Err("the image's size changed while decoding".into());
     }
-    let square = image.crop_imm(
-        (image.width() - side) / 2,
-        (image.height() - side) / 2,
-        side,
-        side,
-    );
-    let encode = |size: u32| -> Result<Vec<u8>, String> {
-        let thumb = square
-            .resize_exact(size, size, FilterType::Lanczos3)
-            .to_rgba8();
+    let side = width.min(height);
+    let square = image.view((width - side) / 2, (height - side) / 2, side, side);
+    let big = image::imageops::resize(&*square, SIZES[0], SIZES[0], FilterType::Lanczos3);
+    drop(image);
+    let small = image::imageops::resize(&big, SIZES[1], SIZES[1], FilterType::Lanczos3);
+    let encode = |thumb: &image::RgbaImage| -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         thumb
             .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
             .map_err(|e| e.to_string())?;
         Ok(out)
     };
-    Ok([encode(SIZES[0])?, encode(SIZES[1])?])
+    Ok([encode(&big)?, encode(&small)?])
+}
+
+/// Both sides 1 to [`MAX_SIDE`] and at most [`MAX_PIXELS`] in all.
+fn check_dimensions(width: u32, height: u32) -> Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err("the image is empty".into());
+    }
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(format!(
+            "an image of {width}×{height} pixels is too large (at most {MAX_SIDE} px a side \
+             and {} megapixels)",
+            MAX_PIXELS / 1_000_000
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -71,6 +99,10 @@ mod tests {
             assert_eq!((decoded.width(), decoded.height()), (side, side));
         }
         assert!(thumbnails(b"hello, I am text").is_err());
+        assert!(check_dimensions(6000, 4000).is_ok());
+        assert!(check_dimensions(8192, 8192).is_err());
+        assert!(check_dimensions(8193, 10).is_err());
+        assert!(check_dimensions(0, 10).is_err());
         assert!(thumbnails(b"\x89PNG\r\n\x1a\nbroken").is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! `POST /api/conversations/{id}/voice` and `GET /api/files/{id}`.
 
 use axum::{
-    extract::{Multipart, Request, State, multipart::MultipartError},
+    extract::{Request, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -18,17 +18,33 @@ use super::{
 use crate::{
     AppState,
     auth::AuthUser,
-    error::{ApiError, ApiPath, ApiResult},
+    error::{ApiError, ApiMultipart, ApiPath, ApiResult},
     messages::{message_view, validate_client_id},
     store::{FileMeta, NewMessage},
 };
 
-fn multipart_error(err: MultipartError) -> ApiError {
-    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge
-    } else {
-        ApiError::validation("invalid_multipart", err.body_text())
-    }
+/// Runs the media decode `work` on the blocking pool once a permit is free (at most
+/// `--media-workers` at once). The permit goes with the work, so a request that is
+/// abandoned while it runs still counts until the work ends. A panic in a decoder is
+/// logged and the file refused, never a 500.
+async fn decode<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> ApiResult<T> {
+    let permit = std::sync::Arc::clone(&state.media_permits)
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
+            tracing::error!("a media decoder panicked; the file is refused");
+            Err("the file cannot be decoded".into())
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::UnsupportedMediaType)
 }
 
 /// Upload a voice message (multipart `file`, optional `client_id`). mp3, wav, ogg
@@ -40,21 +56,22 @@ fn multipart_error(err: MultipartError) -> ApiError {
         (status = 201, description = "Stored", body = Message),
         (status = 200, description = "Already stored under this client_id", body = Message),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 408, description = "The upload paused or took too long", body = ErrorBody),
         (status = 413, description = "Larger than 16 MB", body = ErrorBody),
-        (status = 415, description = "Not a supported audio file", body = ErrorBody),
+        (status = 415, description = "Not a supported audio file, or out of bounds (sample rate, channels, over 6 hours)", body = ErrorBody),
     ))]
 pub async fn upload_voice(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiPath(id): ApiPath<i64>,
-    mut multipart: Multipart,
+    ApiMultipart(mut multipart): ApiMultipart,
 ) -> ApiResult<Response> {
     // Refuse non-members and floods before reading the body.
     state.store.membership(id, auth.id()).await?;
     state.user_limits.check_send(auth.id())?;
     let mut client_id: Option<String> = None;
     let mut upload = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(mut field) = multipart.next_field().await? {
         match field.name() {
             Some("file") => {
                 let mut temp = state
@@ -62,7 +79,7 @@ pub async fn upload_voice(
                     .create_temp()
                     .await
                     .map_err(ApiError::internal)?;
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                while let Some(chunk) = field.chunk().await? {
                     if temp.size + chunk.len() as u64 > MAX_VOICE_BYTES {
                         return Err(ApiError::PayloadTooLarge);
                     }
@@ -72,7 +89,7 @@ pub async fn upload_voice(
                 upload = Some(temp);
             }
             Some("client_id") => {
-                let value = field.text().await.map_err(multipart_error)?;
+                let value = field.text().await?;
                 validate_client_id(&value)?;
                 client_id = Some(value);
             }
@@ -98,10 +115,10 @@ pub async fn upload_voice(
         )
     })?;
     let path = temp.path.clone();
-    let info = tokio::task::spawn_blocking(move || audio::analyse(&path, container))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|why| ApiError::UnsupportedMediaType(format!("not playable audio: {why}")))?;
+    let info = decode(&state, move || {
+        audio::analyse(&path, container).map_err(|why| format!("not playable audio: {why}"))
+    })
+    .await?;
 
     let file = FileMeta {
         id: BlobStore::new_id(),
@@ -209,21 +226,22 @@ pub async fn get_file(
     responses(
         (status = 200, body = chatapp_protocol::Me),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 408, description = "The upload paused or took too long", body = ErrorBody),
         (status = 413, description = "Larger than 5 MB", body = ErrorBody),
-        (status = 415, description = "Not a png, jpeg, gif or webp image", body = ErrorBody),
+        (status = 415, description = "Not a png, jpeg, gif or webp image, or larger than 8192 px a side or 24 megapixels", body = ErrorBody),
     ))]
 pub async fn put_avatar(
     State(state): State<AppState>,
     auth: AuthUser,
-    mut multipart: Multipart,
+    ApiMultipart(mut multipart): ApiMultipart,
 ) -> ApiResult<axum::Json<chatapp_protocol::Me>> {
     let mut bytes: Option<Vec<u8>> = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(mut field) = multipart.next_field().await? {
         if field.name() != Some("file") {
             continue;
         }
         let mut data = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        while let Some(chunk) = field.chunk().await? {
             if data.len() + chunk.len() > super::avatar::MAX_AVATAR_BYTES {
                 return Err(ApiError::PayloadTooLarge);
             }
@@ -233,10 +251,7 @@ pub async fn put_avatar(
     }
     let bytes = bytes
         .ok_or_else(|| ApiError::validation("missing_file", "the form needs a `file` field"))?;
-    let [big, small] = tokio::task::spawn_blocking(move || super::avatar::thumbnails(&bytes))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::UnsupportedMediaType)?;
+    let [big, small] = decode(&state, move || super::avatar::thumbnails(&bytes)).await?;
     let mut stored = Vec::new();
     for png in [&big, &small] {
         let id = BlobStore::new_id();

@@ -58,7 +58,7 @@ pub async fn ws_handler(
     if !state.hub.admits(auth.id(), addr) {
         return Err(ApiError::TooManyConnections);
     }
-    let tracker = state.connections.clone();
+    let tracker = state.websockets.clone();
     Ok(ws
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)

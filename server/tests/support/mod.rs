@@ -4,9 +4,12 @@
 
 #![allow(dead_code)]
 
+pub mod media;
+
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -91,6 +94,10 @@ pub struct TestServer {
     pub data_dir: tempfile::TempDir,
     pub database: Option<TestDatabase>,
     args: Vec<String>,
+    /// When set: the server runs with this `RUST_LOG` and its stderr is kept in `log`.
+    log_level: Option<String>,
+    /// The server's stderr lines, when captured (see [`TestServer::start_capturing_log`]).
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 /// Limits every test server starts with: generous, since tests register many users and
@@ -138,12 +145,34 @@ impl TestServer {
             data_dir,
             database: None,
             args,
+            log_level: None,
+            log: Arc::default(),
         };
         server.spawn("127.0.0.1:0");
         server
     }
 
+    /// Starts a server (as [`TestServer::start`]) with `RUST_LOG=rust_log`, keeping what
+    /// it logs in `log`.
+    pub async fn start_capturing_log(backend: Backend, rust_log: &str) -> Self {
+        Self::launch(
+            backend,
+            &[
+                "--auth-rate-per-account",
+                "1000",
+                "--auth-rate-per-address",
+                "100000",
+            ],
+            Some(rust_log.to_owned()),
+        )
+        .await
+    }
+
     pub async fn start_with(backend: Backend, extra: &[&str]) -> Self {
+        Self::launch(backend, extra, None).await
+    }
+
+    async fn launch(backend: Backend, extra: &[&str], log_level: Option<String>) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let database = match backend {
             Backend::Sqlite => None,
@@ -165,6 +194,8 @@ impl TestServer {
             data_dir,
             database,
             args,
+            log_level,
+            log: Arc::default(),
         };
         server.spawn("127.0.0.1:0");
         server
@@ -178,12 +209,26 @@ impl TestServer {
             .env_remove("DATABASE_URL")
             .env(
                 "RUST_LOG",
-                std::env::var("CHATAPP_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                self.log_level.clone().unwrap_or_else(|| {
+                    std::env::var("CHATAPP_TEST_LOG").unwrap_or_else(|_| "warn".into())
+                }),
             )
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if self.log_level.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("spawn chatapp-server");
+        if let Some(stderr) = child.stderr.take() {
+            let log = Arc::clone(&self.log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().expect("log").push(line);
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let line = match lines.next() {
