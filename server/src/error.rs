@@ -35,6 +35,8 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("the server's storage is full; nothing was saved, try again later")]
+    StorageFull,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -68,6 +70,7 @@ impl ApiError {
             }
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -100,6 +103,10 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => Self::NotFound,
             StoreError::Conflict(code, message) => Self::Conflict(code, message.to_owned()),
+            StoreError::Full(err) => {
+                tracing::error!(error = %err, "storage full: a write was refused");
+                Self::StorageFull
+            }
             StoreError::Db(err) => Self::Internal(err.into()),
         }
     }

@@ -37,7 +37,7 @@ use crate::{
     media::blobs::BlobStore,
     messages::writer::MessageWriter,
     realtime::{Hub, fanout::Fanout},
-    store::{Backend, Store, UserRow},
+    store::{Backend, Store, StoreOptions, UserRow},
 };
 
 /// Largest JSON body accepted by the API.
@@ -242,7 +242,13 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         .canonicalize()
         .context("resolving the data dir")?;
     let secret = load_or_create_secret(config.secret_key.as_deref(), &config.data_dir)?;
-    let store = Store::connect(&config.effective_database_url()).await?;
+    let store = Store::connect_with(
+        &config.effective_database_url(),
+        &StoreOptions {
+            sqlite_max_bytes: config.sqlite_max_size_mb.saturating_mul(1024 * 1024),
+        },
+    )
+    .await?;
     tracing::info!(backend = ?store.backend(), "storage ready");
 
     let listener = tokio::net::TcpListener::bind(config.listen)
