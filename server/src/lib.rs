@@ -10,6 +10,7 @@ pub mod media;
 pub mod messages;
 pub mod realtime;
 pub mod store;
+pub mod text;
 pub mod users;
 mod web;
 
@@ -19,13 +20,13 @@ use anyhow::Context;
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::IntoResponse,
     routing::get,
     serve::ListenerExt,
 };
 use chatapp_protocol::{Health, User};
-use tower_http::trace::TraceLayer;
+use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -204,6 +205,20 @@ pub fn router(state: AppState) -> Router {
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(web::fallback)
+        // Security headers, unless a response set its own: API answers (a sign-in holds a
+        // token) are never stored by caches (`/api/files/{id}` and the web UI's assets
+        // keep their own `Cache-Control`), and nothing is content-sniffed.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                )),
+        )
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
