@@ -94,6 +94,11 @@ pub struct Config {
     #[arg(long, env = "CHATAPP_DB_WRITERS")]
     pub db_writers: Option<usize>,
 
+    /// Size cap for the SQLite database in MiB (0: none). Writes past it are refused with
+    /// 507 `storage_full`, as when the disk is full; the server recovers once space is freed.
+    #[arg(long, env = "CHATAPP_SQLITE_MAX_SIZE_MB", default_value_t = 0)]
+    pub sqlite_max_size_mb: u64,
+
     /// The rate-limit window in seconds: the allowance refills evenly over it.
     #[arg(long, env = "CHATAPP_AUTH_RATE_WINDOW_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -186,6 +191,7 @@ impl fmt::Debug for Config {
             .field("body_idle_timeout_secs", &self.body_idle_timeout_secs)
             .field("body_timeout_secs", &self.body_timeout_secs)
             .field("media_workers", &self.media_workers)
+            .field("sqlite_max_size_mb", &self.sqlite_max_size_mb)
             .finish()
     }
 }

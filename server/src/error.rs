@@ -4,14 +4,15 @@
 use axum::{
     Json,
     extract::{
-        FromRequest, Multipart, Request,
+        FromRequest, FromRequestParts, Multipart, Path, Query, Request,
         multipart::MultipartError,
         rejection::{JsonRejection, PathRejection, QueryRejection},
     },
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use chatapp_protocol::{ErrorBody, ErrorDetail};
+use serde::de::DeserializeOwned;
 
 use crate::{connections::is_body_timeout, store::StoreError};
 
@@ -43,6 +44,8 @@ pub enum ApiError {
     TooManyConnections,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("the server's storage is full; nothing was saved, try again later")]
+    StorageFull,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -78,6 +81,7 @@ impl ApiError {
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::TooManyConnections => (StatusCode::TOO_MANY_REQUESTS, "too_many_connections"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -110,6 +114,10 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => Self::NotFound,
             StoreError::Conflict(code, message) => Self::Conflict(code, message.to_owned()),
+            StoreError::Full(err) => {
+                tracing::error!(error = %err, "storage full: a write was refused");
+                Self::StorageFull
+            }
             StoreError::Db(err) => Self::Internal(err.into()),
         }
     }
@@ -194,10 +202,39 @@ impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
     }
 }
 
-/// `Json<T>` whose rejections use our error shape.
-#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json<T>` whose rejections use our error shape. This is where JSON text enters the
+/// API: a string with U+0000 anywhere in the body is refused here (400 `invalid_text`).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if crate::text::json_has_nul(&value) {
+            return Err(crate::text::nul_refused());
+        }
+        serde_path_to_error::deserialize(value)
+            .map(Self)
+            .map_err(|err| Self::data_error(err.path().to_string(), err.into_inner()))
+    }
+}
+
+impl<T> ApiJson<T> {
+    fn data_error(path: String, err: serde_json::Error) -> ApiError {
+        let message = if path == "." {
+            format!("Failed to deserialize the JSON body into the target type: {err}")
+        } else {
+            format!("Failed to deserialize the JSON body into the target type: {path}: {err}")
+        };
+        ApiError::validation("invalid_body", message)
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
@@ -205,12 +242,46 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// `Path<T>` whose rejections use our error shape.
-#[derive(Debug, Clone, Copy, axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+/// `Path<T>` whose rejections use our error shape; a segment with U+0000 is refused.
+#[derive(Debug, Clone, Copy)]
 pub struct ApiPath<T>(pub T);
 
-/// `Query<T>` whose rejections use our error shape.
-#[derive(Debug, Clone, Copy, axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(segments) =
+            Path::<Vec<(String, String)>>::from_request_parts(parts, state).await?;
+        for (_, value) in &segments {
+            crate::text::check_no_nul(value)?;
+        }
+        let Path(value) = Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// `Query<T>` whose rejections use our error shape; a parameter with U+0000 is refused.
+#[derive(Debug, Clone, Copy)]
 pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)?;
+        for (key, value) in &pairs {
+            crate::text::check_no_nul(key)?;
+            crate::text::check_no_nul(value)?;
+        }
+        let Query(value) = Query::<T>::try_from_uri(&parts.uri)?;
+        Ok(Self(value))
+    }
+}

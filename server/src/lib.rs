@@ -12,6 +12,7 @@ pub mod media;
 pub mod messages;
 pub mod realtime;
 pub mod store;
+pub mod text;
 pub mod users;
 mod web;
 
@@ -21,13 +22,13 @@ use anyhow::Context;
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::IntoResponse,
     routing::get,
 };
 use chatapp_protocol::{Health, User};
 use tokio_util::task::TaskTracker;
-use tower_http::trace::TraceLayer;
+use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -40,7 +41,7 @@ use crate::{
     media::blobs::BlobStore,
     messages::writer::MessageWriter,
     realtime::{Hub, fanout::Fanout, hub::ConnLimits},
-    store::{Backend, Store, UserRow},
+    store::{Backend, Store, StoreOptions, UserRow},
 };
 
 /// Largest JSON body accepted by the API.
@@ -229,6 +230,20 @@ pub fn router(state: AppState) -> Router {
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(web::fallback)
+        // Security headers, unless a response set its own: API answers (a sign-in holds a
+        // token) are never stored by caches (`/api/files/{id}` and the web UI's assets
+        // keep their own `Cache-Control`), and nothing is content-sniffed.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                )),
+        )
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             body_timeouts,
@@ -271,7 +286,13 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         .canonicalize()
         .context("resolving the data dir")?;
     let secret = load_or_create_secret(config.secret_key.as_deref(), &config.data_dir)?;
-    let store = Store::connect(&config.effective_database_url()).await?;
+    let store = Store::connect_with(
+        &config.effective_database_url(),
+        &StoreOptions {
+            sqlite_max_bytes: config.sqlite_max_size_mb.saturating_mul(1024 * 1024),
+        },
+    )
+    .await?;
     tracing::info!(backend = ?store.backend(), "storage ready");
 
     let listener = tokio::net::TcpListener::bind(config.listen)

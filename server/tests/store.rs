@@ -4,7 +4,7 @@
 mod support;
 
 use chatapp_protocol::MessageKind;
-use chatapp_server::store::{NewMessage, NewUser, Store, StoreError};
+use chatapp_server::store::{NewMessage, NewUser, Store, StoreError, StoreOptions};
 use support::{Backend, TestDatabase};
 
 on_both_backends!(batch_insert_answers_each_message_like_a_single_insert);
@@ -136,5 +136,91 @@ async fn batch_insert_answers_each_message_like_a_single_insert(backend: Backend
             .last_read_seq,
         0
     );
+    store.close().await;
+}
+
+/// On a full SQLite database a statement can fail in two ways: SQLite undoes only the
+/// statement (multi-row inserts: the transaction stays open) or the whole transaction
+/// (single-row inserts). Whichever happens, no write may be answered `Ok` unless it is
+/// committed: here batches of two meet a database with room for one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sqlite_database_never_answers_ok_for_an_uncommitted_message() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    let url = format!("sqlite://{}", path.display());
+    let cap_bytes: u64 = 1024 * 1024;
+    let store = Store::connect_with(
+        &url,
+        &StoreOptions {
+            sqlite_max_bytes: cap_bytes,
+        },
+    )
+    .await
+    .expect("sqlite");
+    let ann = store
+        .create_user(NewUser {
+            username: "ann",
+            email: "ann@example.org",
+            display_name: "ann",
+            password_hash: "x",
+        })
+        .await
+        .expect("user")
+        .id;
+    let group = store.create_group(ann, "g", &[]).await.expect("group");
+
+    // Our own connection, without the cap: grow the file to the cap with a ballast.
+    let mut side = sqlx::SqliteConnection::connect(&url).await.expect("side");
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut side)
+        .await
+        .expect("page size");
+    let cap_pages = i64::try_from(cap_bytes).expect("cap") / page_size;
+    side.execute("CREATE TABLE ballast (b BLOB NOT NULL)")
+        .await
+        .expect("ballast");
+    loop {
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&mut side)
+            .await
+            .expect("page count");
+        if pages >= cap_pages {
+            break;
+        }
+        sqlx::query("INSERT INTO ballast (b) VALUES (randomblob(3000))")
+            .execute(&mut side)
+            .await
+            .expect("grow");
+    }
+
+    let body = "m".repeat(3000);
+    let mut acked: Vec<String> = Vec::new();
+    let mut refused = 0;
+    for round in 0..8 {
+        // Room for about one more message: free one ballast page.
+        side.execute("DELETE FROM ballast WHERE rowid = (SELECT max(rowid) FROM ballast)")
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the store holds the database: {e}"));
+        let ids = [format!("a{round}"), format!("b{round}")];
+        let batch = [
+            text(group, ann, &body, Some(&ids[0])),
+            text(group, ann, &body, Some(&ids[1])),
+        ];
+        for (id, result) in ids.iter().zip(store.insert_messages(&batch).await) {
+            match result {
+                Ok(_) => acked.push(id.clone()),
+                Err(StoreError::Full(_)) => refused += 1,
+                Err(other) => panic!("{id}: expected Full, got {other}"),
+            }
+        }
+    }
+    assert!(refused > 0, "the cap did not bite");
+    let committed: Vec<String> = sqlx::query_scalar("SELECT client_id FROM messages ORDER BY seq")
+        .fetch_all(&mut side)
+        .await
+        .expect("read");
+    assert_eq!(committed, acked, "answered Ok = committed");
+    side.close().await.expect("close");
     store.close().await;
 }

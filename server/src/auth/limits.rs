@@ -34,17 +34,36 @@ impl AuthLimits {
         }
     }
 
-    /// Counts one attempt for `account` (a login or username, any case) from `addr`.
+    /// Counts one attempt from `addr`.
+    pub fn check_address(&self, addr: IpAddr) -> Result<(), ApiError> {
+        match &self.per_address {
+            Some(limiter) => check(limiter, &addr),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one attempt against `account`, ignoring case. Callers pass one key per
+    /// account whichever of its names was typed (sign-in passes the account's username
+    /// once it is known, so username and email share one allowance).
+    pub fn check_account(&self, account: &str) -> Result<(), ApiError> {
+        let Some(limiter) = &self.per_account else {
+            return Ok(());
+        };
+        let mut key = account.trim().to_lowercase();
+        if key.len() > MAX_KEY {
+            let mut end = MAX_KEY;
+            while !key.is_char_boundary(end) {
+                end -= 1;
+            }
+            key.truncate(end);
+        }
+        check(limiter, &key)
+    }
+
+    /// Both checks, address first.
     pub fn check(&self, account: &str, addr: IpAddr) -> Result<(), ApiError> {
-        if let Some(limiter) = &self.per_address {
-            check(limiter, &addr)?;
-        }
-        if let Some(limiter) = &self.per_account {
-            let mut key = account.trim().to_lowercase();
-            key.truncate(MAX_KEY);
-            check(limiter, &key)?;
-        }
-        Ok(())
+        self.check_address(addr)?;
+        self.check_account(account)
     }
 
     /// Forgets keys whose limit has fully recovered, so memory stays bounded.

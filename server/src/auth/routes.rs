@@ -15,6 +15,7 @@ use crate::{
     AppState,
     error::{ApiError, ApiJson, ApiResult},
     store::{NewUser, ProfileUpdate},
+    text::{normalize_email, normalize_login},
     users::{self, clean_display_name, validate_email, validate_password, validate_username},
 };
 
@@ -59,9 +60,11 @@ pub async fn register(
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<Response> {
     super::check_origin_if_present(&headers, &state)?;
-    state.limits.check(&req.username, addr)?;
+    state.limits.check_address(addr)?;
+    state.limits.check_account(&req.username)?;
     validate_username(&req.username)?;
-    validate_email(&req.email)?;
+    let email = normalize_email(&req.email);
+    validate_email(&email)?;
     validate_password(&req.password)?;
     let display_name = clean_display_name(req.display_name.as_deref().unwrap_or(&req.username))?;
     let hash = password::hash(req.password).await?;
@@ -69,7 +72,7 @@ pub async fn register(
         .store
         .create_user(NewUser {
             username: &req.username,
-            email: &req.email,
+            email: &email,
             display_name: &display_name,
             password_hash: &hash,
         })
@@ -93,12 +96,19 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     super::check_origin_if_present(&headers, &state)?;
-    state.limits.check(&req.login, addr)?;
-    let user = if req.login.len() <= crate::users::EMAIL_MAX_BYTES {
-        state.store.user_by_login(req.login.trim()).await?
+    state.limits.check_address(addr)?;
+    let login = normalize_login(&req.login);
+    let user = if login.len() <= crate::users::EMAIL_MAX_BYTES {
+        state.store.user_by_login(&login).await?
     } else {
         None
     };
+    // Per account, whichever of its names was typed (keyed by its username, as at
+    // registration); a login that names no account counts under its text.
+    match &user {
+        Some(user) => state.limits.check_account(&user.username)?,
+        None => state.limits.check_account(&login)?,
+    }
     let matches =
         password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     match user {
@@ -147,7 +157,8 @@ pub async fn patch_me(
         .as_deref()
         .map(clean_display_name)
         .transpose()?;
-    if let Some(email) = &req.email {
+    let email = req.email.as_deref().map(normalize_email);
+    if let Some(email) = &email {
         validate_email(email)?;
     }
     if let Some(new_password) = &req.new_password {
@@ -172,7 +183,7 @@ pub async fn patch_me(
             auth.id(),
             ProfileUpdate {
                 display_name: display_name.as_deref(),
-                email: req.email.as_deref(),
+                email: email.as_deref(),
                 password_hash: hash.as_deref(),
             },
         )

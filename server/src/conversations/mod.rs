@@ -16,15 +16,7 @@ use crate::{
 pub const TITLE_MAX_CHARS: usize = 100;
 
 pub fn clean_title(title: &str) -> ApiResult<String> {
-    let title = title.trim();
-    let count = title.chars().count();
-    if count == 0 || count > TITLE_MAX_CHARS || title.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            "invalid_title",
-            format!("title must be 1–{TITLE_MAX_CHARS} characters without control characters"),
-        ));
-    }
-    Ok(title.to_owned())
+    crate::text::clean_label(title, "title", "invalid_title", TITLE_MAX_CHARS)
 }
 
 fn kind_of(row: &MembershipRow) -> ConversationKind {

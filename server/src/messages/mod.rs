@@ -111,6 +111,8 @@ fn hex_decode(hex: &str) -> Vec<u8> {
 
 /// A text body must have something other than whitespace and at most 4,000 characters.
 pub fn validate_body(body: &str) -> ApiResult<()> {
+    // HTTP bodies are checked where JSON is accepted; WebSocket frames arrive here.
+    crate::text::check_no_nul(body)?;
     if body.trim().is_empty() {
         return Err(ApiError::validation("empty_body", "message body is empty"));
     }

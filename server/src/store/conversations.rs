@@ -93,7 +93,7 @@ impl Store {
     pub async fn direct_conversation(&self, a: i64, b: i64) -> StoreResult<(i64, bool)> {
         let key = format!("{}:{}", a.min(b), a.max(b));
         let now = now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
         let created = sqlx::query_scalar::<_, i64>(
             "INSERT INTO conversations (kind, direct_key, created_at, last_activity_at) \
              VALUES ('direct', $1, $2, $2) ON CONFLICT (direct_key) DO NOTHING RETURNING id",
@@ -128,7 +128,7 @@ impl Store {
     /// Creates a group owned by `owner` with `members` (owner included once).
     pub async fn create_group(&self, owner: i64, title: &str, members: &[i64]) -> StoreResult<i64> {
         let now = now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
         let id = sqlx::query_scalar::<_, i64>(
             "INSERT INTO conversations (kind, title, owner_id, created_at, last_activity_at) \
              VALUES ('group', $1, $2, $3, $3) RETURNING id",
@@ -171,7 +171,7 @@ impl Store {
     pub async fn add_members(&self, id: i64, users: &[i64]) -> StoreResult<Vec<i64>> {
         let now = now_ms();
         let mut added = Vec::new();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
         let joined_seq = sqlx::query_scalar::<_, i64>(
             "UPDATE conversations SET last_seq = last_seq WHERE id = $1 RETURNING last_seq",
         )
@@ -210,7 +210,7 @@ impl Store {
     /// Removes `user` from conversation `id`. When the owner leaves, the earliest
     /// remaining member becomes the owner. `NotFound` if `user` was not a member.
     pub async fn remove_member(&self, id: i64, user: i64) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
             .bind(id)
             .bind(user)

@@ -33,7 +33,7 @@ impl Store {
         avatar: Option<[(&str, i64); 2]>,
     ) -> StoreResult<Vec<String>> {
         let now = super::now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
         let (old, old_small): (Option<String>, Option<String>) =
             sqlx::query_as("SELECT avatar_id, avatar_small_id FROM users WHERE id = $1")
                 .bind(user_id)

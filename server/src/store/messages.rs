@@ -83,7 +83,7 @@ impl Store {
     }
 
     async fn insert_message_tx(&self, new: &NewMessage<'_>) -> StoreResult<MessageRow> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row = insert_in(&mut tx, new, now_ms()).await?;
         tx.commit().await?;
         Ok(row)
@@ -129,7 +129,7 @@ impl Store {
         let mut results: Vec<Option<StoreResult<(MessageRow, bool)>>> =
             (0..batch.len()).map(|_| None).collect();
         let now = now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
 
         // 1. Messages already stored under these (sender, client_id) pairs.
         let keyed: Vec<(i64, &str)> = batch

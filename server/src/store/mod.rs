@@ -11,6 +11,7 @@ mod conversations;
 mod files;
 mod messages;
 mod sessions;
+mod tx;
 mod users;
 
 use std::{str::FromStr, time::Duration};
@@ -35,6 +36,10 @@ pub enum StoreError {
     NotFound,
     #[error("{1}")]
     Conflict(&'static str, &'static str),
+    /// The database cannot grow (disk full, or the operator's size cap): nothing was
+    /// written. Goes away by itself once space is freed.
+    #[error("storage is full")]
+    Full(#[source] sqlx::Error),
     #[error(transparent)]
     Db(sqlx::Error),
 }
@@ -43,8 +48,23 @@ impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match err {
             sqlx::Error::RowNotFound => Self::NotFound,
+            other if is_storage_full(&other) => Self::Full(other),
             other => Self::Db(other),
         }
+    }
+}
+
+/// SQLite's `SQLITE_FULL` (13, "database or disk is full", also past `max_page_count`)
+/// or PostgreSQL's `disk_full` (SQLSTATE 53100).
+fn is_storage_full(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    match db.code().as_deref() {
+        Some("53100") => true,
+        // SQLite reports extended result codes; the primary code is the low byte.
+        Some(code) => code.parse::<i32>().is_ok_and(|c| c & 0xff == 13),
+        None => false,
     }
 }
 
@@ -82,15 +102,28 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FU
 /// How often the WAL is checkpointed into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
+/// Operator settings for storage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOptions {
+    /// SQLite only: the largest the database may grow, in bytes (0: no cap). Past it,
+    /// writes fail as on a full disk (`PRAGMA max_page_count` on every connection).
+    pub sqlite_max_bytes: u64,
+}
+
 impl Store {
     /// Connects to `url` (`postgres://…` or `sqlite://…`), creating the SQLite file if
     /// needed, and applies the migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// [`Store::connect`] with operator settings.
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Self::connect_postgres(url).await
         } else if url.starts_with("sqlite:") {
-            Self::connect_sqlite(url).await
+            Self::connect_sqlite(url, options.sqlite_max_bytes).await
         } else {
             anyhow::bail!("unsupported database URL scheme (expected postgres:// or sqlite://)")
         }
@@ -120,7 +153,7 @@ impl Store {
         })
     }
 
-    async fn connect_sqlite(url: &str) -> anyhow::Result<Self> {
+    async fn connect_sqlite(url: &str, max_bytes: u64) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .context("parsing the SQLite URL")?
             .create_if_missing(true)
@@ -144,9 +177,19 @@ impl Store {
                 // A local file: no need to ping it before every use.
                 .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
-                .after_connect(|conn, _meta| {
+                .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         conn.execute(SQLITE_PRAGMAS).await?;
+                        if max_bytes > 0 {
+                            let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+                                .fetch_one(&mut *conn)
+                                .await?;
+                            let pages = max_bytes / u64::try_from(page_size.max(1)).unwrap_or(1);
+                            conn.execute(
+                                format!("PRAGMA max_page_count = {}", pages.max(1)).as_str(),
+                            )
+                            .await?;
+                        }
                         Ok(())
                     })
                 })
@@ -164,6 +207,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Opens a write transaction (the one way the store begins one; see [`tx`]).
+    async fn write_tx(&self) -> StoreResult<tx::WriteTx> {
+        tx::WriteTx::begin(&self.write).await
     }
 
     /// Checks that the database answers.

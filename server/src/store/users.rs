@@ -146,7 +146,7 @@ impl Store {
 
     /// Applies the given profile fields; `Conflict` when the new email is taken.
     pub async fn update_user(&self, id: i64, update: ProfileUpdate<'_>) -> StoreResult<UserRow> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_tx().await?;
         if let Some(name) = update.display_name {
             sqlx::query(
                 "UPDATE users SET display_name = $1, display_name_lower = $2 WHERE id = $3",

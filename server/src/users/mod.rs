@@ -94,17 +94,12 @@ pub fn validate_password(password: &str) -> Result<(), ApiError> {
 
 /// Trims and checks a display name: 1–64 characters, no control characters.
 pub fn clean_display_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    let count = name.chars().count();
-    if count == 0 || count > DISPLAY_NAME_MAX_CHARS || name.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            "invalid_display_name",
-            format!(
-                "display name must be 1–{DISPLAY_NAME_MAX_CHARS} characters without control characters"
-            ),
-        ));
-    }
-    Ok(name.to_owned())
+    crate::text::clean_label(
+        name,
+        "display name",
+        "invalid_display_name",
+        DISPLAY_NAME_MAX_CHARS,
+    )
 }
 
 #[cfg(test)]

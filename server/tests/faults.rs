@@ -1,0 +1,280 @@
+//! The server under storage faults: a full database refuses writes visibly, never
+//! acknowledges one it did not commit, and recovers by itself once space is back.
+//!
+//! "Full" is made without root: the server caps its SQLite database with
+//! `--sqlite-max-size-mb`, and the test grows the file up to that cap through its own
+//! (uncapped) connection with a ballast table, then drops the ballast to free space.
+
+mod support;
+
+use std::collections::HashMap;
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use sqlx::{AnyConnection, Connection, Executor};
+use support::{Backend, Client, ClientEvent, TestServer, Ws};
+
+const CAP_MB: u64 = 2;
+
+/// What the server answered to one write.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Acked,
+    /// Refused: the HTTP status (0 over the WebSocket) and the error code.
+    Refused(u16, String),
+}
+
+/// Grows the database through `db` until it holds the server's cap of pages.
+async fn fill_to_cap(db: &mut AnyConnection) {
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut *db)
+        .await
+        .expect("page size");
+    let cap_pages = i64::try_from(CAP_MB * 1024 * 1024).expect("cap") / page_size;
+    db.execute("CREATE TABLE ballast (b BLOB NOT NULL)")
+        .await
+        .expect("ballast table");
+    loop {
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&mut *db)
+            .await
+            .expect("page count");
+        if pages >= cap_pages {
+            return;
+        }
+        // About one page per row: a row of 3,000 bytes leaves no room for a second.
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+             INSERT INTO ballast (b) SELECT randomblob(3000) FROM n",
+        )
+        .bind(cap_pages - pages)
+        .execute(&mut *db)
+        .await
+        .expect("grow the ballast");
+    }
+}
+
+async fn send_rest(client: &Client, conversation: i64, client_id: &str, body: &str) -> Outcome {
+    let resp = client
+        .post(
+            &format!("/api/conversations/{conversation}/messages"),
+            json!({"body": body, "client_id": client_id}),
+        )
+        .await;
+    if resp.status.as_u16() == 201 {
+        assert_eq!(resp.body["client_id"], client_id, "{}", resp.body);
+        return Outcome::Acked;
+    }
+    Outcome::Refused(resp.status.as_u16(), error_code(&resp.body))
+}
+
+async fn send_ws(ws: &mut Ws, conversation: i64, client_id: &str, body: &str) -> Outcome {
+    ws.send(&ClientEvent::Send {
+        conversation_id: conversation,
+        client_id: client_id.to_owned(),
+        body: body.to_owned(),
+    })
+    .await;
+    loop {
+        let ev = ws.next_json().await;
+        match ev["type"].as_str() {
+            Some("ack") if ev["client_id"] == client_id => return Outcome::Acked,
+            Some("error") if ev["client_id"] == client_id => {
+                assert!(
+                    ev["message"].as_str().is_some_and(|m| !m.is_empty()),
+                    "error frame without message: {ev}"
+                );
+                return Outcome::Refused(0, ev["code"].as_str().unwrap_or_default().to_owned());
+            }
+            Some("error") => panic!("error frame without our client_id: {ev}"),
+            _ => {}
+        }
+    }
+}
+
+async fn register(anon: &Client, name: &str) -> Outcome {
+    let resp = anon
+        .post(
+            "/api/auth/register",
+            json!({"username": name, "email": format!("{name}@example.org"),
+                   "password": format!("password-{name}")}),
+        )
+        .await;
+    if resp.status.as_u16() == 201 {
+        return Outcome::Acked;
+    }
+    Outcome::Refused(resp.status.as_u16(), error_code(&resp.body))
+}
+
+fn error_code(body: &Value) -> String {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// client_id → how many times it is in the conversation, as `reader` sees it.
+async fn stored_client_ids(reader: &Client, conversation: i64) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for m in reader.whole_history(conversation).await {
+        if let Some(id) = m["client_id"].as_str() {
+            *counts.entry(id.to_owned()).or_default() += 1;
+        }
+    }
+    counts
+}
+
+async fn login_status(anon: &Client, name: &str) -> u16 {
+    anon.post(
+        "/api/auth/login",
+        json!({"login": name, "password": format!("password-{name}")}),
+    )
+    .await
+    .status
+    .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sqlite_database_refuses_writes_visibly_keeps_every_ack_and_recovers() {
+    let cap = CAP_MB.to_string();
+    let mut server = TestServer::start_with(
+        Backend::Sqlite,
+        &[
+            "--auth-rate-per-account",
+            "1000",
+            "--auth-rate-per-address",
+            "100000",
+            "--sqlite-max-size-mb",
+            &cap,
+        ],
+    )
+    .await;
+    let anon = server.client();
+    let (alice, _) = anon.register("alice").await;
+    let (bob, bob_id) = anon.register("bob").await;
+    let conversation = alice.direct_with(bob_id).await;
+    let alice_token = alice.token.clone().expect("token");
+    let mut ws = Ws::connect(&server.base, &alice_token).await;
+
+    let mut db = server.db().await;
+    fill_to_cap(&mut db).await;
+
+    // Full: every write either commits or is refused, visibly. Sends go in concurrent
+    // rounds so the group-commit writer also meets the fault with batches of several.
+    // Bodies of mixed sizes: short ones still fit in pages' free space, long ones need
+    // new pages.
+    let sizes = [3000, 20, 800, 20, 2000, 200];
+    let body = |k: usize| "f".repeat(sizes[k % sizes.len()]);
+    let mut sends: Vec<(String, Outcome)> = Vec::new();
+    let mut accounts: Vec<(String, Outcome)> = Vec::new();
+    for round in 0..12 {
+        let rest_ids: Vec<String> = (0..5).map(|k| format!("full-{round}-rest-{k}")).collect();
+        let ws_id = format!("full-{round}-ws");
+        let name = format!("full{round}");
+        let bodies: Vec<String> = (0..rest_ids.len()).map(|k| body(round + k)).collect();
+        let ws_body = body(round);
+        let rest = join_all(
+            rest_ids
+                .iter()
+                .zip(&bodies)
+                .map(|(id, body)| send_rest(&alice, conversation, id, body)),
+        );
+        let (rest, ws_outcome, account) = tokio::join!(
+            rest,
+            send_ws(&mut ws, conversation, &ws_id, &ws_body),
+            register(&anon, &name)
+        );
+        sends.extend(rest_ids.into_iter().zip(rest));
+        sends.push((ws_id, ws_outcome));
+        accounts.push((name, account));
+    }
+    let refused = sends
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Refused(..)))
+        .count();
+    assert!(
+        refused >= sends.len() / 4,
+        "the cap did not bite: {sends:?}"
+    );
+    // What was acknowledged is committed: another connection (bob's reads) sees it.
+    let seen = stored_client_ids(&bob, conversation).await;
+    for (client_id, outcome) in &sends {
+        if *outcome == Outcome::Acked {
+            assert_eq!(
+                seen.get(client_id),
+                Some(&1),
+                "acknowledged {client_id} is not visible to others while full"
+            );
+        }
+    }
+
+    // Space comes back: the server recovers by itself.
+    db.execute("DROP TABLE ballast")
+        .await
+        .expect("drop the ballast (the server must not hold the write lock)");
+    for i in 0..6 {
+        let client_id = format!("after-{i}");
+        let outcome = if i % 2 == 0 {
+            send_rest(&alice, conversation, &client_id, &body(i)).await
+        } else {
+            send_ws(&mut ws, conversation, &client_id, &body(i)).await
+        };
+        assert_eq!(outcome, Outcome::Acked, "{client_id} after space came back");
+        sends.push((client_id, outcome));
+    }
+    let outcome = register(&anon, "carol").await;
+    assert_eq!(
+        outcome,
+        Outcome::Acked,
+        "registration after space came back"
+    );
+    accounts.push(("carol".to_owned(), outcome));
+    let seen = stored_client_ids(&bob, conversation).await;
+    for (client_id, _) in sends.iter().filter(|(_, o)| *o == Outcome::Acked) {
+        assert_eq!(seen.get(client_id), Some(&1), "{client_id} after recovery");
+    }
+    db.close().await.expect("close the test connection");
+    ws.close().await;
+
+    // After a restart: every acknowledged write exactly once, every refused one absent.
+    server.stop();
+    server.restart();
+    let anon = server.client();
+    let bob = bob.with_base(&server.base);
+    let stored = stored_client_ids(&bob, conversation).await;
+    for (client_id, outcome) in &sends {
+        let expected = match outcome {
+            Outcome::Acked => Some(&1),
+            Outcome::Refused(..) => None,
+        };
+        assert_eq!(
+            stored.get(client_id),
+            expected,
+            "{client_id} ({outcome:?}) after restart"
+        );
+    }
+    for (name, outcome) in &accounts {
+        let expected = match outcome {
+            Outcome::Acked => 200,
+            Outcome::Refused(..) => 401,
+        };
+        assert_eq!(
+            login_status(&anon, name).await,
+            expected,
+            "account {name} ({outcome:?}) after restart"
+        );
+        if let Outcome::Refused(..) = outcome {
+            // Absent for good: the name is free.
+            assert_eq!(register(&anon, name).await, Outcome::Acked, "{name} again");
+        }
+    }
+
+    // Refusals say why, in the error shape: 507 `storage_full` over REST, an `error`
+    // frame with the code and the client_id over the WebSocket.
+    for (name, outcome) in sends.iter().chain(&accounts) {
+        if let Outcome::Refused(status, code) = outcome {
+            assert_eq!(code, "storage_full", "{name}: {outcome:?}");
+            assert!(*status == 507 || *status == 0, "{name}: {outcome:?}");
+        }
+    }
+}
