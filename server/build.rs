@@ -15,6 +15,7 @@ const INPUTS: &[&str] = &[
     "package-lock.json",
     "tsconfig.json",
     "vite.config.ts",
+    "svelte.config.js",
 ];
 
 fn main() {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub use time::OffsetDateTime;
 
 #[cfg(feature = "openapi")]
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Longest message body, in characters.
 pub const MAX_BODY_CHARS: usize = 4000;
@@ -24,12 +24,14 @@ pub const MAX_GROUP_MEMBERS: usize = 256;
 /// `{"error": {"code": "snake_case", "message": "human text"}}`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `not_found`, `validation`.
     pub code: String,
@@ -40,6 +42,7 @@ pub struct ErrorDetail {
 /// A user as anyone signed in may see them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct User {
     pub id: i64,
     pub username: String,
@@ -51,6 +54,7 @@ pub struct User {
     pub avatar_small_url: Option<String>,
     pub online: bool,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_seen: Option<OffsetDateTime>,
 }
@@ -58,6 +62,7 @@ pub struct User {
 /// The signed-in user's own account.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Me {
     pub id: i64,
     pub username: String,
@@ -70,15 +75,18 @@ pub struct Me {
     pub avatar_small_url: Option<String>,
     pub online: bool,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_seen: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct RegisterRequest {
     /// 3–32 letters, digits, `_`, `.` or `-`; unique ignoring case.
     pub username: String,
@@ -92,6 +100,7 @@ pub struct RegisterRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LoginRequest {
     /// Username or email.
     pub login: String,
@@ -102,6 +111,7 @@ pub struct LoginRequest {
 /// the CSRF token as a readable cookie; other clients send `Authorization: Bearer <token>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AuthResponse {
     pub user: Me,
     pub token: String,
@@ -113,6 +123,7 @@ pub struct AuthResponse {
 /// and ends every other session of the account.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields = nullable))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     #[serde(default)]
@@ -127,6 +138,7 @@ pub struct UpdateMeRequest {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationKind {
     Direct,
@@ -144,6 +156,7 @@ impl ConversationKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Conversation {
     pub id: i64,
     pub kind: ConversationKind,
@@ -158,9 +171,11 @@ pub struct Conversation {
     pub last_read_seq: i64,
     pub last_seq: i64,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub last_activity_at: OffsetDateTime,
 }
@@ -168,6 +183,7 @@ pub struct Conversation {
 /// `POST /api/conversations`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CreateConversationRequest {
     /// Get-or-create the one direct conversation with `user_id`.
@@ -183,6 +199,7 @@ pub enum CreateConversationRequest {
 /// `PATCH /api/conversations/{id}` (owner of a group only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConversationRequest {
     pub title: String,
@@ -191,12 +208,14 @@ pub struct UpdateConversationRequest {
 /// `POST /api/conversations/{id}/members` (owner of a group only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AddMembersRequest {
     pub user_ids: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     Text,
@@ -215,6 +234,7 @@ impl MessageKind {
 /// A stored file attached to a message (voice).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Attachment {
     pub id: String,
     pub url: String,
@@ -228,6 +248,7 @@ impl Eq for Attachment {}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Message {
     pub id: i64,
     pub conversation_id: i64,
@@ -239,6 +260,7 @@ pub struct Message {
     pub attachment: Option<Attachment>,
     pub client_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
 }
@@ -246,6 +268,7 @@ pub struct Message {
 /// `POST /api/conversations/{id}/messages`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SendMessageRequest {
     /// 1–4,000 characters, not only whitespace.
     pub body: String,
@@ -257,6 +280,7 @@ pub struct SendMessageRequest {
 /// A page of history, oldest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MessagePage {
     pub messages: Vec<Message>,
     /// Older messages exist before the first one in this page.
@@ -266,6 +290,7 @@ pub struct MessagePage {
 /// `POST /api/conversations/{id}/read`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ReadRequest {
     pub seq: i64,
 }
@@ -273,20 +298,48 @@ pub struct ReadRequest {
 /// The caller's read position after `POST …/read` (never moves backwards).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ReadState {
     pub conversation_id: i64,
     pub last_read_seq: i64,
     pub unread_count: i64,
 }
 
+/// Query of `GET /api/conversations/{id}/messages`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct HistoryQuery {
+    /// Only messages with a smaller seq (omit for the newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_seq: Option<i64>,
+    /// 1–100, default 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// Query of `GET /api/users`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct UserSearchQuery {
+    /// Prefix of a username or display name (case-insensitive).
+    pub q: String,
+    /// At most 50; default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Health {
     pub status: String,
 }
 
 /// WebSocket frames from a client.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientEvent {
     Send {
@@ -304,6 +357,7 @@ pub enum ClientEvent {
     Resume {
         /// conversation id → last seq the client has.
         #[serde(with = "int_keys")]
+        #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
         cursors: BTreeMap<i64, i64>,
     },
     Ping,
@@ -311,6 +365,7 @@ pub enum ClientEvent {
 
 /// WebSocket frames from the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     Hello {
@@ -327,6 +382,7 @@ pub enum ServerEvent {
         user_id: i64,
         online: bool,
         #[serde(with = "time::serde::rfc3339::option")]
+        #[cfg_attr(feature = "ts", ts(type = "string | null"))]
         last_seen: Option<OffsetDateTime>,
     },
     Typing {

@@ -19,14 +19,16 @@ export function serverBinary() {
   return bin;
 }
 
-/** Starts chatapp-server; resolves once it printed `listening on http://…`. */
-export async function startServer(extraArgs = []) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'chatapp-browser-'));
+/** Starts chatapp-server; resolves once it printed `listening on http://…`.
+ *  `opts.dataDir` reuses a data dir (kept on stop), `opts.listen` a fixed address (restarts). */
+export async function startServer(extraArgs = [], opts = {}) {
+  const ownDir = !opts.dataDir;
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'chatapp-browser-'));
   const env = { ...process.env, RUST_LOG: 'warn' };
   delete env.DATABASE_URL;
   const child = spawn(
     serverBinary(),
-    ['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs],
+    ['--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs],
     { stdio: ['ignore', 'pipe', 'inherit'], env },
   );
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -42,11 +44,17 @@ export async function startServer(extraArgs = []) {
   lines.on('line', () => {});
   return {
     base,
+    dataDir,
     async stop() {
       child.kill('SIGTERM');
       const result = await exited;
-      rmSync(dataDir, { recursive: true, force: true });
+      if (ownDir) rmSync(dataDir, { recursive: true, force: true });
       return result;
+    },
+    /** Ends the process at once (no graceful shutdown) and waits for it. */
+    async kill() {
+      child.kill('SIGKILL');
+      return exited;
     },
   };
 }
@@ -57,6 +65,9 @@ export async function launchBrowser() {
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // a fake microphone (a tone) that needs no permission prompt, for voice messages
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
     ],
   });
 }

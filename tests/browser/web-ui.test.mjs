@@ -36,8 +36,8 @@ test('register, see conversations as text with unread counts, sign out and back 
   await page.fill('#reg-email', 'ann@example.org');
   await page.fill('#reg-password', 'short');
   await page.click('#register');
-  await page.locator('#auth-error').waitFor();
-  assert.match(await page.textContent('#auth-error'), /at least 8 characters/);
+  await page.locator('#reg-password-error').waitFor();
+  assert.match(await page.textContent('#reg-password-error'), /at least 8 characters/);
   await page.fill('#reg-password', 'correct horse');
   await page.fill('#reg-display-name', 'Ann Lee');
   await page.click('#register');

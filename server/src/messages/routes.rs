@@ -6,10 +6,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chatapp_protocol::{
-    ErrorBody, MAX_PAGE, Message, MessagePage, ReadRequest, ReadState, SendMessageRequest,
+    ErrorBody, HistoryQuery, MAX_PAGE, Message, MessagePage, ReadRequest, ReadState,
+    SendMessageRequest,
 };
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::message_view;
 use crate::{
@@ -19,14 +18,6 @@ use crate::{
 };
 
 const PAGE_DEFAULT: i64 = 50;
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct HistoryQuery {
-    /// Only messages with a smaller seq (omit for the newest).
-    before_seq: Option<i64>,
-    /// 1–100, default 50.
-    limit: Option<i64>,
-}
 
 /// A page of history, oldest first within the page.
 #[utoipa::path(get, path = "/api/conversations/{id}/messages", tag = "messages",

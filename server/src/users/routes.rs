@@ -1,9 +1,7 @@
 //! `/api/users`: search and public profiles.
 
 use axum::extract::State;
-use chatapp_protocol::{ErrorBody, User};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use chatapp_protocol::{ErrorBody, User, UserSearchQuery};
 
 use crate::{
     AppState,
@@ -15,21 +13,13 @@ const SEARCH_LIMIT_DEFAULT: i64 = 20;
 const SEARCH_LIMIT_MAX: i64 = 50;
 const SEARCH_QUERY_MAX_CHARS: usize = 64;
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct SearchQuery {
-    /// Prefix of a username or display name (case-insensitive).
-    q: String,
-    /// At most 50; default 20.
-    limit: Option<i64>,
-}
-
 /// Find people by username or display name prefix (never yourself).
-#[utoipa::path(get, path = "/api/users", tag = "users", params(SearchQuery),
+#[utoipa::path(get, path = "/api/users", tag = "users", params(UserSearchQuery),
     responses((status = 200, body = Vec<User>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn search(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiQuery(query): ApiQuery<SearchQuery>,
+    ApiQuery(query): ApiQuery<UserSearchQuery>,
 ) -> ApiResult<ApiJson<Vec<User>>> {
     let q = query.q.trim();
     if q.is_empty() || q.chars().count() > SEARCH_QUERY_MAX_CHARS {

@@ -1,28 +1,91 @@
-//! The API client the screens talk to: an interface, a typed error, and the
-//! browser implementation (fetch + session cookie + CSRF header).
-//! Screens depend on `ApiClient` only; they never build URLs or read cookies.
+//! The seam between the screens and the server: two interfaces (`ApiClient` for REST,
+//! `RealtimeClient` for the event stream) and the error type. Nothing above this file may
+//! assume a browser: the desktop app supplies its own implementations that call its Rust
+//! side. Screens never build URLs, read cookies or open sockets; they talk to the store,
+//! which talks to these interfaces.
 
-import type { AuthResult, Conversation, LoginInput, Me, RegisterInput } from './types';
+import type {
+  AddMembersRequest,
+  AuthResponse,
+  ClientEvent,
+  Conversation,
+  CreateConversationRequest,
+  HistoryQuery,
+  LoginRequest,
+  Me,
+  Message,
+  MessagePage,
+  ReadState,
+  RegisterRequest,
+  SendMessageRequest,
+  ServerEvent,
+  UpdateConversationRequest,
+  UpdateMeRequest,
+  User,
+  UserSearchQuery,
+} from './generated';
+
+/** Called with the fraction (0–1) of an upload sent so far. */
+export type Progress = (fraction: number) => void;
 
 export interface ApiClient {
-  register(input: RegisterInput): Promise<AuthResult>;
-  login(input: LoginInput): Promise<AuthResult>;
+  register(input: RegisterRequest): Promise<AuthResponse>;
+  login(input: LoginRequest): Promise<AuthResponse>;
   logout(): Promise<void>;
   me(): Promise<Me>;
+  updateMe(input: UpdateMeRequest): Promise<Me>;
+  uploadAvatar(file: Blob, onProgress?: Progress): Promise<Me>;
+  deleteAvatar(): Promise<Me>;
+  searchUsers(query: UserSearchQuery): Promise<User[]>;
+  user(id: number): Promise<User>;
   conversations(): Promise<Conversation[]>;
+  conversation(id: number): Promise<Conversation>;
+  createConversation(input: CreateConversationRequest): Promise<Conversation>;
+  updateConversation(id: number, input: UpdateConversationRequest): Promise<Conversation>;
+  addMembers(id: number, input: AddMembersRequest): Promise<Conversation>;
+  removeMember(id: number, userId: number): Promise<void>;
+  history(id: number, query: HistoryQuery): Promise<MessagePage>;
+  sendMessage(id: number, input: SendMessageRequest): Promise<Message>;
+  sendVoice(id: number, file: Blob, clientId: string, onProgress?: Progress): Promise<Message>;
+  markRead(id: number, seq: number): Promise<ReadState>;
+  /** Something an `<img>` or `<audio>` can load for a server file path (`/api/files/…`). */
+  mediaUrl(path: string): string;
+}
+
+/** Where the event stream stands. `reconnecting` carries when the next attempt starts. */
+export type ConnectionState =
+  | { kind: 'connecting' }
+  | { kind: 'syncing' }
+  | { kind: 'live' }
+  | { kind: 'reconnecting'; attempt: number; retryAt: number }
+  | { kind: 'stopped' };
+
+export interface RealtimeClient {
+  /** Starts (and keeps) the connection. On every (re)connect it first sends
+   *  `resume {cursors: getCursors()}`, so live events start after the missed ones. */
+  start(getCursors: () => Record<string, number>): void;
+  /** Ends the connection for good (sign-out). */
+  stop(): void;
+  /** Sends a frame if the connection is open; false when it is not (the caller keeps it). */
+  send(event: ClientEvent): boolean;
+  onEvent(listener: (event: ServerEvent) => void): () => void;
+  onState(listener: (state: ConnectionState) => void): () => void;
 }
 
 /** A failed call: the server's `{"error":{"code","message"}}` plus the HTTP status.
- *  status 0 means the request never got an answer (network down, server gone). */
+ *  status 0 means the request never got an answer (network down, server gone).
+ *  `retryAfter` (seconds) is set for 429 when the server said how long to wait. */
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
+  readonly retryAfter: number | null;
 
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: string, message: string, retryAfter: number | null = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -30,101 +93,4 @@ export class ApiError extends Error {
 export function errorMessage(err: unknown): string {
   if (err instanceof Error && err.message) return err.message;
   return 'Something went wrong. Please try again.';
-}
-
-const CSRF_COOKIE = 'chatapp_csrf';
-const CSRF_HEADER = 'X-CSRF-Token';
-
-function readCookie(name: string): string | null {
-  for (const part of document.cookie.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0) continue;
-    if (part.slice(0, eq).trim() !== name) continue;
-    const raw = part.slice(eq + 1).trim();
-    try {
-      return decodeURIComponent(raw);
-    } catch {
-      return raw;
-    }
-  }
-  return null;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null;
-}
-
-async function toApiError(res: Response): Promise<ApiError> {
-  let body: unknown = null;
-  try {
-    body = await res.json();
-  } catch {
-    // not JSON (proxy page, empty body): fall through to a generic error
-  }
-  const e = isRecord(body) ? body.error : undefined;
-  if (isRecord(e) && typeof e.code === 'string' && typeof e.message === 'string') {
-    return new ApiError(res.status, e.code, e.message);
-  }
-  return new ApiError(
-    res.status,
-    `http_${res.status}`,
-    `The server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}.`,
-  );
-}
-
-/** Browser transport: same-origin requests carrying the HttpOnly session cookie. */
-export class FetchApiClient implements ApiClient {
-  constructor(private readonly baseUrl = '') {}
-
-  register(input: RegisterInput): Promise<AuthResult> {
-    return this.json<AuthResult>('POST', '/api/auth/register', input);
-  }
-
-  login(input: LoginInput): Promise<AuthResult> {
-    return this.json<AuthResult>('POST', '/api/auth/login', input);
-  }
-
-  async logout(): Promise<void> {
-    await this.send('POST', '/api/auth/logout');
-  }
-
-  me(): Promise<Me> {
-    return this.json<Me>('GET', '/api/me');
-  }
-
-  conversations(): Promise<Conversation[]> {
-    return this.json<Conversation[]>('GET', '/api/conversations');
-  }
-
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.send(method, path, body);
-    try {
-      return (await res.json()) as T;
-    } catch {
-      throw new ApiError(res.status, 'invalid_response', 'The server sent an unreadable answer.');
-    }
-  }
-
-  /** Performs the request; resolves only for 2xx, otherwise throws ApiError. */
-  private async send(method: string, path: string, body?: unknown): Promise<Response> {
-    const headers = new Headers({ Accept: 'application/json' });
-    if (method !== 'GET' && method !== 'HEAD') {
-      headers.set('Content-Type', 'application/json');
-      const csrf = readCookie(CSRF_COOKIE);
-      if (csrf !== null) headers.set(CSRF_HEADER, csrf);
-    }
-    let res: Response;
-    try {
-      res = await fetch(this.baseUrl + path, {
-        method,
-        headers,
-        credentials: 'same-origin',
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch {
-      throw new ApiError(0, 'network_error', 'Cannot reach the server. Check your connection.');
-    }
-    if (!res.ok) throw await toApiError(res);
-    return res;
-  }
 }

@@ -1,0 +1,26 @@
+// Generated from the Rust `protocol` crate by scripts/gen-types. Do not edit.
+export type { AddMembersRequest } from './AddMembersRequest';
+export type { Attachment } from './Attachment';
+export type { AuthResponse } from './AuthResponse';
+export type { ClientEvent } from './ClientEvent';
+export type { Conversation } from './Conversation';
+export type { ConversationKind } from './ConversationKind';
+export type { CreateConversationRequest } from './CreateConversationRequest';
+export type { ErrorBody } from './ErrorBody';
+export type { ErrorDetail } from './ErrorDetail';
+export type { Health } from './Health';
+export type { HistoryQuery } from './HistoryQuery';
+export type { LoginRequest } from './LoginRequest';
+export type { Me } from './Me';
+export type { Message } from './Message';
+export type { MessageKind } from './MessageKind';
+export type { MessagePage } from './MessagePage';
+export type { ReadRequest } from './ReadRequest';
+export type { ReadState } from './ReadState';
+export type { RegisterRequest } from './RegisterRequest';
+export type { SendMessageRequest } from './SendMessageRequest';
+export type { ServerEvent } from './ServerEvent';
+export type { UpdateConversationRequest } from './UpdateConversationRequest';
+export type { UpdateMeRequest } from './UpdateMeRequest';
+export type { User } from './User';
+export type { UserSearchQuery } from './UserSearchQuery';

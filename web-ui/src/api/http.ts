@@ -1,0 +1,200 @@
+//! The browser's `ApiClient`: same-origin fetch with the HttpOnly session cookie, the
+//! `X-CSRF-Token` header (from the readable `chatapp_csrf` cookie) on state-changing
+//! requests, and XMLHttpRequest for uploads (fetch cannot report upload progress).
+//! The only file that knows the REST paths.
+
+import { ApiError, type ApiClient, type Progress } from './client';
+import type {
+  AddMembersRequest,
+  AuthResponse,
+  Conversation,
+  CreateConversationRequest,
+  HistoryQuery,
+  LoginRequest,
+  Me,
+  Message,
+  MessagePage,
+  ReadState,
+  RegisterRequest,
+  SendMessageRequest,
+  UpdateConversationRequest,
+  UpdateMeRequest,
+  User,
+  UserSearchQuery,
+} from './generated';
+
+const CSRF_COOKIE = 'chatapp_csrf';
+const CSRF_HEADER = 'X-CSRF-Token';
+
+export function readCookie(cookies: string, name: string): string | null {
+  for (const part of cookies.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
+    const raw = part.slice(eq + 1).trim();
+    try {
+      return decodeURIComponent(raw);
+    } catch {
+      return raw;
+    }
+  }
+  return null;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+/** Builds the ApiError for a non-2xx answer from its status, body text and Retry-After. */
+export function toApiError(status: number, statusText: string, bodyText: string, retryAfter: string | null): ApiError {
+  let body: unknown = null;
+  try {
+    body = JSON.parse(bodyText);
+  } catch {
+    // not JSON (proxy page, empty body)
+  }
+  const wait = retryAfter !== null && /^\d+$/.test(retryAfter) ? Number(retryAfter) : null;
+  const e = isRecord(body) ? body.error : undefined;
+  if (isRecord(e) && typeof e.code === 'string' && typeof e.message === 'string') {
+    return new ApiError(status, e.code, e.message, wait);
+  }
+  return new ApiError(status, `http_${status}`, `The server answered ${status}${statusText ? ` ${statusText}` : ''}.`, wait);
+}
+
+function query(params: Record<string, string | number | null | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) q.set(k, String(v));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+export class FetchApiClient implements ApiClient {
+  constructor(private readonly baseUrl = '') {}
+
+  register(input: RegisterRequest): Promise<AuthResponse> {
+    return this.json('POST', '/api/auth/register', input);
+  }
+  login(input: LoginRequest): Promise<AuthResponse> {
+    return this.json('POST', '/api/auth/login', input);
+  }
+  async logout(): Promise<void> {
+    await this.send('POST', '/api/auth/logout');
+  }
+  me(): Promise<Me> {
+    return this.json('GET', '/api/me');
+  }
+  updateMe(input: UpdateMeRequest): Promise<Me> {
+    return this.json('PATCH', '/api/me', input);
+  }
+  uploadAvatar(file: Blob, onProgress?: Progress): Promise<Me> {
+    return this.upload<Me>('PUT', '/api/me/avatar', file, null, onProgress);
+  }
+  deleteAvatar(): Promise<Me> {
+    return this.json('DELETE', '/api/me/avatar');
+  }
+  searchUsers(q: UserSearchQuery): Promise<User[]> {
+    return this.json('GET', `/api/users${query({ q: q.q, limit: q.limit })}`);
+  }
+  user(id: number): Promise<User> {
+    return this.json('GET', `/api/users/${id}`);
+  }
+  conversations(): Promise<Conversation[]> {
+    return this.json('GET', '/api/conversations');
+  }
+  conversation(id: number): Promise<Conversation> {
+    return this.json('GET', `/api/conversations/${id}`);
+  }
+  createConversation(input: CreateConversationRequest): Promise<Conversation> {
+    return this.json('POST', '/api/conversations', input);
+  }
+  updateConversation(id: number, input: UpdateConversationRequest): Promise<Conversation> {
+    return this.json('PATCH', `/api/conversations/${id}`, input);
+  }
+  addMembers(id: number, input: AddMembersRequest): Promise<Conversation> {
+    return this.json('POST', `/api/conversations/${id}/members`, input);
+  }
+  async removeMember(id: number, userId: number): Promise<void> {
+    await this.send('DELETE', `/api/conversations/${id}/members/${userId}`);
+  }
+  history(id: number, q: HistoryQuery): Promise<MessagePage> {
+    return this.json('GET', `/api/conversations/${id}/messages${query({ before_seq: q.before_seq, limit: q.limit })}`);
+  }
+  sendMessage(id: number, input: SendMessageRequest): Promise<Message> {
+    return this.json('POST', `/api/conversations/${id}/messages`, input);
+  }
+  sendVoice(id: number, file: Blob, clientId: string, onProgress?: Progress): Promise<Message> {
+    return this.upload<Message>('POST', `/api/conversations/${id}/voice`, file, clientId, onProgress);
+  }
+  markRead(id: number, seq: number): Promise<ReadState> {
+    return this.json('POST', `/api/conversations/${id}/read`, { seq });
+  }
+  mediaUrl(path: string): string {
+    return this.baseUrl + path;
+  }
+
+  private csrf(): string | null {
+    return typeof document === 'undefined' ? null : readCookie(document.cookie, CSRF_COOKIE);
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body);
+    try {
+      return (await res.json()) as T;
+    } catch {
+      throw new ApiError(res.status, 'invalid_response', 'The server sent an unreadable answer.');
+    }
+  }
+
+  /** Performs the request; resolves only for 2xx, otherwise throws ApiError. */
+  private async send(method: string, path: string, body?: unknown): Promise<Response> {
+    const headers = new Headers({ Accept: 'application/json' });
+    if (method !== 'GET' && method !== 'HEAD') {
+      if (body !== undefined) headers.set('Content-Type', 'application/json');
+      const csrf = this.csrf();
+      if (csrf !== null) headers.set(CSRF_HEADER, csrf);
+    }
+    let res: Response;
+    try {
+      res = await fetch(this.baseUrl + path, {
+        method,
+        headers,
+        credentials: 'same-origin',
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, 'network_error', 'Cannot reach the server. Check your connection.');
+    }
+    if (!res.ok) throw toApiError(res.status, res.statusText, await res.text().catch(() => ''), res.headers.get('Retry-After'));
+    return res;
+  }
+
+  /** Multipart upload of one `file` (plus an optional `client_id`) with progress. */
+  private upload<T>(method: string, path: string, file: Blob, clientId: string | null, onProgress?: Progress): Promise<T> {
+    const form = new FormData();
+    if (clientId !== null) form.append('client_id', clientId);
+    form.append('file', file, file instanceof File ? file.name : 'upload');
+    return new Promise<T>((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open(method, this.baseUrl + path);
+      xhr.withCredentials = true;
+      xhr.setRequestHeader('Accept', 'application/json');
+      const csrf = this.csrf();
+      if (csrf !== null) xhr.setRequestHeader(CSRF_HEADER, csrf);
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);
+      };
+      xhr.onerror = () => reject(new ApiError(0, 'network_error', 'Cannot reach the server. Check your connection.'));
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          try {
+            resolve(JSON.parse(xhr.responseText) as T);
+          } catch {
+            reject(new ApiError(xhr.status, 'invalid_response', 'The server sent an unreadable answer.'));
+          }
+        } else {
+          reject(toApiError(xhr.status, xhr.statusText, xhr.responseText, xhr.getResponseHeader('Retry-After')));
+        }
+      };
+      xhr.send(form);
+    });
+  }
+}

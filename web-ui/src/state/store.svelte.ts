@@ -1,0 +1,512 @@
+//! The one store of the client: who is signed in, the conversations, their messages, the
+//! people (presence, names, avatars), typing, read positions, the connection state and
+//! the outbox. The realtime client feeds it; screens read it and call its methods. It
+//! talks to the server only through `ApiClient` and `RealtimeClient`, so it runs the same
+//! in the browser, in the desktop app and in unit tests.
+
+import { ApiError, errorMessage, type ApiClient, type ConnectionState, type Progress, type RealtimeClient } from '../api/client';
+import type { Conversation, Me, Message, ServerEvent, User } from '../api/generated';
+import { newClientId, Outbox, type KeyValueStorage, type OutboxEntry } from '../api/outbox';
+import { contiguousTop, firstGap, upsert, upsertAll } from './timeline';
+
+const PAGE = 50;
+const TYPING_MS = 5000;
+const TYPING_SEND_EVERY_MS = 3000;
+const RESEND_AFTER_MS = 10_000;
+
+export interface Timeline {
+  items: Message[];
+  /** Older messages exist on the server before items[0]. */
+  hasMore: boolean;
+  loadingOlder: boolean;
+  /** The first unread seq when the conversation was opened ("new messages" divider). */
+  firstUnread: number | null;
+}
+
+export interface StoreHooks {
+  /** A message from someone else arrived live (for notifications). */
+  onIncoming?: (message: Message, conversation: Conversation | undefined) => void;
+  now?: () => number;
+}
+
+export class ChatStore {
+  me = $state<Me | null>(null);
+  connection = $state<ConnectionState>({ kind: 'stopped' });
+  /** Everyone we know, by id: the one place presence, names and avatars are kept current. */
+  users = $state<Record<number, User>>({});
+  conversations = $state<Record<number, Conversation>>({});
+  timelines = $state<Record<number, Timeline>>({});
+  /** conversation → user → until when (ms) they count as typing */
+  typing = $state<Record<number, Record<number, number>>>({});
+  /** conversation → user → highest seq they have read (seen live) */
+  reads = $state<Record<number, Record<number, number>>>({});
+  outbox = $state<OutboxEntry[]>([]);
+  /** Set when we were removed from the open conversation. */
+  notice = $state<string | null>(null);
+
+  private box: Outbox | null = null;
+  private unsubscribe: (() => void)[] = [];
+  private gapFetches = new Set<string>();
+  private lastTypingSent = new Map<number, number>();
+  private sentAt = new Map<string, number>();
+  private resendTimer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(
+    readonly api: ApiClient,
+    private readonly realtime: RealtimeClient,
+    private readonly storage: KeyValueStorage,
+    private readonly hooks: StoreHooks = {},
+  ) {}
+
+  private now(): number {
+    return this.hooks.now ? this.hooks.now() : Date.now();
+  }
+
+  // ---- session -------------------------------------------------------------------
+
+  /** After sign-in (or on start with a valid session): load the list, then go live. */
+  async begin(me: Me): Promise<void> {
+    this.setMe(me);
+    this.box = new Outbox(this.storage, `chatapp.outbox.${me.id}`);
+    this.outbox = this.box.all().slice();
+    await this.refreshConversations().catch(() => {
+      // offline at start: the realtime client retries, and the list is loaded on `synced`
+    });
+    this.unsubscribe.push(this.realtime.onEvent((e) => this.handle(e)));
+    this.unsubscribe.push(this.realtime.onState((s) => (this.connection = s)));
+    this.realtime.start(() => this.cursors());
+    this.resendTimer = setInterval(() => this.resendStale(), RESEND_AFTER_MS / 2);
+  }
+
+  /** Stops everything and forgets the account's data (the outbox stays in storage). */
+  end(): void {
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe = [];
+    this.realtime.stop();
+    if (this.resendTimer !== null) clearInterval(this.resendTimer);
+    this.resendTimer = null;
+    this.me = null;
+    this.users = {};
+    this.conversations = {};
+    this.timelines = {};
+    this.typing = {};
+    this.reads = {};
+    this.outbox = [];
+    this.box = null;
+    this.connection = { kind: 'stopped' };
+  }
+
+  async signOut(): Promise<void> {
+    try {
+      await this.api.logout();
+    } finally {
+      this.end();
+    }
+  }
+
+  private setMe(me: Me): void {
+    this.me = me;
+    this.putUser({
+      id: me.id,
+      username: me.username,
+      display_name: me.display_name,
+      avatar_url: me.avatar_url,
+      avatar_small_url: me.avatar_small_url ?? null,
+      online: me.online,
+      last_seen: me.last_seen,
+    });
+  }
+
+  private putUser(u: User): void {
+    this.users[u.id] = u;
+  }
+
+  // ---- what resume sends ---------------------------------------------------------
+
+  /** conversation id → the last seq we hold without a hole (or know of, when not opened). */
+  cursors(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const c of Object.values(this.conversations)) {
+      const t = this.timelines[c.id];
+      out[String(c.id)] = t && t.items.length > 0 ? contiguousTop(t.items) : c.last_seq;
+    }
+    return out;
+  }
+
+  // ---- conversations -------------------------------------------------------------
+
+  async refreshConversations(): Promise<void> {
+    const list = await this.api.conversations();
+    const next: Record<number, Conversation> = {};
+    for (const c of list) {
+      next[c.id] = c;
+      for (const m of c.members) this.putUser(m);
+    }
+    this.conversations = next;
+    // Anything newer than what an open conversation holds: fetch it (gap filling).
+    for (const c of list) {
+      const t = this.timelines[c.id];
+      if (t && t.items.length > 0 && c.last_seq > contiguousTop(t.items)) void this.fillUpTo(c.id, c.last_seq);
+    }
+  }
+
+  /** Newest activity first. */
+  sortedConversations(): Conversation[] {
+    return Object.values(this.conversations).sort(
+      (a, b) => Date.parse(b.last_activity_at) - Date.parse(a.last_activity_at) || b.id - a.id,
+    );
+  }
+
+  unreadTotal(): number {
+    return Object.values(this.conversations).reduce((n, c) => n + Math.max(0, c.unread_count), 0);
+  }
+
+  private upsertConversation(c: Conversation): void {
+    for (const m of c.members) this.putUser(m);
+    const me = this.me;
+    if (me && !c.members.some((m) => m.id === me.id)) {
+      if (this.conversations[c.id]) this.notice = `You are no longer a member of “${c.title ?? 'this group'}”.`;
+      delete this.conversations[c.id];
+      delete this.timelines[c.id];
+      return;
+    }
+    this.conversations[c.id] = c;
+  }
+
+  async startDirect(userId: number): Promise<Conversation> {
+    const c = await this.api.createConversation({ kind: 'direct', user_id: userId });
+    this.upsertConversation(c);
+    return c;
+  }
+
+  async createGroup(title: string, memberIds: number[]): Promise<Conversation> {
+    const c = await this.api.createConversation({ kind: 'group', title, member_ids: memberIds });
+    this.upsertConversation(c);
+    return c;
+  }
+
+  async renameGroup(id: number, title: string): Promise<void> {
+    this.upsertConversation(await this.api.updateConversation(id, { title }));
+  }
+
+  async addMembers(id: number, userIds: number[]): Promise<void> {
+    this.upsertConversation(await this.api.addMembers(id, { user_ids: userIds }));
+  }
+
+  async removeMember(id: number, userId: number): Promise<void> {
+    await this.api.removeMember(id, userId);
+    if (userId === this.me?.id) {
+      delete this.conversations[id];
+      delete this.timelines[id];
+    } else {
+      this.upsertConversation(await this.api.conversation(id));
+    }
+  }
+
+  // ---- history -------------------------------------------------------------------
+
+  /** Loads the newest page the first time a conversation is opened. */
+  async open(id: number): Promise<void> {
+    if (this.timelines[id]) return;
+    const c = this.conversations[id];
+    const firstUnread = c && c.unread_count > 0 ? c.last_read_seq + 1 : null;
+    const page = await this.api.history(id, { limit: PAGE });
+    const existing = this.timelines[id] as Timeline | undefined;
+    const items = upsertAll(existing?.items ?? [], page.messages);
+    this.timelines[id] = { items, hasMore: page.has_more, loadingOlder: false, firstUnread };
+    const last = this.conversations[id]?.last_seq ?? 0;
+    if (last > contiguousTop(items)) void this.fillUpTo(id, last);
+  }
+
+  /** Infinite scroll back: the page before the oldest message held. */
+  async loadOlder(id: number): Promise<void> {
+    const t = this.timelines[id];
+    if (!t || !t.hasMore || t.loadingOlder || t.items.length === 0) return;
+    t.loadingOlder = true;
+    try {
+      const page = await this.api.history(id, { before_seq: t.items[0]!.seq, limit: PAGE });
+      const cur = this.timelines[id];
+      if (!cur) return;
+      cur.items = upsertAll(cur.items, page.messages);
+      cur.hasMore = page.has_more;
+    } finally {
+      const cur = this.timelines[id];
+      if (cur) cur.loadingOlder = false;
+    }
+  }
+
+  /** Fetches the missing seqs between what we hold and `upTo`, each range once at a time. */
+  private async fillUpTo(id: number, upTo: number): Promise<void> {
+    for (let guard = 0; guard < 100; guard++) {
+      const t = this.timelines[id];
+      if (!t) return;
+      const gap = firstGap(t.items);
+      const top = contiguousTop(t.items);
+      const range = gap ?? (upTo > top ? { from: top + 1, to: upTo } : null);
+      if (!range) return;
+      const key = `${id}:${range.from}`;
+      if (this.gapFetches.has(key)) return;
+      this.gapFetches.add(key);
+      try {
+        const limit = Math.min(100, range.to - range.from + 1);
+        const page = await this.api.history(id, { before_seq: range.from + limit, limit });
+        const cur = this.timelines[id];
+        if (!cur) return;
+        cur.items = upsertAll(cur.items, page.messages);
+        if (page.messages.length === 0) return;
+      } catch {
+        return;
+      } finally {
+        this.gapFetches.delete(key);
+      }
+    }
+  }
+
+  // ---- events --------------------------------------------------------------------
+
+  handle(e: ServerEvent): void {
+    switch (e.type) {
+      case 'hello':
+        this.setMe(e.user);
+        break;
+      case 'message':
+        this.receive(e.message, true);
+        break;
+      case 'ack':
+        this.box?.acked(e.client_id);
+        this.sentAt.delete(e.client_id);
+        this.syncOutbox();
+        this.receive(e.message, false);
+        break;
+      case 'synced':
+        void this.refreshConversations().catch(() => {});
+        this.flushOutbox();
+        break;
+      case 'presence': {
+        const u = this.users[e.user_id];
+        if (u) this.users[e.user_id] = { ...u, online: e.online, last_seen: e.last_seen ?? u.last_seen };
+        break;
+      }
+      case 'typing': {
+        const forConv = (this.typing[e.conversation_id] ??= {});
+        forConv[e.user_id] = this.now() + TYPING_MS;
+        break;
+      }
+      case 'read':
+        this.noteRead(e.conversation_id, e.user_id, e.seq);
+        break;
+      case 'user_updated':
+        this.putUser(e.user);
+        if (this.me && e.user.id === this.me.id) {
+          this.me = { ...this.me, display_name: e.user.display_name, avatar_url: e.user.avatar_url, avatar_small_url: e.user.avatar_small_url ?? null };
+        }
+        break;
+      case 'conversation':
+        this.upsertConversation(e.conversation);
+        break;
+      case 'error':
+        if (e.client_id) {
+          if (e.code === 'rate_limited') {
+            this.sentAt.set(e.client_id, 0); // resend on the next sweep
+          } else {
+            this.box?.fail(e.client_id, e.message);
+            this.syncOutbox();
+          }
+        }
+        break;
+      case 'pong':
+        break;
+    }
+  }
+
+  private receive(m: Message, live: boolean): void {
+    const c = this.conversations[m.conversation_id];
+    const mine = m.sender_id === this.me?.id;
+    if (c) {
+      if (m.seq > c.last_seq) {
+        c.last_seq = m.seq;
+        c.last_message = m;
+        c.last_activity_at = m.created_at;
+        if (!mine && m.seq > c.last_read_seq) c.unread_count += 1;
+        if (mine) {
+          c.last_read_seq = Math.max(c.last_read_seq, m.seq);
+          c.unread_count = 0;
+        }
+      }
+    } else if (live) {
+      // A conversation we do not know yet (created while we looked away): fetch it.
+      void this.api.conversation(m.conversation_id).then((conv) => this.upsertConversation(conv), () => {});
+    }
+    const typers = this.typing[m.conversation_id];
+    if (typers) delete typers[m.sender_id];
+    const t = this.timelines[m.conversation_id];
+    if (t) {
+      const { items, added } = upsert(t.items, m);
+      t.items = items;
+      if (added && firstGap(items)) void this.fillUpTo(m.conversation_id, m.seq);
+      if (added && live && !mine) this.hooks.onIncoming?.(m, c);
+    } else if (live && !mine) {
+      this.hooks.onIncoming?.(m, c);
+    }
+  }
+
+  private noteRead(conversationId: number, userId: number, seq: number): void {
+    const forConv = (this.reads[conversationId] ??= {});
+    forConv[userId] = Math.max(forConv[userId] ?? 0, seq);
+    const c = this.conversations[conversationId];
+    if (c && userId === this.me?.id && seq > c.last_read_seq) {
+      c.last_read_seq = seq;
+      c.unread_count = Math.max(0, c.last_seq - seq);
+    }
+  }
+
+  typingNames(conversationId: number): string[] {
+    const now = this.now();
+    const forConv = this.typing[conversationId] ?? {};
+    return Object.entries(forConv)
+      .filter(([uid, until]) => until > now && Number(uid) !== this.me?.id)
+      .map(([uid]) => displayName(this.users[Number(uid)]));
+  }
+
+  /** Who (other than me) has read up to at least `seq`. */
+  readers(conversationId: number, seq: number): number[] {
+    const forConv = this.reads[conversationId] ?? {};
+    return Object.entries(forConv)
+      .filter(([uid, s]) => s >= seq && Number(uid) !== this.me?.id)
+      .map(([uid]) => Number(uid));
+  }
+
+  // ---- sending -------------------------------------------------------------------
+
+  /** Shows the message at once (pending) and sends it now or when the connection returns. */
+  sendText(conversationId: number, body: string): void {
+    if (!this.box || body.trim() === '') return;
+    const entry = this.box.add({ client_id: newClientId(), conversation_id: conversationId, body, created_at: this.now() });
+    this.syncOutbox();
+    this.transmit(entry);
+  }
+
+  retry(clientId: string): void {
+    const entry = this.box?.retry(clientId);
+    this.syncOutbox();
+    if (entry) this.transmit(entry);
+  }
+
+  discard(clientId: string): void {
+    this.box?.remove(clientId);
+    this.syncOutbox();
+  }
+
+  private transmit(entry: OutboxEntry): void {
+    if (this.connection.kind !== 'live') return; // flushed on `synced`
+    const ok = this.realtime.send({ type: 'send', conversation_id: entry.conversation_id, client_id: entry.client_id, body: entry.body });
+    if (ok) this.sentAt.set(entry.client_id, this.now());
+  }
+
+  private flushOutbox(): void {
+    for (const e of this.box?.pending() ?? []) this.transmit(e);
+  }
+
+  /** A pending message with no answer for a while is sent again (same client_id). */
+  private resendStale(): void {
+    const now = this.now();
+    for (const e of this.box?.pending() ?? []) {
+      const at = this.sentAt.get(e.client_id);
+      if (at === undefined || now - at >= RESEND_AFTER_MS) this.transmit(e);
+    }
+  }
+
+  private syncOutbox(): void {
+    this.outbox = this.box ? this.box.all().slice() : [];
+  }
+
+  pendingFor(conversationId: number): OutboxEntry[] {
+    return this.outbox.filter((e) => e.conversation_id === conversationId);
+  }
+
+  async sendVoice(conversationId: number, file: Blob, onProgress?: Progress): Promise<void> {
+    const m = await this.api.sendVoice(conversationId, file, newClientId(), onProgress);
+    this.receive(m, false);
+  }
+
+  /** Tells the others we are typing, at most every few seconds. */
+  typingNow(conversationId: number): void {
+    const now = this.now();
+    if (now - (this.lastTypingSent.get(conversationId) ?? 0) < TYPING_SEND_EVERY_MS) return;
+    this.lastTypingSent.set(conversationId, now);
+    this.realtime.send({ type: 'typing', conversation_id: conversationId });
+  }
+
+  /** Marks everything held in an open conversation as read. */
+  markRead(conversationId: number): void {
+    const c = this.conversations[conversationId];
+    const t = this.timelines[conversationId];
+    if (!c || !t || t.items.length === 0) return;
+    const seq = t.items[t.items.length - 1]!.seq;
+    if (seq <= c.last_read_seq) return;
+    c.last_read_seq = seq;
+    c.unread_count = Math.max(0, c.last_seq - seq);
+    if (!this.realtime.send({ type: 'read', conversation_id: conversationId, seq })) {
+      void this.api.markRead(conversationId, seq).catch(() => {});
+    }
+  }
+
+  // ---- profile -------------------------------------------------------------------
+
+  async updateProfile(input: { display_name?: string; email?: string; new_password?: string; current_password?: string }): Promise<void> {
+    this.setMe(await this.api.updateMe(input));
+  }
+
+  async uploadAvatar(file: Blob, onProgress?: Progress): Promise<void> {
+    this.setMe(await this.api.uploadAvatar(file, onProgress));
+  }
+
+  async removeAvatar(): Promise<void> {
+    this.setMe(await this.api.deleteAvatar());
+  }
+}
+
+export function displayName(u: Pick<User, 'display_name' | 'username'> | undefined): string {
+  if (!u) return 'Someone';
+  return u.display_name || u.username;
+}
+
+/** Which field of a form an API error belongs to (null: the form as a whole). */
+export function errorField(err: unknown): string | null {
+  if (!(err instanceof ApiError)) return null;
+  switch (err.code) {
+    case 'invalid_username':
+    case 'username_taken':
+      return 'username';
+    case 'invalid_email':
+    case 'email_taken':
+      return 'email';
+    case 'invalid_password':
+    case 'weak_password':
+      return 'password';
+    case 'invalid_display_name':
+      return 'display_name';
+    case 'forbidden':
+      return 'current_password';
+    default:
+      return null;
+  }
+}
+
+export { errorMessage };
+
+/** A direct conversation's other person (yourself in a note-to-self). */
+export function otherMember(store: ChatStore, c: Conversation): User | undefined {
+  const meId = store.me?.id;
+  const m = c.members.find((u) => u.id !== meId) ?? c.members[0];
+  return m ? (store.users[m.id] ?? m) : undefined;
+}
+
+export function conversationTitle(store: ChatStore, c: Conversation): string {
+  if (c.kind === 'group') {
+    if (c.title) return c.title;
+    const names = c.members.filter((m) => m.id !== store.me?.id).map((m) => displayName(store.users[m.id] ?? m));
+    return names.length > 0 ? names.join(', ') : 'Untitled group';
+  }
+  return displayName(otherMember(store, c));
+}

@@ -1,0 +1,197 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { ApiClient, ConnectionState, RealtimeClient } from '../api/client';
+import type { ClientEvent, Conversation, Me, Message, ServerEvent } from '../api/generated';
+import type { KeyValueStorage } from '../api/outbox';
+import { ChatStore } from './store.svelte';
+
+const ME: Me = { id: 1, username: 'ann', display_name: 'Ann', email: 'a@x', avatar_url: null, avatar_small_url: null, online: true, last_seen: null, created_at: '2026-01-01T00:00:00Z' };
+const BEN = { id: 2, username: 'ben', display_name: 'Ben', avatar_url: null, avatar_small_url: null, online: false, last_seen: null };
+
+function msg(conversation_id: number, seq: number, sender_id = 2, client_id: string | null = null): Message {
+  return { id: conversation_id * 1000 + seq, conversation_id, seq, sender_id, kind: 'text', body: `m${seq}`, attachment: null, client_id, created_at: new Date(Date.UTC(2026, 0, 1, 0, seq)).toISOString() };
+}
+
+function conv(id: number, last_seq: number): Conversation {
+  return { id, kind: 'direct', title: null, owner_id: null, members: [ME as never, BEN], last_message: null, unread_count: 0, last_read_seq: last_seq, last_seq, created_at: '2026-01-01T00:00:00Z', last_activity_at: '2026-01-01T00:00:00Z' };
+}
+
+/** Server state: conversation id → every message (seq 1..n). */
+class FakeApi {
+  stored = new Map<number, Message[]>();
+  historyCalls: { id: number; before_seq?: number | null; limit?: number | null }[] = [];
+  conversations = vi.fn(async () => [...this.stored.keys()].map((id) => conv(id, this.stored.get(id)!.length)));
+  history = vi.fn(async (id: number, q: { before_seq?: number | null; limit?: number | null }) => {
+    this.historyCalls.push({ id, ...q });
+    const all = this.stored.get(id) ?? [];
+    const before = q.before_seq ?? Infinity;
+    const older = all.filter((m) => m.seq < before);
+    const limit = q.limit ?? 50;
+    return { messages: older.slice(-limit), has_more: older.length > limit };
+  });
+  markRead = vi.fn(async () => ({ conversation_id: 0, last_read_seq: 0, unread_count: 0 }));
+  conversation = vi.fn(async (id: number) => conv(id, this.stored.get(id)?.length ?? 0));
+}
+
+class FakeRealtime implements RealtimeClient {
+  sent: ClientEvent[] = [];
+  open = false;
+  private ev = new Set<(e: ServerEvent) => void>();
+  private st = new Set<(s: ConnectionState) => void>();
+  getCursors: () => Record<string, number> = () => ({});
+  start(getCursors: () => Record<string, number>): void {
+    this.getCursors = getCursors;
+  }
+  stop(): void {}
+  send(e: ClientEvent): boolean {
+    if (!this.open) return false;
+    this.sent.push(e);
+    return true;
+  }
+  onEvent(l: (e: ServerEvent) => void) {
+    this.ev.add(l);
+    return () => this.ev.delete(l);
+  }
+  onState(l: (s: ConnectionState) => void) {
+    this.st.add(l);
+    return () => this.st.delete(l);
+  }
+  emit(e: ServerEvent): void {
+    for (const l of this.ev) l(e);
+  }
+  goLive(): void {
+    this.open = true;
+    for (const l of this.st) l({ kind: 'live' });
+    this.emit({ type: 'synced' });
+  }
+  drop(): void {
+    this.open = false;
+    for (const l of this.st) l({ kind: 'reconnecting', attempt: 1, retryAt: 0 });
+  }
+}
+
+class MemoryStorage implements KeyValueStorage {
+  map = new Map<string, string>();
+  getItem(k: string) {
+    return this.map.get(k) ?? null;
+  }
+  setItem(k: string, v: string) {
+    this.map.set(k, v);
+  }
+  removeItem(k: string) {
+    this.map.delete(k);
+  }
+}
+
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+describe('ChatStore', () => {
+  let api: FakeApi;
+  let rt: FakeRealtime;
+  let storage: MemoryStorage;
+  let store: ChatStore;
+
+  beforeEach(async () => {
+    api = new FakeApi();
+    api.stored.set(7, Array.from({ length: 120 }, (_, i) => msg(7, i + 1)));
+    api.stored.set(9, [msg(9, 1)]);
+    rt = new FakeRealtime();
+    storage = new MemoryStorage();
+    store = new ChatStore(api as unknown as ApiClient, rt, storage);
+    await store.begin(ME);
+  });
+  afterEach(() => store.end());
+
+  it('resumes from the last seq held without a hole, per conversation', async () => {
+    expect(rt.getCursors()).toEqual({ '7': 120, '9': 1 });
+    await store.open(7);
+    expect(store.timelines[7]!.items.map((m) => m.seq)).toEqual(Array.from({ length: 50 }, (_, i) => 71 + i));
+    rt.goLive();
+    rt.emit({ type: 'message', message: msg(7, 121) });
+    expect(rt.getCursors()).toEqual({ '7': 121, '9': 1 });
+  });
+
+  it('fills a gap exactly once and keeps every message once, in order', async () => {
+    await store.open(7);
+    rt.goLive();
+    // 121..125 stored on the server while the client missed 121..123
+    for (let s = 121; s <= 125; s++) api.stored.get(7)!.push(msg(7, s));
+    api.historyCalls = [];
+    rt.emit({ type: 'message', message: msg(7, 124) });
+    rt.emit({ type: 'message', message: msg(7, 125) });
+    expect(rt.getCursors()['7']).toBe(120); // the hole holds the cursor back
+    await flush();
+    await flush();
+    expect(api.historyCalls).toEqual([{ id: 7, before_seq: 124, limit: 3 }]);
+    // the same messages again (resume replay after a reconnect): no duplicates
+    rt.emit({ type: 'message', message: msg(7, 122) });
+    rt.emit({ type: 'message', message: msg(7, 125) });
+    const seqs = store.timelines[7]!.items.map((m) => m.seq);
+    expect(seqs).toEqual(Array.from({ length: 55 }, (_, i) => 71 + i));
+    expect(rt.getCursors()['7']).toBe(125);
+  });
+
+  it('scrolls back by before_seq until the start, each message once', async () => {
+    await store.open(7);
+    await store.loadOlder(7);
+    await store.loadOlder(7);
+    await store.loadOlder(7);
+    const t = store.timelines[7]!;
+    expect(t.hasMore).toBe(false);
+    expect(t.items.map((m) => m.seq)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+  });
+
+  it('keeps a message typed offline pending, sends it once live, and forgets it on ack', () => {
+    store.sendText(9, 'hello');
+    expect(store.outbox).toHaveLength(1);
+    expect(store.outbox[0]!.state).toBe('pending');
+    expect(rt.sent).toEqual([]);
+    rt.goLive();
+    const id = store.outbox[0]!.client_id;
+    expect(rt.sent).toEqual([{ type: 'send', conversation_id: 9, client_id: id, body: 'hello' }]);
+    rt.emit({ type: 'ack', client_id: id, message: msg(9, 2, 1, id) });
+    expect(store.outbox).toEqual([]);
+    expect(storage.map.size).toBe(0);
+  });
+
+  it('survives a reload: the outbox is read back from storage and sent with the same client_id', async () => {
+    store.sendText(9, 'typed offline');
+    const id = store.outbox[0]!.client_id;
+    store.end();
+    const rt2 = new FakeRealtime();
+    const again = new ChatStore(api as unknown as ApiClient, rt2, storage);
+    await again.begin(ME);
+    expect(again.outbox.map((e) => e.client_id)).toEqual([id]);
+    rt2.goLive();
+    expect(rt2.sent).toEqual([{ type: 'send', conversation_id: 9, client_id: id, body: 'typed offline' }]);
+    again.end();
+  });
+
+  it('resends an unanswered message after a drop with the same client_id; a refusal fails it; retry reuses the id', () => {
+    rt.goLive();
+    store.sendText(9, 'one');
+    const id = store.outbox[0]!.client_id;
+    rt.drop();
+    rt.goLive();
+    expect(rt.sent.filter((e) => e.type === 'send').map((e) => (e as { client_id: string }).client_id)).toEqual([id, id]);
+    rt.emit({ type: 'error', code: 'validation', message: 'too long', client_id: id });
+    expect(store.outbox[0]).toMatchObject({ state: 'failed', error: 'too long' });
+    rt.sent = [];
+    store.retry(id);
+    expect(rt.sent).toEqual([{ type: 'send', conversation_id: 9, client_id: id, body: 'one' }]);
+    store.discard(id);
+    expect(store.outbox).toEqual([]);
+  });
+
+  it('counts unread, applies presence and read events', async () => {
+    rt.goLive();
+    rt.emit({ type: 'message', message: msg(9, 2) });
+    expect(store.conversations[9]!.unread_count).toBe(1);
+    expect(store.unreadTotal()).toBe(1);
+    rt.emit({ type: 'presence', user_id: 2, online: true, last_seen: null });
+    expect(store.users[2]!.online).toBe(true);
+    rt.emit({ type: 'read', conversation_id: 9, user_id: 1, seq: 2 });
+    expect(store.unreadTotal()).toBe(0);
+    rt.emit({ type: 'read', conversation_id: 9, user_id: 2, seq: 2 });
+    expect(store.readers(9, 2)).toEqual([2]);
+  });
+});
