@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchBrowser, startServer } from './harness.mjs';
+import { api, launchBrowser, startServer } from './harness.mjs';
 import { openConversation, register, send, seqs, startDirect, texts, waitForText, waitLive } from './ui.mjs';
 
 let server;
@@ -90,4 +90,23 @@ test('a message typed offline survives a reload and is sent later', async () => 
   assert.deepEqual(await texts(ned.page), ['online hello', 'written offline']);
   await mia.context.close();
   await ned.context.close();
+});
+
+test('a password change on another device ends this session: the page goes back to sign-in and says why', async () => {
+  const ola = await register(browser, server.base, 'ola', { displayName: 'Ola' });
+  // Another device signs in and changes the password, which ends every other session.
+  const login = await api(server.base, 'POST', '/api/auth/login', { login: 'ola', password: 'password-ola' });
+  assert.equal(login.status, 200);
+  const changed = await api(
+    server.base,
+    'PATCH',
+    '/api/me',
+    { new_password: 'a-new-password-for-ola', current_password: 'password-ola' },
+    login.body.token,
+  );
+  assert.equal(changed.status, 200);
+  await ola.page.locator('#session-ended').waitFor({ timeout: 15_000 });
+  await ola.page.locator('#sign-in-form').waitFor();
+  assert.equal(await ola.page.locator('#me-name').count(), 0, 'the signed-in screen is gone');
+  await ola.context.close();
 });

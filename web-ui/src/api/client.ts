@@ -58,6 +58,8 @@ export type ConnectionState =
   | { kind: 'syncing' }
   | { kind: 'live' }
   | { kind: 'reconnecting'; attempt: number; retryAt: number }
+  /** The session was signed out elsewhere or revoked (e.g. a password change): sign in again. */
+  | { kind: 'ended' }
   | { kind: 'stopped' };
 
 export interface RealtimeClient {

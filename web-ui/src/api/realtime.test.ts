@@ -25,9 +25,9 @@ class FakeSocket implements SocketLike {
   push(e: ServerEvent): void {
     this.onmessage?.({ data: JSON.stringify(e) });
   }
-  drop(): void {
+  drop(code = 1006): void {
     this.readyState = 3;
-    this.onclose?.({});
+    this.onclose?.({ code });
   }
 }
 
@@ -109,6 +109,20 @@ describe('WebSocketRealtimeClient', () => {
     sockets[4]!.drop();
     const s = client.state;
     expect(s.kind === 'reconnecting' && s.retryAt - Date.now()).toBe(750);
+  });
+
+  it('stops reconnecting when the server says the session ended (4001)', () => {
+    client.start(() => cursors);
+    sockets[0]!.accept();
+    sockets[0]!.push({ type: 'synced' });
+    sockets[0]!.drop(1012);
+    expect(client.state.kind).toBe('reconnecting');
+    vi.advanceTimersByTime(1000);
+    sockets[1]!.accept();
+    sockets[1]!.drop(4001);
+    expect(client.state).toEqual({ kind: 'ended' });
+    vi.advanceTimersByTime(60_000);
+    expect(sockets.length).toBe(2);
   });
 
   it('passes events on, refuses sends while closed, and stops for good', () => {

@@ -28,6 +28,8 @@ export interface WsOptions {
 }
 
 const OPEN = 1;
+/** The close code the server uses when the session was signed out or revoked. */
+export const SESSION_ENDED = 4001;
 
 export class WebSocketRealtimeClient implements RealtimeClient {
   private socket: SocketLike | null = null;
@@ -136,10 +138,16 @@ export class WebSocketRealtimeClient implements RealtimeClient {
     socket.onerror = () => {
       // onclose follows and decides.
     };
-    socket.onclose = () => {
+    socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = null;
       this.stopPing();
+      if ((ev as { code?: number } | null)?.code === SESSION_ENDED) {
+        // Signed out elsewhere or revoked: reconnecting with it would only be refused.
+        this.running = false;
+        this.setState({ kind: 'ended' });
+        return;
+      }
       this.scheduleReconnect();
     };
   }
