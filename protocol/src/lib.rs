@@ -165,6 +165,8 @@ pub struct Conversation {
     /// The group's owner (may rename, add and remove); `null` for direct conversations.
     pub owner_id: Option<i64>,
     pub members: Vec<User>,
+    /// How far each member has read (for "seen" / "seen by N"), in the order of `members`.
+    pub read_positions: Vec<ReadPosition>,
     pub last_message: Option<Message>,
     /// Messages after the caller's read position.
     pub unread_count: i64,
@@ -178,6 +180,16 @@ pub struct Conversation {
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub last_activity_at: OffsetDateTime,
+}
+
+/// One member's read position in a conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ReadPosition {
+    pub user_id: i64,
+    /// The highest seq the member has read (0: nothing).
+    pub last_read_seq: i64,
 }
 
 /// `POST /api/conversations`

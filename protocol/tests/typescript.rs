@@ -37,6 +37,7 @@ fn export_typescript_bindings() {
         UpdateMeRequest,
         ConversationKind,
         Conversation,
+        ReadPosition,
         CreateConversationRequest,
         UpdateConversationRequest,
         AddMembersRequest,

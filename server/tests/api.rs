@@ -736,6 +736,19 @@ async fn read_position_feeds_unread_counts(backend: Backend) {
     assert_eq!(state["last_read_seq"], 3);
     assert_eq!(state["unread_count"], 2);
     assert_eq!(unread(&ben).await, 2);
+    // Everyone's read position is part of the conversation, in the list and alone.
+    let ann_id = ann.get("/api/me").await.expect(200)["id"].clone();
+    let expected = json!([
+        {"user_id": ann_id, "last_read_seq": 5},
+        {"user_id": ben_id, "last_read_seq": 3},
+    ]);
+    let listed = ann.get("/api/conversations").await.expect(200);
+    assert_eq!(listed[0]["read_positions"], expected);
+    let single = ann
+        .get(&format!("/api/conversations/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(single["read_positions"], expected);
     // Never backwards; never past the end.
     let state = ben
         .post(&format!("/api/conversations/{id}/read"), json!({"seq": 1}))

@@ -4,13 +4,13 @@ pub mod routes;
 
 use std::collections::HashMap;
 
-use chatapp_protocol::{Conversation, ConversationKind, MAX_GROUP_MEMBERS};
+use chatapp_protocol::{Conversation, ConversationKind, MAX_GROUP_MEMBERS, ReadPosition};
 
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
     messages::message_view,
-    store::{MembershipRow, MessageRow, UserRow, time_of},
+    store::{MemberRow, MembershipRow, MessageRow, time_of},
 };
 
 pub const TITLE_MAX_CHARS: usize = 100;
@@ -34,7 +34,7 @@ pub fn is_group(row: &MembershipRow) -> bool {
 fn view(
     state: &AppState,
     row: &MembershipRow,
-    members: &[UserRow],
+    members: &[MemberRow],
     last: Option<&MessageRow>,
 ) -> Conversation {
     let c = &row.conversation;
@@ -43,7 +43,14 @@ fn view(
         kind: kind_of(row),
         title: c.title.clone(),
         owner_id: c.owner_id,
-        members: members.iter().map(|u| state.public_user(u)).collect(),
+        members: members.iter().map(|m| state.public_user(&m.user)).collect(),
+        read_positions: members
+            .iter()
+            .map(|m| ReadPosition {
+                user_id: m.user.id,
+                last_read_seq: m.last_read_seq,
+            })
+            .collect(),
         last_message: last.map(message_view),
         unread_count: (c.last_seq - row.last_read_seq).max(0),
         last_read_seq: row.last_read_seq,
@@ -76,9 +83,9 @@ pub async fn load_as_outsider(state: &AppState, id: i64) -> ApiResult<Conversati
 /// Every conversation of `user_id`, newest activity first.
 pub async fn list(state: &AppState, user_id: i64) -> ApiResult<Vec<Conversation>> {
     let rows = state.store.memberships(user_id).await?;
-    let mut members: HashMap<i64, Vec<UserRow>> = HashMap::new();
-    for (conversation_id, user) in state.store.members_of_memberships(user_id).await? {
-        members.entry(conversation_id).or_default().push(user);
+    let mut members: HashMap<i64, Vec<MemberRow>> = HashMap::new();
+    for (conversation_id, member) in state.store.members_of_memberships(user_id).await? {
+        members.entry(conversation_id).or_default().push(member);
     }
     let last: HashMap<i64, MessageRow> = state
         .store

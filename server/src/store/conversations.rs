@@ -21,6 +21,14 @@ pub struct ConversationRow {
 const CONVERSATION_COLUMNS: &str =
     "c.id, c.kind, c.title, c.owner_id, c.last_seq, c.created_at, c.last_activity_at";
 
+/// A member of a conversation and how far they have read.
+#[derive(Debug, Clone, FromRow)]
+pub struct MemberRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub last_read_seq: i64,
+}
+
 /// A conversation as seen by one of its members.
 #[derive(Debug, Clone, FromRow)]
 pub struct MembershipRow {
@@ -53,14 +61,14 @@ impl Store {
             .await?)
     }
 
-    /// Members of a conversation, earliest joined first.
-    pub async fn conversation_members(&self, id: i64) -> StoreResult<Vec<UserRow>> {
+    /// Members of a conversation with their read positions, earliest joined first.
+    pub async fn conversation_members(&self, id: i64) -> StoreResult<Vec<MemberRow>> {
         let sql = format!(
-            "SELECT {cols} FROM users u JOIN members m ON m.user_id = u.id \
+            "SELECT {cols}, m.last_read_seq FROM users u JOIN members m ON m.user_id = u.id \
              WHERE m.conversation_id = $1 ORDER BY m.joined_at, u.id",
             cols = prefixed(USER_COLUMNS, "u")
         );
-        Ok(sqlx::query_as::<_, UserRow>(&sql)
+        Ok(sqlx::query_as::<_, MemberRow>(&sql)
             .bind(id)
             .fetch_all(&self.read)
             .await?)
@@ -268,16 +276,16 @@ impl Store {
             .await?)
     }
 
-    /// Every member of every conversation of `user_id`, as (conversation id, user).
-    pub async fn members_of_memberships(&self, user_id: i64) -> StoreResult<Vec<(i64, UserRow)>> {
+    /// Every member of every conversation of `user_id`, as (conversation id, member).
+    pub async fn members_of_memberships(&self, user_id: i64) -> StoreResult<Vec<(i64, MemberRow)>> {
         #[derive(FromRow)]
         struct Row {
             conversation_id: i64,
             #[sqlx(flatten)]
-            user: UserRow,
+            member: MemberRow,
         }
         let sql = format!(
-            "SELECT other.conversation_id, {cols} FROM members mine \
+            "SELECT other.conversation_id, {cols}, other.last_read_seq FROM members mine \
              JOIN members other ON other.conversation_id = mine.conversation_id \
              JOIN users u ON u.id = other.user_id WHERE mine.user_id = $1 \
              ORDER BY other.conversation_id, other.joined_at, u.id",
@@ -289,7 +297,7 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| (r.conversation_id, r.user))
+            .map(|r| (r.conversation_id, r.member))
             .collect())
     }
 

@@ -25,7 +25,7 @@ use sqlx::{
 };
 use time::OffsetDateTime;
 
-pub use conversations::{ConversationRow, MembershipRow};
+pub use conversations::{ConversationRow, MemberRow, MembershipRow};
 pub use files::FileRow;
 pub use messages::{FileMeta, MessageRow, NewMessage};
 pub use users::{NewUser, ProfileUpdate, UserRow};

@@ -143,6 +143,7 @@ export class ChatStore {
       for (const m of c.members) this.putUser(m);
     }
     this.conversations = next;
+    for (const c of list) this.noteReadPositions(c);
     // Anything newer than what an open conversation holds: fetch it (gap filling).
     for (const c of list) {
       const t = this.timelines[c.id];
@@ -171,6 +172,12 @@ export class ChatStore {
       return;
     }
     this.conversations[c.id] = c;
+    this.noteReadPositions(c);
+  }
+
+  /** Read positions as the server knows them (live `read` events move them on). */
+  private noteReadPositions(c: Conversation): void {
+    for (const r of c.read_positions) this.noteRead(c.id, r.user_id, r.last_read_seq);
   }
 
   async startDirect(userId: number): Promise<Conversation> {

@@ -11,8 +11,12 @@ function msg(conversation_id: number, seq: number, sender_id = 2, client_id: str
   return { id: conversation_id * 1000 + seq, conversation_id, seq, sender_id, kind: 'text', body: `m${seq}`, attachment: null, client_id, created_at: new Date(Date.UTC(2026, 0, 1, 0, seq)).toISOString() };
 }
 
-function conv(id: number, last_seq: number): Conversation {
-  return { id, kind: 'direct', title: null, owner_id: null, members: [ME as never, BEN], last_message: null, unread_count: 0, last_read_seq: last_seq, last_seq, created_at: '2026-01-01T00:00:00Z', last_activity_at: '2026-01-01T00:00:00Z' };
+function conv(id: number, last_seq: number, benRead = 0): Conversation {
+  return {
+    id, kind: 'direct', title: null, owner_id: null, members: [ME as never, BEN],
+    read_positions: [{ user_id: ME.id, last_read_seq: last_seq }, { user_id: BEN.id, last_read_seq: benRead }],
+    last_message: null, unread_count: 0, last_read_seq: last_seq, last_seq, created_at: '2026-01-01T00:00:00Z', last_activity_at: '2026-01-01T00:00:00Z',
+  };
 }
 
 /** Server state: conversation id → every message (seq 1..n). */
@@ -193,5 +197,12 @@ describe('ChatStore', () => {
     expect(store.unreadTotal()).toBe(0);
     rt.emit({ type: 'read', conversation_id: 9, user_id: 2, seq: 2 });
     expect(store.readers(9, 2)).toEqual([2]);
+  });
+
+  it('knows who has read what from the conversation as loaded, before any live event', async () => {
+    api.conversations.mockResolvedValueOnce([conv(9, 3, 2)]);
+    await store.refreshConversations();
+    expect(store.readers(9, 2)).toEqual([2]);
+    expect(store.readers(9, 3)).toEqual([]);
   });
 });

@@ -15,6 +15,7 @@ export type { Me } from './Me';
 export type { Message } from './Message';
 export type { MessageKind } from './MessageKind';
 export type { MessagePage } from './MessagePage';
+export type { ReadPosition } from './ReadPosition';
 export type { ReadRequest } from './ReadRequest';
 export type { ReadState } from './ReadState';
 export type { RegisterRequest } from './RegisterRequest';
