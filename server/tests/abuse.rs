@@ -191,47 +191,75 @@ async fn frames_share_one_allowance_per_user(backend: Backend) {
     assert_eq!(other.next_json().await["type"], "pong");
 }
 
-async fn signing_out_closes_that_sessions_sockets_at_once(backend: Backend) {
+/// ann signed in twice (each session with a live socket), and ben in a direct
+/// conversation with her.
+struct TwoSessions {
+    server: TestServer,
+    ann: support::Client,
+    ann_elsewhere: support::Client,
+    ben: support::Client,
+    conv: i64,
+    ws: Ws,
+    ws_elsewhere: Ws,
+}
+
+async fn two_sessions(backend: Backend) -> TwoSessions {
     let server = TestServer::start(backend).await;
     let anon = server.client();
     let (ann, _) = anon.register("ann").await;
     let (ben, ben_id) = anon.register("ben").await;
     let conv = ann.direct_with(ben_id).await;
-    // ann has two sessions, each with a socket.
-    let ann2 = anon.with_token(
-        anon.post(
+    let login = anon
+        .post(
             "/api/auth/login",
             json!({"login": "ann", "password": "password-ann"}),
         )
         .await
-        .expect(200)["token"]
-            .as_str()
-            .expect("token"),
-    );
-    let (mut ws1, _) =
-        Ws::connect_and_resume(&server.base, &ann.token.clone().expect("token"), &[]).await;
-    let (mut ws2, _) =
-        Ws::connect_and_resume(&server.base, &ann2.token.clone().expect("token"), &[]).await;
+        .expect(200);
+    let ann_elsewhere = anon.with_token(login["token"].as_str().expect("token"));
+    let token = |c: &support::Client| c.token.clone().expect("token");
+    let (ws, _) = Ws::connect_and_resume(&server.base, &token(&ann), &[]).await;
+    let (ws_elsewhere, _) = Ws::connect_and_resume(&server.base, &token(&ann_elsewhere), &[]).await;
+    TwoSessions {
+        server,
+        ann,
+        ann_elsewhere,
+        ben,
+        conv,
+        ws,
+        ws_elsewhere,
+    }
+}
 
-    ann.post("/api/auth/logout", json!({})).await.expect(204);
-    assert_eq!(ws1.close_code().await, Some(4001), "session ended");
+impl TwoSessions {
+    /// ben sends `body`; the socket `which` picks must receive it.
+    async fn reaches(&mut self, which: fn(&mut Self) -> &mut Ws, body: &str) {
+        self.ben
+            .post(
+                &format!("/api/conversations/{}/messages", self.conv),
+                json!({"body": body}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(
+            which(self).next_of("message").await["message"]["body"],
+            body
+        );
+    }
+}
+
+async fn signing_out_closes_that_sessions_sockets_at_once(backend: Backend) {
+    let mut s = two_sessions(backend).await;
+    s.ann.post("/api/auth/logout", json!({})).await.expect(204);
+    assert_eq!(s.ws.close_code().await, Some(4001), "session ended");
     // The other session's socket is untouched and still receives.
-    ben.post(
-        &format!("/api/conversations/{conv}/messages"),
-        json!({"body": "still there?", "client_id": "b1"}),
-    )
-    .await
-    .expect(201);
-    assert_eq!(
-        ws2.next_of("message").await["message"]["body"],
-        "still there?"
-    );
+    s.reaches(|s| &mut s.ws_elsewhere, "still there?").await;
     // The ended session cannot come back.
     let again = Ws::connect_with(
-        &server.base,
+        &s.server.base,
         &[(
             "authorization",
-            &format!("Bearer {}", ann.token.clone().expect("token")),
+            &format!("Bearer {}", s.ann.token.clone().expect("token")),
         )],
     )
     .await;
@@ -239,41 +267,22 @@ async fn signing_out_closes_that_sessions_sockets_at_once(backend: Backend) {
 }
 
 async fn a_password_change_closes_the_other_sessions_sockets(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let anon = server.client();
-    let (ann, _) = anon.register("ann").await;
-    let (ben, ben_id) = anon.register("ben").await;
-    let conv = ann.direct_with(ben_id).await;
-    let other = anon.with_token(
-        anon.post(
-            "/api/auth/login",
-            json!({"login": "ann", "password": "password-ann"}),
+    let mut s = two_sessions(backend).await;
+    s.ann
+        .patch(
+            "/api/me",
+            json!({"new_password": "a-brand-new-password", "current_password": "password-ann"}),
         )
         .await
-        .expect(200)["token"]
-            .as_str()
-            .expect("token"),
-    );
-    let (mut stolen, _) =
-        Ws::connect_and_resume(&server.base, &other.token.clone().expect("token"), &[]).await;
-    let (mut mine, _) =
-        Ws::connect_and_resume(&server.base, &ann.token.clone().expect("token"), &[]).await;
-
-    ann.patch(
-        "/api/me",
-        json!({"new_password": "a-brand-new-password", "current_password": "password-ann"}),
-    )
-    .await
-    .expect(200);
-    assert_eq!(stolen.close_code().await, Some(4001));
+        .expect(200);
+    assert_eq!(s.ws_elsewhere.close_code().await, Some(4001));
     // The session that changed the password keeps its socket.
-    ben.post(
-        &format!("/api/conversations/{conv}/messages"),
-        json!({"body": "hello", "client_id": "b1"}),
-    )
-    .await
-    .expect(201);
-    assert_eq!(mine.next_of("message").await["message"]["body"], "hello");
+    s.reaches(|s| &mut s.ws, "hello").await;
+    // The other one's token is gone too.
+    s.ann_elsewhere
+        .get("/api/me")
+        .await
+        .expect_error(401, "unauthorized");
 }
 
 async fn oversized_and_non_utf8_frames_close_with_their_codes(backend: Backend) {
