@@ -375,12 +375,14 @@ export class ChatStore {
       .map(([uid]) => displayName(this.users[Number(uid)]));
   }
 
-  /** Who (other than me) has read up to at least `seq`. */
+  /** Which current members (other than me) have read up to at least `seq`. */
   readers(conversationId: number, seq: number): number[] {
     const forConv = this.reads[conversationId] ?? {};
+    const members = new Set(this.conversations[conversationId]?.members.map((m) => m.id) ?? []);
     return Object.entries(forConv)
-      .filter(([uid, s]) => s >= seq && Number(uid) !== this.me?.id)
-      .map(([uid]) => Number(uid));
+      .map(([uid, s]) => [Number(uid), s] as const)
+      .filter(([uid, s]) => s >= seq && uid !== this.me?.id && members.has(uid))
+      .map(([uid]) => uid);
   }
 
   // ---- sending -------------------------------------------------------------------

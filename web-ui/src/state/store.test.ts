@@ -204,5 +204,8 @@ describe('ChatStore', () => {
     await store.refreshConversations();
     expect(store.readers(9, 2)).toEqual([2]);
     expect(store.readers(9, 3)).toEqual([]);
+    // Someone no longer a member does not count.
+    store.conversations[9]!.members = [ME as never];
+    expect(store.readers(9, 2)).toEqual([]);
   });
 });
