@@ -13,6 +13,8 @@ const PAGE = 50;
 const TYPING_MS = 5000;
 const TYPING_SEND_EVERY_MS = 3000;
 const RESEND_AFTER_MS = 10_000;
+/** Refusals that pass by themselves: the message is sent again later, not marked failed. */
+const TRANSIENT = new Set(['rate_limited', 'storage_full', 'internal']);
 
 export interface Timeline {
   items: Message[];
@@ -313,7 +315,7 @@ export class ChatStore {
         break;
       case 'error':
         if (e.client_id) {
-          if (e.code === 'rate_limited') {
+          if (TRANSIENT.has(e.code)) {
             this.sentAt.set(e.client_id, 0); // resend on the next sweep
           } else {
             this.box?.fail(e.client_id, e.message);
