@@ -14,7 +14,7 @@ let browser;
 const people = [];
 
 before(async () => {
-  server = await startServer(['--auth-rate-per-address', '0']);
+  server = await startServer(['--auth-rate-per-address', '0', '--send-rate-per-user', '0']);
   browser = await launchBrowser();
 });
 
