@@ -6,17 +6,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chatapp_client::{Socket, WsStream, tungstenite::Message};
 use chatapp_protocol::ClientEvent;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Deserialize;
-use tokio::{net::TcpStream, sync::watch};
-use tokio_tungstenite::{
-    WebSocketStream, client_async,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
-};
+use tokio::sync::watch;
 
-pub type Ws = WebSocketStream<TcpStream>;
+/// A connection ready for live delivery, driven frame by frame (parsed lightly here, so
+/// the generator stays cheap).
+pub type Ws = WsStream;
 
 /// Where connections go.
 #[derive(Clone)]
@@ -27,39 +26,26 @@ pub enum Target {
     Relay { addr: String },
 }
 
-impl Target {
-    pub fn addr(&self) -> &str {
-        match self {
-            Self::Server { addr } | Self::Relay { addr } => addr,
+/// Opens a connection ready for live delivery, through `chatapp-client`'s [`Socket`]
+/// (TCP_NODELAY, the Bearer header, `hello`, `resume`).
+pub async fn connect(target: &Target, token: &str, user: i64, group: i64) -> anyhow::Result<Ws> {
+    match target {
+        Target::Server { addr } => {
+            let bearer = format!("Bearer {token}");
+            let mut socket = Socket::open(
+                &format!("ws://{addr}/api/ws"),
+                &[("authorization", &bearer)],
+            )
+            .await?;
+            socket.hello().await?;
+            socket.resume(&Default::default()).await?;
+            Ok(socket.into_inner())
+        }
+        Target::Relay { addr } => {
+            let url = format!("ws://{addr}/api/ws?user={user}&group={group}");
+            Ok(Socket::open(&url, &[]).await?.into_inner())
         }
     }
-}
-
-/// Opens a connection ready for live delivery.
-pub async fn connect(target: &Target, token: &str, user: i64, group: i64) -> anyhow::Result<Ws> {
-    let tcp = TcpStream::connect(target.addr()).await?;
-    tcp.set_nodelay(true)?;
-    let url = match target {
-        Target::Server { addr } => format!("ws://{addr}/api/ws"),
-        Target::Relay { addr } => format!("ws://{addr}/api/ws?user={user}&group={group}"),
-    };
-    let mut req = url.into_client_request()?;
-    if let Target::Server { .. } = target {
-        req.headers_mut().insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Bearer {token}"))?,
-        );
-    }
-    let (mut ws, _) = client_async(req, tcp).await?;
-    if let Target::Server { .. } = target {
-        wait_for(&mut ws, "hello").await?;
-        let resume = serde_json::to_string(&ClientEvent::Resume {
-            cursors: Default::default(),
-        })?;
-        ws.send(Message::text(resume)).await?;
-        wait_for(&mut ws, "synced").await?;
-    }
-    Ok(ws)
 }
 
 #[derive(Deserialize)]
@@ -74,22 +60,6 @@ struct Light<'a> {
 struct LightMessage<'a> {
     #[serde(borrow)]
     body: &'a str,
-}
-
-async fn wait_for(ws: &mut Ws, kind: &str) -> anyhow::Result<()> {
-    let deadline = Duration::from_secs(60);
-    loop {
-        let frame = tokio::time::timeout(deadline, ws.next())
-            .await
-            .map_err(|_| anyhow::anyhow!("no {kind} within {deadline:?}"))?
-            .ok_or_else(|| anyhow::anyhow!("closed before {kind}"))??;
-        if let Message::Text(text) = frame {
-            let ev: Light<'_> = serde_json::from_str(&text)?;
-            if ev.kind == kind {
-                return Ok(());
-            }
-        }
-    }
 }
 
 /// One load step, as seen by every connection.

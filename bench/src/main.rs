@@ -18,6 +18,7 @@ mod procstat;
 mod relay;
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead, BufReader},
     net::SocketAddr,
     process::{Child, Command, Stdio},
@@ -26,10 +27,11 @@ use std::{
 };
 
 use anyhow::Context;
+use chatapp_client::{Api, Socket};
+use chatapp_protocol::{RegisterRequest, ServerEvent};
 use clap::{Parser, Subcommand, ValueEnum};
 use client::{Stats, Step, Target};
 use futures_util::{StreamExt, stream};
-use serde_json::{Value, json};
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -364,45 +366,45 @@ async fn setup(server: &Server, users: usize, group_size: usize) -> anyhow::Resu
             conversation_of,
         });
     }
-    let http = reqwest::Client::new();
+    // One connection pool for every account's client.
+    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let base = server.base.clone();
-    let registered: Vec<anyhow::Result<(i64, String)>> = stream::iter(0..users)
+    let registered: Vec<anyhow::Result<(i64, Api)>> = stream::iter(0..users)
         .map(|i| {
-            let http = http.clone();
-            let base = base.clone();
+            let api = Api::with_http(&base, http.clone());
             async move {
-                let resp: Value = http
-                    .post(format!("{base}/api/auth/register"))
-                    .json(&json!({"username": format!("user{i}"), "email": format!("user{i}@bench.example.org"), "password": "bench-password"}))
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
+                let api = api?;
+                let auth = api
+                    .register(&RegisterRequest {
+                        username: format!("user{i}"),
+                        email: format!("user{i}@bench.example.org"),
+                        password: "bench-password".to_owned(),
+                        display_name: None,
+                    })
                     .await?;
-                Ok((resp["user"]["id"].as_i64().context("id")?, resp["token"].as_str().context("token")?.to_owned()))
+                Ok((auth.user.id, api))
             }
         })
         .buffered(4)
         .collect()
         .await;
-    let users_list: Vec<(i64, String)> = registered.into_iter().collect::<anyhow::Result<_>>()?;
-    let mut conversation_of = vec![0; users_list.len()];
-    for (g, chunk) in users_list.chunks(group_size).enumerate() {
+    let accounts: Vec<(i64, Api)> = registered.into_iter().collect::<anyhow::Result<_>>()?;
+    let mut conversation_of = vec![0; accounts.len()];
+    for (g, chunk) in accounts.chunks(group_size).enumerate() {
         let members: Vec<i64> = chunk.iter().skip(1).map(|(id, _)| *id).collect();
-        let resp: Value = http
-            .post(format!("{base}/api/conversations"))
-            .bearer_auth(&chunk[0].1)
-            .json(&json!({"kind": "group", "title": format!("group {g}"), "member_ids": members}))
-            .send()
+        let id = chunk[0]
+            .1
+            .create_group(&format!("group {g}"), &members)
             .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let id = resp["id"].as_i64().context("conversation id")?;
+            .id;
         for i in 0..chunk.len() {
             conversation_of[g * group_size + i] = id;
         }
     }
+    let users_list: Vec<(i64, String)> = accounts
+        .iter()
+        .map(|(id, api)| (*id, api.token().unwrap_or_default()))
+        .collect();
     eprintln!(
         "# set-up: {} users in groups of {group_size} in {:.1} s",
         users_list.len(),
@@ -559,7 +561,6 @@ async fn storm(server: &Server, setup: &Setup, missed: usize) -> anyhow::Result<
         server.backend != Backend::Relay,
         "the relay keeps nothing to resume from"
     );
-    let http = reqwest::Client::new();
     // Everyone is away; each group gets `missed` messages from its first member.
     let mut firsts: Vec<(i64, String)> = Vec::new();
     for (i, conv) in setup.conversation_of.iter().enumerate() {
@@ -567,14 +568,13 @@ async fn storm(server: &Server, setup: &Setup, missed: usize) -> anyhow::Result<
             firsts.push((*conv, setup.users[i].1.clone()));
         }
     }
+    let api = Api::new(&server.base)?;
     for (conv, token) in &firsts {
+        let sender = api.with_token(token);
         for m in 0..missed {
-            http.post(format!("{}/api/conversations/{conv}/messages", server.base))
-                .bearer_auth(token)
-                .json(&json!({"body": format!("missed {m}")}))
-                .send()
-                .await?
-                .error_for_status()?;
+            sender
+                .send_message(*conv, &format!("missed {m}"), None)
+                .await?;
         }
     }
     let cpu = procstat::CpuMeter::start(server.pid());
@@ -637,36 +637,28 @@ async fn resume_once(
     conv: i64,
     started: Instant,
 ) -> anyhow::Result<(u64, usize)> {
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
     let Target::Server { addr } = target else {
         anyhow::bail!("server only")
     };
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{addr}/api/ws"),
-    )?;
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse()?);
-    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
     let _ = user;
-    let resume = json!({"type": "resume", "cursors": {conv.to_string(): 0}});
-    ws.send(Message::text(resume.to_string())).await?;
-    let mut got = 0;
-    while let Some(frame) = tokio::time::timeout(Duration::from_secs(120), ws.next()).await? {
-        let Message::Text(text) = frame? else {
-            continue;
-        };
-        let ev: Value = serde_json::from_str(&text)?;
-        match ev["type"].as_str() {
-            Some("message") if ev["message"]["conversation_id"] == conv => got += 1,
-            Some("synced") => {
-                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                return Ok((us, got));
-            }
-            _ => {}
-        }
-    }
-    anyhow::bail!("closed before synced")
+    let bearer = format!("Bearer {token}");
+    let mut socket = Socket::open(
+        &format!("ws://{addr}/api/ws"),
+        &[("authorization", &bearer)],
+    )
+    .await?;
+    // `hello` comes back among the replayed events; resume is the first frame sent.
+    let replayed = tokio::time::timeout(
+        Duration::from_secs(120),
+        socket.resume(&BTreeMap::from([(conv, 0)])),
+    )
+    .await??;
+    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let got = replayed
+        .iter()
+        .filter(
+            |ev| matches!(ev, ServerEvent::Message { message } if message.conversation_id == conv),
+        )
+        .count();
+    Ok((us, got))
 }

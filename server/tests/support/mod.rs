@@ -263,6 +263,37 @@ impl TestServer {
         self.spawn("127.0.0.1:0");
     }
 
+    /// Starts the server again on the same data dir, database and port, so clients
+    /// holding its address reconnect by themselves (the server's listener sets
+    /// `SO_REUSEADDR`, so connections of the killed process in TIME_WAIT do not block it).
+    pub fn restart_on_same_port(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        let addr = self.addr.clone();
+        self.spawn(&addr);
+        assert_eq!(self.addr, addr, "restarted on the same port");
+    }
+
+    /// A `chatapp-client` REST client for this server, not signed in.
+    pub fn api(&self) -> chatapp_client::Api {
+        chatapp_client::Api::new(&self.base).expect("server address")
+    }
+
+    /// Registers `name` (password `password-<name>`, email `<name>@example.org`) through
+    /// `chatapp-client`; the signed-in client and the user id.
+    pub async fn register_api(&self, name: &str) -> (chatapp_client::Api, i64) {
+        let api = self.api();
+        let auth = api
+            .register(&chatapp_protocol::RegisterRequest {
+                username: name.to_owned(),
+                email: format!("{name}@example.org"),
+                password: format!("password-{name}"),
+                display_name: None,
+            })
+            .await
+            .expect("register");
+        (api, auth.user.id)
+    }
+
     /// A direct connection to this server's database (to set up what the API cannot).
     pub async fn db(&self) -> sqlx::AnyConnection {
         sqlx::any::install_default_drivers();
