@@ -7,9 +7,9 @@
 mod support;
 
 use serde_json::json;
-use support::{Backend, ClientEvent, TestServer, Ws};
+use support::{Backend, ClientEvent, TestServer, Ws, refused_status};
 use tokio_tungstenite::tungstenite::{
-    self, Message,
+    Message,
     protocol::frame::{
         Frame,
         coding::{Data, OpCode},
@@ -24,14 +24,6 @@ on_both_backends!(
     a_password_change_closes_the_other_sessions_sockets,
     oversized_and_non_utf8_frames_close_with_their_codes,
 );
-
-fn refused_with(result: Result<Ws, tungstenite::Error>) -> u16 {
-    match result {
-        Err(tungstenite::Error::Http(resp)) => resp.status().as_u16(),
-        Err(other) => panic!("expected an HTTP refusal, got {other}"),
-        Ok(_) => panic!("expected a refusal, got a socket"),
-    }
-}
 
 async fn websockets_are_capped_per_user_and_per_address(backend: Backend) {
     let server = TestServer::start_with(
@@ -51,13 +43,13 @@ async fn websockets_are_capped_per_user_and_per_address(backend: Backend) {
         anns.push(Ws::connect(&server.base, &token(&ann)).await);
     }
     let fourth = Ws::connect_with(&server.base, &[("authorization", &bearer(&ann))]).await;
-    assert_eq!(refused_with(fourth), 429, "a fourth socket of one user");
+    assert_eq!(refused_status(fourth), 429, "a fourth socket of one user");
     // Others are not affected by ann's cap…
     let ben1 = Ws::connect(&server.base, &token(&ben)).await;
     let ben2 = Ws::connect(&server.base, &token(&ben)).await;
     // …until the address is full: 5 sockets from 127.0.0.1.
     let cid1 = Ws::connect_with(&server.base, &[("authorization", &bearer(&cid))]).await;
-    assert_eq!(refused_with(cid1), 429, "a sixth socket from one address");
+    assert_eq!(refused_status(cid1), 429, "a sixth socket from one address");
     // The refusal has the error shape.
     let resp = ann
         .request(reqwest::Method::GET, "/api/ws")
@@ -263,7 +255,7 @@ async fn signing_out_closes_that_sessions_sockets_at_once(backend: Backend) {
         )],
     )
     .await;
-    assert_eq!(refused_with(again), 401);
+    assert_eq!(refused_status(again), 401);
 }
 
 async fn a_password_change_closes_the_other_sessions_sockets(backend: Backend) {

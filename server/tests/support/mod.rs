@@ -542,22 +542,33 @@ macro_rules! on_both_backends {
     };
 }
 
+use chatapp_client::{ClientError, Socket};
 pub use chatapp_protocol::ClientEvent;
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{self, Message, client::IntoClientRequest, http},
-};
+use tokio_tungstenite::tungstenite::Message;
 
 /// How long a test waits for an event it expects. Generous: a slow machine only makes
 /// a passing test slower, never a failing one.
 pub const EVENT_WAIT: Duration = Duration::from_secs(30);
 
-/// A WebSocket client speaking the protocol's types.
+/// A WebSocket client for tests: `chatapp-client`'s [`Socket`], read as raw JSON so that
+/// tests see exactly what the server sent.
 pub struct Ws {
-    stream: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    socket: Socket,
     /// The `hello` user.
     pub hello: Value,
+}
+
+/// The status a refused WebSocket handshake was answered with (and it had the error shape).
+#[track_caller]
+pub fn refused_status(result: Result<Ws, ClientError>) -> u16 {
+    match result {
+        Err(ClientError::Api { status, code, .. }) => {
+            assert!(!code.is_empty(), "an error code");
+            status.as_u16()
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal, got a socket"),
+    }
 }
 
 impl Ws {
@@ -572,21 +583,11 @@ impl Ws {
             .expect("WebSocket handshake")
     }
 
-    /// Connects with the given headers; the handshake's error when refused.
-    pub async fn connect_with(
-        base: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<Self, tungstenite::Error> {
-        let mut req = Self::ws_url(base).into_client_request()?;
-        for (name, value) in headers {
-            req.headers_mut().insert(
-                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
-                http::HeaderValue::from_str(value).expect("header value"),
-            );
-        }
-        let (stream, _) = tokio_tungstenite::connect_async(req).await?;
+    /// Connects with the given headers; the handshake's refusal as the client's typed error.
+    pub async fn connect_with(base: &str, headers: &[(&str, &str)]) -> Result<Self, ClientError> {
+        let socket = Socket::open(&Self::ws_url(base), headers).await?;
         let mut ws = Self {
-            stream,
+            socket,
             hello: Value::Null,
         };
         let hello = ws.next_json().await;
@@ -622,12 +623,11 @@ impl Ws {
     }
 
     pub async fn send(&mut self, event: &ClientEvent) {
-        let text = serde_json::to_string(event).expect("serialize");
-        self.send_raw(Message::text(text)).await;
+        self.socket.send(event).await.expect("ws send");
     }
 
     pub async fn send_raw(&mut self, message: Message) {
-        self.stream.send(message).await.expect("ws send");
+        self.socket.send_frame(message).await.expect("ws send");
     }
 
     /// The next event (skipping control frames), as JSON.
@@ -641,32 +641,18 @@ impl Ws {
 
     /// The next event as JSON, or `None` when the server closed the connection.
     pub async fn next_frame(&mut self) -> Option<Value> {
-        loop {
-            match self.stream.next().await? {
-                Ok(Message::Text(text)) => {
-                    return Some(serde_json::from_str(&text).expect("event JSON"));
-                }
-                Ok(Message::Close(_)) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
+        let text = self.socket.next_text().await.ok()??;
+        Some(serde_json::from_str(&text).expect("event JSON"))
     }
 
     /// Reads (and drops) events until the server closes the connection; the close
     /// frame's code (`None` when the connection ended without one).
     pub async fn close_code(&mut self) -> Option<u16> {
-        let wait = async {
-            loop {
-                match self.stream.next().await {
-                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return None,
-                }
-            }
-        };
+        let wait = async { while let Ok(Some(_)) = self.socket.next_text().await {} };
         tokio::time::timeout(EVENT_WAIT, wait)
             .await
-            .expect("the server closes the connection")
+            .expect("the server closes the connection");
+        self.socket.close_code()
     }
 
     /// The next event of type `kind`, skipping others.
@@ -699,8 +685,7 @@ impl Ws {
         }
     }
 
-    pub async fn close(mut self) {
-        let _ = self.stream.close(None).await;
-        while let Some(Ok(_)) = self.stream.next().await {}
+    pub async fn close(self) {
+        self.socket.close().await;
     }
 }
