@@ -1,0 +1,4 @@
+//! ChatApp for the desktop.
+
+pub mod keychain;
+pub mod recorder;
