@@ -315,6 +315,11 @@ async fn chats_through_the_real_window() {
             .contains(&token[..8.min(token.len())])
     );
 
+    // Sign-out returns to the sign-in screen (and deletes the token from the keychain,
+    // whose kernel store also keeps it in the per-user persistent keyring).
+    d.click("#sign-out").await;
+    d.find("#sign-in").await;
+
     let _ = http
         .delete(format!("{base}/session/{session}"))
         .send()

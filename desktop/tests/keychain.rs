@@ -11,7 +11,12 @@ use std::time::Duration;
 use chatapp_desktop::keychain::{Backend, Keychain, KeychainError};
 use support::{all_files, files_containing, private_dir, require, rerun_self, wait_for};
 
-const SERVER: &str = "http://127.0.0.1:8080";
+/// The account (a server address) the child uses: unique per run, because the kernel
+/// store also links its keys into the per-user persistent keyring, which outlives a
+/// `keyctl session`.
+fn server() -> String {
+    std::env::var("CHATAPP_TEST_SERVER").unwrap_or_else(|_| "http://127.0.0.1:8080".into())
+}
 
 fn random_token(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -28,6 +33,8 @@ fn keychain_child() {
     let Ok(expect) = std::env::var("CHATAPP_TEST_KEYCHAIN") else {
         return;
     };
+    let server = server();
+    let server = server.as_str();
     let first = std::env::var("CHATAPP_TEST_TOKEN_1").expect("token 1");
     let second = std::env::var("CHATAPP_TEST_TOKEN_2").expect("token 2");
     if expect == "missing" {
@@ -53,27 +60,32 @@ fn keychain_child() {
     let kc = Keychain::open().expect("keychain");
     assert_eq!(kc.backend(), want);
 
-    assert_eq!(kc.token(SERVER).expect("read empty"), None);
-    kc.save_token(SERVER, &first).expect("store");
-    assert_eq!(kc.token(SERVER).expect("read"), Some(first.clone()));
+    assert_eq!(kc.token(server).expect("read empty"), None);
+    kc.save_token(server, &first).expect("store");
+    assert_eq!(kc.token(server).expect("read"), Some(first.clone()));
     // A second server is a separate entry.
-    kc.save_token("https://other.example", "other")
+    kc.save_token(&format!("{server}/other"), "other")
         .expect("store other");
-    kc.save_token(SERVER, &second).expect("replace");
-    assert_eq!(kc.token(SERVER).expect("read"), Some(second.clone()));
+    kc.save_token(server, &second).expect("replace");
+    assert_eq!(kc.token(server).expect("read"), Some(second.clone()));
     // A fresh handle (as after a restart) sees it too.
     let again = Keychain::open_backend(want).expect("reopen");
-    assert_eq!(again.token(SERVER).expect("read"), Some(second.clone()));
+    assert_eq!(again.token(server).expect("read"), Some(second.clone()));
     assert_eq!(
-        again.token("https://other.example").expect("read"),
+        again.token(&format!("{server}/other")).expect("read"),
         Some("other".into())
     );
-    kc.delete_token(SERVER).expect("delete");
-    assert_eq!(kc.token(SERVER).expect("read deleted"), None);
-    kc.delete_token(SERVER).expect("deleting twice is fine");
-    // Leave the second token stored, so the parent can check it is not on disk in plain text.
-    kc.save_token(SERVER, &second).expect("store again");
-    assert_eq!(kc.token(SERVER).expect("read"), Some(second));
+    kc.delete_token(server).expect("delete");
+    assert_eq!(kc.token(server).expect("read deleted"), None);
+    kc.delete_token(server).expect("deleting twice is fine");
+    kc.delete_token(&format!("{server}/other"))
+        .expect("delete other");
+    if want == Backend::SecretService {
+        // Leave the second token stored, so the parent can check that gnome-keyring's
+        // files (gone with the test's HOME) do not hold it in plain text.
+        kc.save_token(server, &second).expect("store again");
+        assert_eq!(kc.token(server).expect("read"), Some(second));
+    }
 }
 
 #[test]
@@ -100,6 +112,7 @@ exit $rc"#;
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .env_remove("CHATAPP_KEYCHAIN")
         .env("CHATAPP_TEST_KEYCHAIN", "secret-service")
+        .env("CHATAPP_TEST_SERVER", format!("http://test.invalid/{t1}"))
         .env("CHATAPP_TEST_TOKEN_1", &t1)
         .env("CHATAPP_TEST_TOKEN_2", &t2)
         .stdin(Stdio::null());
@@ -145,6 +158,7 @@ fn kernel_keyring_is_used_without_a_secret_service() {
         .env_remove("DISPLAY")
         .env_remove("CHATAPP_KEYCHAIN")
         .env("CHATAPP_TEST_KEYCHAIN", "kernel")
+        .env("CHATAPP_TEST_SERVER", format!("http://test.invalid/{t1}"))
         .env("CHATAPP_TEST_TOKEN_1", &t1)
         .env("CHATAPP_TEST_TOKEN_2", &t2)
         .stdin(Stdio::null());
