@@ -1,27 +1,50 @@
-//! Entry point: styles, the browser platform (REST, WebSocket, storage), the one store,
-//! and the root component.
+//! Entry point: styles, the platform (the browser's REST, WebSocket and recorder, or the
+//! desktop app's Tauri commands when running inside it), the one store, the root component.
 
 import 'bootstrap/dist/css/bootstrap.min.css';
 import './styles.css';
 
 import { mount } from 'svelte';
 import App from './App.svelte';
+import { BrowserVoiceRecorder } from './api/media-recorder';
 import { browserPlatform, notify } from './platform/browser';
+import { desktopPlatform, inTauri } from './platform/desktop';
 import { router } from './state/router.svelte';
-import { ChatStore, displayName } from './state/store.svelte';
+import { ChatStore, displayName, type StoreHooks } from './state/store.svelte';
+import type { Conversation, Message } from './api/generated';
 
 const target = document.getElementById('app');
 if (!target) throw new Error('#app element missing from index.html');
 
-const platform = browserPlatform();
-const store: ChatStore = new ChatStore(platform.api, platform.realtime, platform.storage, {
-  onIncoming(message, conversation) {
-    const sender = displayName(store.users[message.sender_id]);
-    const title = conversation?.kind === 'group' && conversation.title ? `${sender} in ${conversation.title}` : sender;
-    notify(title, message.kind === 'voice' ? 'Voice message' : message.body, () =>
-      router.go({ name: 'conversation', id: message.conversation_id }),
-    );
-  },
-});
+function titleOf(message: Message, conversation: Conversation | undefined): string {
+  const sender = displayName(store.users[message.sender_id]);
+  return conversation?.kind === 'group' && conversation.title ? `${sender} in ${conversation.title}` : sender;
+}
+
+const bodyOf = (message: Message): string => (message.kind === 'voice' ? 'Voice message' : message.body);
+
+let hooks: StoreHooks;
+let platform;
+if (inTauri()) {
+  const desktop = desktopPlatform();
+  platform = desktop;
+  hooks = {
+    recorder: desktop.recorder,
+    onUnread: desktop.onUnread,
+    onIncoming(message, conversation) {
+      desktop.notifier.message(message.conversation_id, titleOf(message, conversation), bodyOf(message));
+    },
+  };
+} else {
+  platform = browserPlatform();
+  hooks = {
+    recorder: () => new BrowserVoiceRecorder(),
+    onIncoming(message, conversation) {
+      notify(titleOf(message, conversation), bodyOf(message), () => router.go({ name: 'conversation', id: message.conversation_id }));
+    },
+  };
+}
+
+const store: ChatStore = new ChatStore(platform.api, platform.realtime, platform.storage, hooks);
 
 mount(App, { target, props: { store } });

@@ -28,7 +28,18 @@ import type {
 /** Called with the fraction (0–1) of an upload sent so far. */
 export type Progress = (fraction: number) => void;
 
+/** Which server the app talks to, where that is a choice (the desktop app; a browser
+ *  page always talks to the server it came from). */
+export interface ServerChoice {
+  /** The chosen server's address, or null before the first choice. */
+  get(): Promise<string | null>;
+  /** Checks that a ChatApp server answers at `url`, keeps it, and returns it normalized. */
+  set(url: string): Promise<string>;
+}
+
 export interface ApiClient {
+  /** Present where the person chooses the server (see `ServerChoice`). */
+  readonly server?: ServerChoice;
   register(input: RegisterRequest): Promise<AuthResponse>;
   login(input: LoginRequest): Promise<AuthResponse>;
   logout(): Promise<void>;

@@ -7,6 +7,7 @@
 import { ApiError, errorMessage, type ApiClient, type ConnectionState, type Progress, type RealtimeClient } from '../api/client';
 import type { Conversation, Me, Message, ServerEvent, User } from '../api/generated';
 import { newClientId, Outbox, type KeyValueStorage, type OutboxEntry } from '../api/outbox';
+import type { RecorderFactory, VoiceRecorder } from '../api/recorder';
 import { contiguousTop, firstGap, upsert, upsertAll } from './timeline';
 
 const PAGE = 50;
@@ -29,6 +30,10 @@ export interface StoreHooks {
   /** A message from someone else arrived live (for notifications). */
   onIncoming?: (message: Message, conversation: Conversation | undefined) => void;
   now?: () => number;
+  /** Makes the voice recorder of this platform. */
+  recorder?: RecorderFactory;
+  /** The unread total changed (window title, tray). */
+  onUnread?: (total: number) => void;
 }
 
 export class ChatStore {
@@ -158,6 +163,17 @@ export class ChatStore {
     return Object.values(this.conversations).sort(
       (a, b) => Date.parse(b.last_activity_at) - Date.parse(a.last_activity_at) || b.id - a.id,
     );
+  }
+
+  /** A recorder for one voice message (the platform's: browser or native). */
+  newRecorder(): VoiceRecorder {
+    if (!this.hooks.recorder) throw new Error('Recording is not available here.');
+    return this.hooks.recorder();
+  }
+
+  /** Screens call this when the unread total they show changes. */
+  reportUnread(total: number): void {
+    this.hooks.onUnread?.(total);
   }
 
   unreadTotal(): number {

@@ -1,0 +1,537 @@
+//! The Tauri commands: each only translates between the webview and the session, the
+//! realtime connection, the recorder or the window. The web UI's desktop client
+//! (`web-ui/src/api/tauri.ts`) is the other side; the names and shapes must match it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chatapp_client::protocol::{
+    AddMembersRequest, AuthResponse, ClientEvent, Conversation, CreateConversationRequest,
+    HistoryQuery, LoginRequest, Me, Message, MessagePage, ReadState, RegisterRequest,
+    SendMessageRequest, ServerEvent, UpdateConversationRequest, UpdateMeRequest, User,
+    UserSearchQuery,
+};
+use chatapp_client::{
+    ConnectionState, Event, OutboxEvent, PendingMessage, Realtime, RealtimeOptions, Upload,
+};
+use serde::Serialize;
+use tauri::ipc::{Channel, InvokeBody, Request, Response};
+use tauri::{AppHandle, Emitter, Manager, State};
+
+use crate::recorder::{Recorded, RecorderConfig, RecorderEvent, Recording};
+use crate::session::{CallError, Session};
+
+pub const EVENT: &str = "chatapp://event";
+pub const STATE: &str = "chatapp://state";
+pub const RECORDER: &str = "chatapp://recorder";
+
+type Res<T> = Result<T, CallError>;
+
+/// The recorder's part of the app state.
+#[derive(Default)]
+pub struct Recordings {
+    active: Mutex<Option<Recording>>,
+    done: Mutex<HashMap<u64, Recorded>>,
+    next: AtomicU64,
+}
+
+fn no_token(mut r: AuthResponse) -> AuthResponse {
+    // The token stays on the Rust side (and in the keychain): never in the webview.
+    r.token = String::new();
+    r.csrf_token = String::new();
+    r
+}
+
+// ---- server and session ------------------------------------------------------------
+
+#[tauri::command]
+pub fn server_get(session: State<'_, Session>) -> Option<String> {
+    session.server()
+}
+
+#[tauri::command]
+pub async fn server_set(session: State<'_, Session>, url: String) -> Res<String> {
+    session.set_server(&url).await
+}
+
+#[tauri::command]
+pub async fn register(session: State<'_, Session>, input: RegisterRequest) -> Res<AuthResponse> {
+    let api = session.api()?;
+    let r = api.register(&input).await?;
+    session.keep_token(&api)?;
+    Ok(no_token(r))
+}
+
+#[tauri::command]
+pub async fn login(session: State<'_, Session>, input: LoginRequest) -> Res<AuthResponse> {
+    let api = session.api()?;
+    let r = api.login(&input.login, &input.password).await?;
+    session.keep_token(&api)?;
+    Ok(no_token(r))
+}
+
+#[tauri::command]
+pub async fn logout(session: State<'_, Session>) -> Res<()> {
+    session.sign_out().await
+}
+
+/// Maps a failed call; a 401 means the kept token is no longer valid.
+fn checked<T>(session: &Session, r: Result<T, chatapp_client::ClientError>) -> Res<T> {
+    r.map_err(|e| {
+        if e.is_session_ended() {
+            session.session_ended();
+        }
+        e.into()
+    })
+}
+
+#[tauri::command]
+pub async fn me(session: State<'_, Session>) -> Res<Me> {
+    let api = session.authed()?;
+    checked(&session, api.me().await)
+}
+
+#[tauri::command]
+pub async fn update_me(session: State<'_, Session>, input: UpdateMeRequest) -> Res<Me> {
+    let api = session.authed()?;
+    checked(&session, api.update_me(&input).await)
+}
+
+/// The avatar's bytes come as the raw request body (no JSON).
+#[tauri::command]
+pub async fn upload_avatar(session: State<'_, Session>, request: Request<'_>) -> Res<Me> {
+    let InvokeBody::Raw(bytes) = request.body() else {
+        return Err(CallError::local(
+            "invalid_request",
+            "Expected the image's bytes.",
+        ));
+    };
+    let mime = request
+        .headers()
+        .get("x-mime")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let api = session.authed()?;
+    let upload = Upload::new(bytes.clone(), "avatar", &mime);
+    checked(&session, api.put_avatar(upload).await)
+}
+
+#[tauri::command]
+pub async fn delete_avatar(session: State<'_, Session>) -> Res<Me> {
+    let api = session.authed()?;
+    checked(&session, api.delete_avatar().await)
+}
+
+#[tauri::command]
+pub async fn search_users(session: State<'_, Session>, query: UserSearchQuery) -> Res<Vec<User>> {
+    let api = session.authed()?;
+    checked(&session, api.search_users(&query.q, query.limit).await)
+}
+
+#[tauri::command]
+pub async fn user(session: State<'_, Session>, id: i64) -> Res<User> {
+    let api = session.authed()?;
+    checked(&session, api.user(id).await)
+}
+
+#[tauri::command]
+pub async fn conversations(session: State<'_, Session>) -> Res<Vec<Conversation>> {
+    let api = session.authed()?;
+    checked(&session, api.conversations().await)
+}
+
+#[tauri::command]
+pub async fn conversation(session: State<'_, Session>, id: i64) -> Res<Conversation> {
+    let api = session.authed()?;
+    checked(&session, api.conversation(id).await)
+}
+
+#[tauri::command]
+pub async fn create_conversation(
+    session: State<'_, Session>,
+    input: CreateConversationRequest,
+) -> Res<Conversation> {
+    let api = session.authed()?;
+    let r = match input {
+        CreateConversationRequest::Direct { user_id } => api.direct_conversation(user_id).await,
+        CreateConversationRequest::Group { title, member_ids } => {
+            api.create_group(&title, &member_ids).await
+        }
+    };
+    checked(&session, r)
+}
+
+#[tauri::command]
+pub async fn update_conversation(
+    session: State<'_, Session>,
+    id: i64,
+    input: UpdateConversationRequest,
+) -> Res<Conversation> {
+    let api = session.authed()?;
+    checked(&session, api.rename_conversation(id, &input.title).await)
+}
+
+#[tauri::command]
+pub async fn add_members(
+    session: State<'_, Session>,
+    id: i64,
+    input: AddMembersRequest,
+) -> Res<Conversation> {
+    let api = session.authed()?;
+    checked(&session, api.add_members(id, &input.user_ids).await)
+}
+
+#[tauri::command]
+pub async fn remove_member(session: State<'_, Session>, id: i64, user: i64) -> Res<()> {
+    let api = session.authed()?;
+    checked(&session, api.remove_member(id, user).await)
+}
+
+#[tauri::command]
+pub async fn history(
+    session: State<'_, Session>,
+    id: i64,
+    query: HistoryQuery,
+) -> Res<MessagePage> {
+    let api = session.authed()?;
+    checked(
+        &session,
+        api.history(id, query.before_seq, query.limit).await,
+    )
+}
+
+#[tauri::command]
+pub async fn send_message(
+    session: State<'_, Session>,
+    id: i64,
+    input: SendMessageRequest,
+) -> Res<Message> {
+    let api = session.authed()?;
+    checked(
+        &session,
+        api.send_message(id, &input.body, input.client_id.as_deref())
+            .await,
+    )
+}
+
+#[tauri::command]
+pub async fn mark_read(session: State<'_, Session>, id: i64, seq: i64) -> Res<ReadState> {
+    let api = session.authed()?;
+    checked(&session, api.mark_read(id, seq).await)
+}
+
+/// A voice file recorded elsewhere (not by the native recorder): raw body, headers
+/// `x-conversation` and `x-client-id`.
+#[tauri::command]
+pub async fn send_voice(session: State<'_, Session>, request: Request<'_>) -> Res<Message> {
+    let InvokeBody::Raw(bytes) = request.body() else {
+        return Err(CallError::local(
+            "invalid_request",
+            "Expected the audio's bytes.",
+        ));
+    };
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let id: i64 = header("x-conversation")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| CallError::local("invalid_request", "No conversation."))?;
+    let mut upload = Upload::new(bytes.clone(), "voice", "application/octet-stream");
+    if let Some(cid) = header("x-client-id") {
+        upload = upload.client_id(&cid);
+    }
+    let api = session.authed()?;
+    checked(&session, api.upload_voice(id, upload).await)
+}
+
+// ---- realtime ----------------------------------------------------------------------
+
+/// The connection state as the web UI's `ConnectionState`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UiState {
+    Connecting,
+    Syncing,
+    Live,
+    Reconnecting { attempt: u32, retry_in_ms: u64 },
+    Stopped,
+    SessionEnded,
+}
+
+fn ui_state(s: &ConnectionState) -> UiState {
+    match s {
+        ConnectionState::Connecting { .. } => UiState::Connecting,
+        ConnectionState::Syncing => UiState::Syncing,
+        ConnectionState::Live => UiState::Live,
+        ConnectionState::Reconnecting { attempt, delay, .. } => UiState::Reconnecting {
+            attempt: *attempt,
+            retry_in_ms: delay.as_millis() as u64,
+        },
+        ConnectionState::SessionEnded { .. } => UiState::SessionEnded,
+        ConnectionState::Stopped => UiState::Stopped,
+    }
+}
+
+/// Starts the realtime connection (the client crate reconnects and resumes by itself);
+/// its events go to the window as `chatapp://event` and `chatapp://state`.
+#[tauri::command]
+pub async fn realtime_start(
+    app: AppHandle,
+    session: State<'_, Session>,
+    cursors: HashMap<String, i64>,
+) -> Res<()> {
+    if session.realtime().is_some() {
+        return Ok(());
+    }
+    let api = session.authed()?;
+    let cursors: BTreeMap<i64, i64> = cursors
+        .into_iter()
+        .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
+        .collect();
+    let (rt, mut events) = Realtime::start(
+        api,
+        RealtimeOptions {
+            cursors,
+            ..RealtimeOptions::default()
+        },
+    );
+    if let Some(old) = session.set_realtime(Some(rt)) {
+        old.shutdown().await;
+    }
+    tauri::async_runtime::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let out = match event {
+                Event::Server(e) => Some(e),
+                Event::State(s) => {
+                    if matches!(s, ConnectionState::SessionEnded { .. }) {
+                        app.state::<Session>().session_ended();
+                    }
+                    let _ = app.emit(STATE, ui_state(&s));
+                    None
+                }
+                Event::Outbox(OutboxEvent::Acked { client_id, message }) => {
+                    Some(ServerEvent::Ack { client_id, message })
+                }
+                Event::Outbox(OutboxEvent::Failed {
+                    pending,
+                    code,
+                    message,
+                }) => Some(ServerEvent::Error {
+                    code,
+                    message,
+                    client_id: Some(pending.client_id),
+                }),
+                Event::Outbox(_) => None,
+                _ => None,
+            };
+            if let Some(e) = out {
+                let _ = app.emit(EVENT, e);
+            }
+        }
+    });
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn realtime_stop(session: State<'_, Session>) -> Res<()> {
+    if let Some(rt) = session.set_realtime(None) {
+        rt.shutdown().await;
+    }
+    Ok(())
+}
+
+/// A frame from the web UI: sends go through the client crate's outbox (same
+/// `client_id`, resent until acked); resume and ping are the client crate's business.
+#[tauri::command]
+pub fn realtime_send(session: State<'_, Session>, event: ClientEvent) -> bool {
+    let Some(rt) = session.realtime() else {
+        return false;
+    };
+    match event {
+        ClientEvent::Send {
+            conversation_id,
+            client_id,
+            body,
+        } => {
+            let mut m = PendingMessage::new(conversation_id, body);
+            m.client_id = client_id;
+            rt.enqueue(m);
+        }
+        ClientEvent::Typing { conversation_id } => rt.typing(conversation_id),
+        ClientEvent::Read {
+            conversation_id,
+            seq,
+        } => rt.read(conversation_id, seq),
+        ClientEvent::Resume { .. } | ClientEvent::Ping => {}
+    }
+    true
+}
+
+// ---- recorder ----------------------------------------------------------------------
+
+#[derive(Serialize)]
+pub struct RecordingInfo {
+    id: u64,
+    #[serde(flatten)]
+    recorded: Recorded,
+}
+
+#[tauri::command]
+pub fn recorder_start(app: AppHandle, rec: State<'_, Recordings>) -> Res<()> {
+    let mut active = rec.active.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(old) = active.take() {
+        old.cancel();
+    }
+    let dir = app
+        .path()
+        .app_cache_dir()
+        .map_err(|e| CallError::local("recorder_error", e.to_string()))?
+        .join("recordings");
+    std::fs::create_dir_all(&dir).map_err(|e| CallError::local("recorder_error", e.to_string()))?;
+    let n = rec.next.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("recording-{}-{n}.wav", std::process::id()));
+    let recording = Recording::start(RecorderConfig::new(path), move |e: RecorderEvent| {
+        let _ = app.emit(RECORDER, e);
+    })
+    .map_err(|e| CallError::local("recorder_error", e.to_string()))?;
+    *active = Some(recording);
+    Ok(())
+}
+
+#[tauri::command]
+pub fn recorder_pause(rec: State<'_, Recordings>) {
+    if let Some(r) = rec
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        r.pause();
+    }
+}
+
+#[tauri::command]
+pub fn recorder_resume(rec: State<'_, Recordings>) {
+    if let Some(r) = rec
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        r.resume();
+    }
+}
+
+#[tauri::command]
+pub fn recorder_cancel(rec: State<'_, Recordings>) {
+    if let Some(r) = rec.active.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        r.cancel();
+    }
+}
+
+#[tauri::command]
+pub async fn recorder_stop(rec: State<'_, Recordings>) -> Res<RecordingInfo> {
+    let r = rec
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .ok_or_else(|| CallError::local("recorder_error", "Nothing is being recorded."))?;
+    let recorded = tauri::async_runtime::spawn_blocking(move || r.finish())
+        .await
+        .map_err(|e| CallError::local("recorder_error", e.to_string()))?
+        .map_err(|e| CallError::local("recorder_error", e.to_string()))?;
+    let id = rec.next.fetch_add(1, Ordering::Relaxed);
+    rec.done
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, recorded.clone());
+    Ok(RecordingInfo { id, recorded })
+}
+
+/// The finished WAV's bytes, for listening before sending.
+#[tauri::command]
+pub fn recording_wav(rec: State<'_, Recordings>, id: u64) -> Res<Response> {
+    let path = rec
+        .done
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .map(|r| r.path.clone())
+        .ok_or_else(|| CallError::local("recorder_error", "That recording is gone."))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| CallError::local("recorder_error", e.to_string()))?;
+    Ok(Response::new(bytes))
+}
+
+#[tauri::command]
+pub fn recording_discard(rec: State<'_, Recordings>, id: u64) {
+    if let Some(r) = rec
+        .done
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id)
+    {
+        let _ = std::fs::remove_file(r.path);
+    }
+}
+
+/// Uploads a finished recording from the Rust side, with progress (0–1) on `progress`.
+#[tauri::command]
+pub async fn recording_send(
+    session: State<'_, Session>,
+    rec: State<'_, Recordings>,
+    id: u64,
+    conversation: i64,
+    client_id: String,
+    progress: Channel<f64>,
+) -> Res<Message> {
+    let path = rec
+        .done
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .map(|r| r.path.clone())
+        .ok_or_else(|| CallError::local("recorder_error", "That recording is gone."))?;
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| CallError::local("recorder_error", e.to_string()))?;
+    let api = session.authed()?;
+    let upload = Upload::wav(bytes)
+        .client_id(&client_id)
+        .on_progress(move |p| {
+            if p.total > 0 {
+                let _ = progress.send(p.sent as f64 / p.total as f64);
+            }
+        });
+    let message = checked(&session, api.upload_voice(conversation, upload).await)?;
+    if let Some(r) = rec
+        .done
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id)
+    {
+        let _ = std::fs::remove_file(r.path);
+    }
+    Ok(message)
+}
+
+// ---- window ------------------------------------------------------------------------
+
+/// The unread total: in the window title and on the tray icon.
+#[tauri::command]
+pub fn set_unread(app: AppHandle, count: u32) {
+    crate::tray::show_unread(&app, count);
+}
+
+/// Shows a notification when the window is not focused (the web UI decides which).
+#[tauri::command]
+pub fn notify(app: AppHandle, title: String, body: String, conversation: Option<i64>) {
+    crate::notify::show(&app, &title, &body, conversation);
+}

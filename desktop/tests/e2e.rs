@@ -1,0 +1,328 @@
+//! End to end through the real window: a real `chatapp-server`, the app driven by
+//! tauri-driver and WebKitWebDriver under Xvfb, and a second person on `chatapp-client`.
+//! The app is pointed at the server on its first screen, signs in, opens the
+//! conversation, sends a message the other person receives, and shows their answer.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chatapp_client::protocol::{RegisterRequest, ServerEvent};
+use chatapp_client::{Api, Event, Realtime, RealtimeOptions};
+use serde_json::{Value, json};
+use support::{Daemon, private_dir, require};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The server binary: `CHATAPP_SERVER_BIN`, or built into this target directory.
+fn server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CHATAPP_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/debug/deps/e2e-… → target
+    let exe = std::env::current_exe().expect("exe");
+    let target = exe.ancestors().nth(3).expect("target dir").to_path_buf();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "chatapp-server", "--quiet", "--target-dir"])
+        .arg(&target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build -p chatapp-server");
+    assert!(status.success(), "building chatapp-server failed");
+    target.join("debug/chatapp-server")
+}
+
+/// Starts the server on a free port; returns it and its base URL.
+fn start_server(data: &std::path::Path) -> (Daemon, String) {
+    let mut cmd = Command::new(server_bin());
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut d = Daemon::spawn("chatapp-server", &mut cmd);
+    let out = d.child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(out).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("server stdout ended")
+            .expect("server stdout");
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.trim().to_owned();
+        }
+    };
+    // Keep draining stdout so the server never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    (d, url)
+}
+
+fn xvfb() -> (Daemon, String) {
+    let mut cmd = Command::new("Xvfb");
+    cmd.args([
+        "-displayfd",
+        "1",
+        "-screen",
+        "0",
+        "1280x800x24",
+        "-nolisten",
+        "tcp",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let mut d = Daemon::spawn("Xvfb", &mut cmd);
+    let out = d.child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(out)
+        .read_line(&mut line)
+        .expect("display number");
+    (d, format!(":{}", line.trim()))
+}
+
+/// A minimal W3C WebDriver session.
+struct Driver {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Driver {
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("webdriver request");
+        let v: Value = resp.json().await.expect("webdriver json");
+        if let Some(err) = v["value"].get("error") {
+            panic!("webdriver {path}: {err} {}", v["value"]["message"]);
+        }
+        v["value"].clone()
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let resp = self
+                .http
+                .post(format!("{}/element", self.base))
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .expect("find");
+            let v: Value = resp.json().await.expect("json");
+            if let Some(id) = v["value"][ELEMENT].as_str() {
+                return id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no element {css}: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    async fn script(&self, js: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": js, "args": []})),
+        )
+        .await
+    }
+
+    async fn wait_for_text(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let body = self.script("return document.body.innerText").await;
+            if body.as_str().unwrap_or("").contains(text) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the window never showed {text:?}; it shows: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn register(url: &str, name: &str) -> Api {
+    let api = Api::new(url).expect("api");
+    api.register(&RegisterRequest {
+        username: name.into(),
+        email: format!("{name}@example.org"),
+        password: "correct horse battery".into(),
+        display_name: None,
+    })
+    .await
+    .expect("register");
+    api
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chats_through_the_real_window() {
+    require("Xvfb", "xvfb");
+    require("WebKitWebDriver", "webkit2gtk-driver");
+    require("keyctl", "keyutils");
+    let tauri_driver = std::env::var_os("TAURI_DRIVER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            let p = PathBuf::from(home).join(".cache/chatapp/cargo-tools/bin/tauri-driver");
+            p.exists().then_some(p)
+        })
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("tauri-driver"))
+                    .find(|p| p.is_file())
+            })
+        })
+        .expect("tauri-driver is missing: cargo install tauri-driver --locked (see .ci/run)");
+
+    let data = tempfile::tempdir().expect("data dir");
+    let (_server, url) = start_server(data.path());
+    let ann = register(&url, "ann").await;
+    let ben = register(&url, "ben").await;
+    let ann_id = ann.me().await.expect("me").id;
+    let chat = ben.direct_conversation(ann_id).await.expect("direct");
+    let (ben_rt, mut ben_events) = Realtime::start(ben.clone(), RealtimeOptions::default());
+
+    let (_x, display) = xvfb();
+    let home = private_dir();
+    let runtime = private_dir();
+    let port = free_port();
+    let native = free_port();
+    let mut driver = Command::new("keyctl");
+    driver
+        .args(["session", "-"])
+        .arg(&tauri_driver)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ])
+        .env("DISPLAY", &display)
+        .env("HOME", home.path())
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .env("XDG_DATA_HOME", home.path().join(".local/share"))
+        .env("XDG_CACHE_HOME", home.path().join(".cache"))
+        .env("CHATAPP_KEYCHAIN", "kernel")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _driver = Daemon::spawn("tauri-driver", &mut driver);
+
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let session = loop {
+        let r = http
+            .post(format!("{base}/session"))
+            .json(&json!({"capabilities": {"alwaysMatch": {
+                "browserName": "wry",
+                "tauri:options": {"application": env!("CARGO_BIN_EXE_chatapp-desktop")}
+            }}}))
+            .send()
+            .await;
+        if let Ok(r) = r
+            && let Ok(v) = r.json::<Value>().await
+            && let Some(id) = v["value"]["sessionId"].as_str()
+        {
+            break id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "tauri-driver gave no session");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let d = Driver {
+        http: http.clone(),
+        base: format!("{base}/session/{session}"),
+    };
+
+    // First start: the server's address, then the same sign-in screen as in a browser.
+    d.type_into("#server-url", &url).await;
+    d.click("#server-connect").await;
+    d.type_into("#login", "ann").await;
+    d.type_into("#password", "correct horse battery").await;
+    d.click("#sign-in").await;
+    d.click(&format!("li[data-conversation-id=\"{}\"] button", chat.id))
+        .await;
+    d.type_into("#composer-input", "hello from the desktop app")
+        .await;
+    d.click("#send").await;
+
+    // Ben receives it live.
+    let got = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(e) = ben_events.recv().await {
+            if let Event::Server(ServerEvent::Message { message }) = e
+                && message.body == "hello from the desktop app"
+            {
+                return message;
+            }
+        }
+        panic!("ben's events ended");
+    })
+    .await
+    .expect("ben received the app's message");
+    assert_eq!(got.sender_id, ann_id);
+
+    // Ben answers; the window shows it.
+    ben_rt.send(chat.id, "hello back from ben");
+    d.wait_for_text("hello back from ben").await;
+
+    // No token in the webview: no cookie, nothing like a token in its storage.
+    let cookie = d.script("return document.cookie").await;
+    assert_eq!(cookie, json!(""));
+    let token = ann.token().expect("ann's own token");
+    let storage = d
+        .script("return JSON.stringify(Object.assign({}, localStorage))")
+        .await;
+    assert!(
+        !storage
+            .as_str()
+            .unwrap_or("")
+            .contains(&token[..8.min(token.len())])
+    );
+
+    // Sign-out returns to the sign-in screen (and deletes the token from the keychain,
+    // whose kernel store also keeps it in the per-user persistent keyring).
+    d.click("#sign-out").await;
+    d.find("#sign-in").await;
+
+    let _ = http
+        .delete(format!("{base}/session/{session}"))
+        .send()
+        .await;
+    ben_rt.shutdown().await;
+}
