@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chatapp_client::protocol::{RegisterRequest, ServerEvent};
 use chatapp_client::{Api, Event, Realtime, RealtimeOptions};
 use serde_json::{Value, json};
-use support::{Daemon, private_dir, require};
+use support::{Daemon, private_dir, require, xvfb};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -66,28 +66,6 @@ fn start_server(data: &std::path::Path) -> (Daemon, String) {
     // Keep draining stdout so the server never blocks on it.
     std::thread::spawn(move || for _ in lines {});
     (d, url)
-}
-
-fn xvfb() -> (Daemon, String) {
-    let mut cmd = Command::new("Xvfb");
-    cmd.args([
-        "-displayfd",
-        "1",
-        "-screen",
-        "0",
-        "1280x800x24",
-        "-nolisten",
-        "tcp",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let mut d = Daemon::spawn("Xvfb", &mut cmd);
-    let out = d.child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(out)
-        .read_line(&mut line)
-        .expect("display number");
-    (d, format!(":{}", line.trim()))
 }
 
 /// A minimal W3C WebDriver session.

@@ -5,35 +5,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Daemon, private_dir, require};
-
-/// Starts Xvfb on a free display; returns it and the display name (`:N`).
-pub fn xvfb() -> (Daemon, String) {
-    let mut cmd = Command::new("Xvfb");
-    cmd.args([
-        "-displayfd",
-        "1",
-        "-screen",
-        "0",
-        "1280x800x24",
-        "-nolisten",
-        "tcp",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let mut d = Daemon::spawn("Xvfb", &mut cmd);
-    let out = d.child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(out)
-        .read_line(&mut line)
-        .expect("display number");
-    (d, format!(":{}", line.trim()))
-}
+use support::{Daemon, private_dir, require, xvfb};
 
 fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");

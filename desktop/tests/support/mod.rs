@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -145,4 +146,27 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Starts Xvfb on a free display; returns it and the display name (`:N`).
+pub fn xvfb() -> (Daemon, String) {
+    let mut cmd = Command::new("Xvfb");
+    cmd.args([
+        "-displayfd",
+        "1",
+        "-screen",
+        "0",
+        "1280x800x24",
+        "-nolisten",
+        "tcp",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let mut d = Daemon::spawn("Xvfb", &mut cmd);
+    let out = d.child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(out)
+        .read_line(&mut line)
+        .expect("display number");
+    (d, format!(":{}", line.trim()))
 }
