@@ -13,7 +13,7 @@ use chatapp_protocol::{
     LoginRequest, Me, Message, MessagePage, ReadRequest, ReadState, RegisterRequest,
     SendMessageRequest, UpdateConversationRequest, UpdateMeRequest, User, UserSearchQuery,
 };
-use reqwest::{Method, RequestBuilder, Response, header};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, header};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::{ClientError, Result};
@@ -151,11 +151,15 @@ impl Upload {
     }
 }
 
-/// A downloaded file.
+/// A downloaded file, or the part of it a `Range` asked for.
 #[derive(Debug, Clone)]
 pub struct Download {
     pub bytes: Bytes,
     pub content_type: Option<String>,
+    /// 200 for the whole file, 206 for a part.
+    pub status: StatusCode,
+    /// `bytes first-last/total` when this is a part.
+    pub content_range: Option<String>,
 }
 
 fn normalize_base(url: &str) -> Result<String> {
@@ -517,6 +521,14 @@ impl Api {
     /// Downloads a file by the URL the server gave (`attachment.url`, `avatar_url`: a path
     /// such as `/api/files/{id}`, or an absolute URL on this server).
     pub async fn download(&self, url: &str) -> Result<Download> {
+        self.download_range(url, None).await
+    }
+
+    /// Like [`Api::download`], with an HTTP `Range` header (`bytes=0-1023`, `bytes=500-`)
+    /// passed to the server as it is: the answer is then 206 with `content_range`, or the
+    /// whole file (200) when the server ignores the range. An unsatisfiable range is an
+    /// error with status 416.
+    pub async fn download_range(&self, url: &str, range: Option<&str>) -> Result<Download> {
         let base = self.base_url();
         let path = url.strip_prefix(base.as_str()).unwrap_or(url);
         if !path.starts_with('/') {
@@ -525,15 +537,25 @@ impl Api {
                 reason: "not a path on this server".to_owned(),
             });
         }
-        let resp = Self::execute(self.authed(Method::GET, path)?).await?;
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let mut req = self.authed(Method::GET, path)?;
+        if let Some(range) = range {
+            req = req.header(header::RANGE, range);
+        }
+        let resp = Self::execute(req).await?;
+        let text = |name: header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = text(header::CONTENT_TYPE);
+        let content_range = text(header::CONTENT_RANGE);
+        let status = resp.status();
         Ok(Download {
             bytes: resp.bytes().await?,
             content_type,
+            status,
+            content_range,
         })
     }
 

@@ -3,6 +3,7 @@
 //! (`web-ui/src/api/tauri.ts`) is the other side; the names and shapes must match it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,8 +17,8 @@ use chatapp_client::{
     ConnectionState, Event, OutboxEvent, PendingMessage, Realtime, RealtimeOptions, Upload,
 };
 use serde::Serialize;
-use tauri::ipc::{Channel, InvokeBody, Request, Response};
-use tauri::{AppHandle, Emitter, Manager, State};
+use tauri::ipc::{Channel, InvokeBody, JavaScriptChannelId, Request, Response};
+use tauri::{AppHandle, Emitter, Manager, State, Webview};
 
 use crate::recorder::{Recorded, RecorderConfig, RecorderEvent, Recording};
 use crate::session::{CallError, Session};
@@ -98,23 +99,50 @@ pub async fn update_me(session: State<'_, Session>, input: UpdateMeRequest) -> R
     checked(&session, api.update_me(&input).await)
 }
 
-/// The avatar's bytes come as the raw request body (no JSON).
+/// A header of a raw-bytes call, as text.
+fn header(request: &Request<'_>, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Reports an upload's progress (0–1) on the channel an `x-progress` header names.
+fn with_progress(upload: Upload, webview: Webview, request: &Request<'_>) -> Upload {
+    let Some(channel) = header(request, "x-progress")
+        .and_then(|v| JavaScriptChannelId::from_str(&v).ok())
+        .map(|id| id.channel_on::<_, f64>(webview))
+    else {
+        return upload;
+    };
+    upload.on_progress(move |p| {
+        if p.total > 0 {
+            let _ = channel.send(p.sent as f64 / p.total as f64);
+        }
+    })
+}
+
+/// The avatar's bytes come as the raw request body (no JSON), its type in `x-mime`.
 #[tauri::command]
-pub async fn upload_avatar(session: State<'_, Session>, request: Request<'_>) -> Res<Me> {
+pub async fn upload_avatar(
+    webview: Webview,
+    session: State<'_, Session>,
+    request: Request<'_>,
+) -> Res<Me> {
     let InvokeBody::Raw(bytes) = request.body() else {
         return Err(CallError::local(
             "invalid_request",
             "Expected the image's bytes.",
         ));
     };
-    let mime = request
-        .headers()
-        .get("x-mime")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .to_owned();
+    let mime = header(&request, "x-mime").unwrap_or_else(|| "application/octet-stream".into());
     let api = session.authed()?;
-    let upload = Upload::new(bytes.clone(), "avatar", &mime);
+    let upload = with_progress(
+        Upload::new(bytes.clone(), "avatar", &mime),
+        webview,
+        &request,
+    );
     checked(&session, api.put_avatar(upload).await)
 }
 
@@ -225,27 +253,25 @@ pub async fn mark_read(session: State<'_, Session>, id: i64, seq: i64) -> Res<Re
 /// A voice file recorded elsewhere (not by the native recorder): raw body, headers
 /// `x-conversation` and `x-client-id`.
 #[tauri::command]
-pub async fn send_voice(session: State<'_, Session>, request: Request<'_>) -> Res<Message> {
+pub async fn send_voice(
+    webview: Webview,
+    session: State<'_, Session>,
+    request: Request<'_>,
+) -> Res<Message> {
     let InvokeBody::Raw(bytes) = request.body() else {
         return Err(CallError::local(
             "invalid_request",
             "Expected the audio's bytes.",
         ));
     };
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let id: i64 = header("x-conversation")
+    let id: i64 = header(&request, "x-conversation")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| CallError::local("invalid_request", "No conversation."))?;
     let mut upload = Upload::new(bytes.clone(), "voice", "application/octet-stream");
-    if let Some(cid) = header("x-client-id") {
+    if let Some(cid) = header(&request, "x-client-id") {
         upload = upload.client_id(&cid);
     }
+    let upload = with_progress(upload, webview, &request);
     let api = session.authed()?;
     checked(&session, api.upload_voice(id, upload).await)
 }
@@ -371,6 +397,13 @@ pub fn realtime_send(session: State<'_, Session>, event: ClientEvent) -> bool {
         ClientEvent::Resume { .. } | ClientEvent::Ping => {}
     }
     true
+}
+
+/// The network is back (the webview's `online` event): reconnect now rather than after
+/// the backoff.
+#[tauri::command]
+pub fn realtime_reconnect(app: AppHandle) {
+    crate::wake::reconnect(&app, "network back");
 }
 
 // ---- recorder ----------------------------------------------------------------------

@@ -2,7 +2,8 @@
 //! server only through Tauri commands backed by `chatapp-client`, so the session token
 //! lives in the OS keychain and never in the webview. One module per native capability:
 //! `session` (server, token, API), `keychain`, `recorder`, `media` (server files for the
-//! webview), `notify`, `tray`; `commands` only translates.
+//! webview), `notify`, `tray`, `wake` (reconnecting after a sleep); `commands` only
+//! translates.
 
 pub mod commands;
 pub mod keychain;
@@ -11,6 +12,7 @@ pub mod notify;
 pub mod recorder;
 pub mod session;
 pub mod tray;
+pub mod wake;
 
 use tauri::Manager;
 
@@ -30,6 +32,8 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
             let dir = app.path().app_config_dir()?;
             app.manage(session::Session::load(dir));
             tray::install(app.handle());
+            notify::install(app.handle());
+            wake::watch(app.handle().clone());
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -57,6 +61,7 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
             commands::realtime_start,
             commands::realtime_stop,
             commands::realtime_send,
+            commands::realtime_reconnect,
             commands::recorder_start,
             commands::recorder_pause,
             commands::recorder_resume,

@@ -35,13 +35,35 @@ pub fn server_path(uri_path: &str) -> Option<String> {
 }
 
 fn reply(responder: UriSchemeResponder, status: StatusCode, mime: &str, body: Vec<u8>) {
-    let resp = Response::builder()
+    respond(responder, status, mime, None, body);
+}
+
+fn respond(
+    responder: UriSchemeResponder,
+    status: StatusCode,
+    mime: &str,
+    content_range: Option<&str>,
+    body: Vec<u8>,
+) {
+    let mut resp = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, mime)
-        .header("X-Content-Type-Options", "nosniff")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header("X-Content-Type-Options", "nosniff");
+    if let Some(range) = content_range {
+        resp = resp.header(header::CONTENT_RANGE, range);
+    }
+    let resp = resp
         .body(body)
         .unwrap_or_else(|_| Response::new(Vec::new()));
     responder.respond(resp);
+}
+
+/// The request's `Range` header, when it is one we pass on (`bytes=…`, ASCII).
+pub fn range_of(headers: &tauri::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::RANGE)?.to_str().ok()?.trim();
+    (value.starts_with("bytes=") && value.len() <= 200).then(|| value.to_owned())
 }
 
 pub fn handle<R: Runtime>(
@@ -59,6 +81,9 @@ pub fn handle<R: Runtime>(
         );
         return;
     };
+    // Media elements seek (and WebKit learns an audio file's length) with ranges: the
+    // server answers them, so they are passed on and its 206 comes back as it is.
+    let range = range_of(request.headers());
     tauri::async_runtime::spawn(async move {
         let api = match app.state::<Session>().authed() {
             Ok(api) => api,
@@ -72,12 +97,19 @@ pub fn handle<R: Runtime>(
                 return;
             }
         };
-        match api.download(&path).await {
+        match api.download_range(&path, range.as_deref()).await {
             Ok(d) => {
                 let mime = d
                     .content_type
                     .unwrap_or_else(|| "application/octet-stream".into());
-                reply(responder, StatusCode::OK, &mime, d.bytes.to_vec());
+                let status = StatusCode::from_u16(d.status.as_u16()).unwrap_or(StatusCode::OK);
+                respond(
+                    responder,
+                    status,
+                    &mime,
+                    d.content_range.as_deref(),
+                    d.bytes.to_vec(),
+                );
             }
             Err(e) => {
                 let status = e
@@ -103,5 +135,21 @@ mod tests {
         assert_eq!(server_path("/%2Fapi%2Fme"), None);
         assert_eq!(server_path("/%2Fapi%2Ffiles%2F..%2Fme"), None);
         assert_eq!(server_path("/%zz"), None);
+    }
+
+    #[test]
+    fn byte_ranges_are_passed_on_and_nothing_else() {
+        let mut h = tauri::http::HeaderMap::new();
+        assert_eq!(range_of(&h), None);
+        h.insert(
+            header::RANGE,
+            tauri::http::HeaderValue::from_static("bytes=0-"),
+        );
+        assert_eq!(range_of(&h).as_deref(), Some("bytes=0-"));
+        h.insert(
+            header::RANGE,
+            tauri::http::HeaderValue::from_static("items=0-5"),
+        );
+        assert_eq!(range_of(&h), None);
     }
 }

@@ -72,7 +72,7 @@ impl From<ClientError> for CallError {
 impl From<KeychainError> for CallError {
     fn from(e: KeychainError) -> Self {
         let code = match e {
-            KeychainError::Locked => "keychain_locked",
+            KeychainError::Locked | KeychainError::NotAnswering => "keychain_locked",
             KeychainError::Unavailable(_) => "keychain_unavailable",
             KeychainError::Failed(_) => "keychain_error",
         };
@@ -172,7 +172,9 @@ impl Session {
 
     fn keychain(&self) -> Result<Keychain, CallError> {
         let mut inner = self.lock();
-        if let Some(k) = &inner.keychain {
+        if let Some(k) = &inner.keychain
+            && !k.is_stuck()
+        {
             return Ok(k.clone());
         }
         let k = Keychain::open()?;

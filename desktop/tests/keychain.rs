@@ -37,6 +37,30 @@ fn keychain_child() {
     let server = server.as_str();
     let first = std::env::var("CHATAPP_TEST_TOKEN_1").expect("token 1");
     let second = std::env::var("CHATAPP_TEST_TOKEN_2").expect("token 2");
+    if expect == "seed" {
+        Keychain::open()
+            .expect("keychain")
+            .save_token(server, &first)
+            .expect("store before locking");
+        return;
+    }
+    if expect == "locked" {
+        locked_child(server, &first, &second);
+        return;
+    }
+    if expect == "no-keyring" {
+        // A Secret Service with no default keyring: nothing can be kept, and the message
+        // says so rather than asking to unlock something that does not exist.
+        let kc = Keychain::open().expect("keychain");
+        assert_eq!(kc.backend(), Backend::SecretService);
+        assert_eq!(kc.token(server).expect("nothing to read"), None);
+        let err = kc
+            .save_token(server, &first)
+            .expect_err("nowhere to keep it");
+        assert!(matches!(err, KeychainError::Unavailable(_)), "{err:?}");
+        assert!(err.to_string().contains("no default keyring"), "{err}");
+        return;
+    }
     if expect == "missing" {
         // No Secret Service on this bus: a clear error for it, and the app falls back.
         let err = Keychain::open_backend(Backend::SecretService).expect_err("no Secret Service");
@@ -86,6 +110,125 @@ fn keychain_child() {
         kc.save_token(server, &second).expect("store again");
         assert_eq!(kc.token(server).expect("read"), Some(second));
     }
+}
+
+/// The Secret Service's default keyring is locked and its unlock prompt cannot be shown:
+/// every call that needs the token says "locked" (at once, not after the app's wait).
+fn locked_child(server: &str, first: &str, second: &str) {
+    let kc = Keychain::open().expect("the Secret Service still answers");
+    assert_eq!(kc.backend(), Backend::SecretService);
+    let err = kc.token(server).expect_err("a locked keychain is not read");
+    assert!(matches!(err, KeychainError::Locked), "{err:?}");
+    assert!(err.to_string().contains("The keychain is locked"), "{err}");
+    assert!(matches!(
+        kc.save_token(server, second),
+        Err(KeychainError::Locked)
+    ));
+    assert!(matches!(
+        kc.save_token(&format!("{server}/new"), first),
+        Err(KeychainError::Locked)
+    ));
+    assert!(matches!(
+        kc.delete_token(server),
+        Err(KeychainError::Locked)
+    ));
+    // Nothing to unlock for a server it never kept.
+    assert_eq!(
+        kc.token(&format!("{server}/never")).expect("no such entry"),
+        None
+    );
+    assert!(!kc.is_stuck());
+}
+
+/// A private session bus that can start nothing by itself (no service directories), so
+/// no unlock prompt can appear: what a keychain without its prompter does.
+fn bus_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("bus.conf");
+    std::fs::write(
+        &path,
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+    )
+    .expect("bus.conf");
+    path
+}
+
+/// Runs `script` (which gets this test binary's child command as `$@`) in a private
+/// session bus with gnome-keyring, and asserts it succeeds.
+fn in_secret_service(script: &str, phase_env: &[(&str, &str)], what: &str) {
+    require("dbus-run-session", "dbus");
+    require("dbus-send", "dbus");
+    require("gnome-keyring-daemon", "gnome-keyring");
+    let home = private_dir();
+    let runtime = private_dir();
+    let conf = bus_config(runtime.path());
+    let exe = std::env::current_exe().expect("exe");
+    let child_cmd = rerun_self("keychain_child");
+    let mut cmd = std::process::Command::new("dbus-run-session");
+    cmd.arg("--config-file")
+        .arg(&conf)
+        .args(["--", "sh", "-c", script, "sh"])
+        .arg(&exe)
+        .args(child_cmd.get_args())
+        .env("HOME", home.path())
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .env("XDG_DATA_HOME", home.path().join(".local/share"))
+        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("CHATAPP_KEYCHAIN")
+        // Far longer than the parent waits: "locked" must come from the keychain, not
+        // from the app giving up.
+        .env("CHATAPP_KEYCHAIN_WAIT_SECS", "600")
+        .env("CHATAPP_TEST_TOKEN_1", random_token("e"))
+        .env("CHATAPP_TEST_TOKEN_2", random_token("f"))
+        .stdin(Stdio::null());
+    for (k, v) in phase_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("dbus-run-session");
+    let status = wait_for(&mut child, Duration::from_secs(60), what);
+    assert!(status.success(), "{what} failed: {status}");
+}
+
+#[test]
+fn a_locked_keychain_is_reported_as_locked() {
+    // Unlocked, a token kept; then the default keyring locked through the Secret
+    // Service's own Lock call, as the desktop does on screen lock.
+    let script = r#"eval "$(printf test-password | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
+CHATAPP_TEST_KEYCHAIN=seed "$@" || exit 10
+dbus-send --session --print-reply --dest=org.freedesktop.secrets /org/freedesktop/secrets \
+  org.freedesktop.Secret.Service.Lock array:objpath:/org/freedesktop/secrets/aliases/default >/dev/null || exit 11
+CHATAPP_TEST_KEYCHAIN=locked "$@""#;
+    in_secret_service(
+        script,
+        &[("CHATAPP_TEST_SERVER", "http://locked.invalid")],
+        "the locked keychain test",
+    );
+}
+
+#[test]
+fn a_secret_service_without_a_keyring_is_reported_clearly() {
+    // gnome-keyring with a fresh HOME and no unlock: no "login" keyring exists.
+    let script = r#"gnome-keyring-daemon --start --components=secrets </dev/null >/dev/null || exit 10
+CHATAPP_TEST_KEYCHAIN=no-keyring "$@""#;
+    in_secret_service(
+        script,
+        &[("CHATAPP_TEST_SERVER", "http://no-keyring.invalid")],
+        "the no-keyring test",
+    );
 }
 
 #[test]

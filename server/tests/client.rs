@@ -382,6 +382,23 @@ async fn voice_upload_reaches_the_other_client_with_its_duration(backend: Backen
     assert_eq!(received.size, total as i64);
     let file = ben.download(&received.url).await.expect("download");
     assert_eq!(file.bytes.as_ref(), wav.as_slice());
+    assert_eq!(file.status.as_u16(), 200);
+    // A part, as a media element asks for it when seeking.
+    let part = ben
+        .download_range(&received.url, Some("bytes=100-1123"))
+        .await
+        .expect("range");
+    assert_eq!(part.status.as_u16(), 206);
+    assert_eq!(part.bytes.as_ref(), &wav[100..1124]);
+    assert_eq!(
+        part.content_range.as_deref(),
+        Some(format!("bytes 100-1123/{total}").as_str())
+    );
+    let beyond = ben
+        .download_range(&received.url, Some(&format!("bytes={}-", total + 10)))
+        .await
+        .expect_err("a range past the end");
+    assert_eq!(beyond.status().map(|s| s.as_u16()), Some(416));
 
     // The same client_id again: the stored message, not a second one.
     let again = ann

@@ -35,6 +35,7 @@ if (inTauri()) {
       desktop.notifier.message(message.conversation_id, titleOf(message, conversation), bodyOf(message));
     },
   };
+  desktop.onOpenConversation((id) => router.go({ name: 'conversation', id }));
 } else {
   platform = browserPlatform();
   hooks = {

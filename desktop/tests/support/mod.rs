@@ -170,3 +170,49 @@ pub fn xvfb() -> (Daemon, String) {
         .expect("display number");
     (d, format!(":{}", line.trim()))
 }
+
+/// Starts a private D-Bus session bus (one that starts no services by itself) with its
+/// configuration in `dir`; returns it and its address.
+pub fn session_bus(dir: &Path) -> (Daemon, String) {
+    let conf = dir.join("session-bus.conf");
+    std::fs::write(
+        &conf,
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+    )
+    .expect("bus config");
+    let mut cmd = Command::new("dbus-daemon");
+    cmd.arg(format!("--config-file={}", conf.display()))
+        .args(["--nofork", "--print-address=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut d = Daemon::spawn("dbus-daemon", &mut cmd);
+    let mut address = String::new();
+    BufReader::new(d.child.stdout.take().expect("stdout"))
+        .read_line(&mut address)
+        .expect("bus address");
+    (d, address.trim().to_owned())
+}
+
+/// Polls `check` until it holds, failing after `limit`.
+pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

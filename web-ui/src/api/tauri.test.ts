@@ -3,6 +3,7 @@ import { ApiError, type ConnectionState } from './client';
 import type { ServerEvent } from './generated';
 import { EVENT, NativeVoiceRecorder, RECORDER, STATE, TauriApiClient, TauriRealtimeClient, type TauriIpc } from './tauri';
 import { Notifier, type Note } from '../platform/notifier';
+import { desktopPlatform, OPEN } from '../platform/desktop';
 
 /** Stands in for the Tauri IPC boundary: records invokes, answers from a table, and
  *  lets a test emit events as the Rust side would. */
@@ -25,7 +26,8 @@ function fakeIpc(answers: Record<string, (args: unknown) => unknown> = {}) {
     },
     channel: <T>(onMessage: (v: T) => void) => {
       channels.push(onMessage as (v: unknown) => void);
-      return { id: channels.length };
+      const id = channels.length;
+      return { toJSON: () => `__CHANNEL__:${id}` };
     },
     mediaSrc: (path) => `chatmedia://localhost/${encodeURIComponent(path)}`,
   };
@@ -92,8 +94,23 @@ describe('TauriApiClient', () => {
     await api.sendVoice(3, new Blob([new Uint8Array([1, 2, 3])]), 'cid-1', (f) => progress.push(f));
     expect(calls[0]!.cmd).toBe('send_voice');
     expect(Array.from(calls[0]!.args as Uint8Array)).toEqual([1, 2, 3]);
-    expect(calls[0]!.options).toEqual({ headers: { 'x-conversation': '3', 'x-client-id': 'cid-1' } });
+    expect(calls[0]!.options).toEqual({ headers: { 'x-conversation': '3', 'x-client-id': 'cid-1', 'x-progress': '__CHANNEL__:1' } });
     expect(progress).toEqual([1]);
+  });
+
+  it('uploads an avatar with its type and progress from the Rust side', async () => {
+    const fake = fakeIpc({
+      upload_avatar: () => {
+        fake.channels[0]!(0.25);
+        fake.channels[0]!(0.75);
+        return me;
+      },
+    });
+    const api = new TauriApiClient(fake.ipc);
+    const progress: number[] = [];
+    await api.uploadAvatar(new Blob([new Uint8Array([9, 9])], { type: 'image/png' }), (f) => progress.push(f));
+    expect(fake.calls[0]!.options).toEqual({ headers: { 'x-mime': 'image/png', 'x-progress': '__CHANNEL__:1' } });
+    expect(progress).toEqual([0.25, 0.75, 1]);
   });
 });
 
@@ -226,5 +243,27 @@ describe('Notifier', () => {
       { conversationId: 1, title: 'Ben', body: '30 new messages' },
       { conversationId: 2, title: 'Cat', body: 'only one' },
     ]);
+  });
+});
+
+describe('desktopPlatform', () => {
+  it('reconnects when the network is back and opens the conversation of a clicked notification', () => {
+    const { ipc, calls, emit } = fakeIpc();
+    const win = new EventTarget();
+    vi.stubGlobal('window', win);
+    try {
+      const kept = new Map<string, string>();
+      const storage = { getItem: (k: string) => kept.get(k) ?? null, setItem: (k: string, v: string) => void kept.set(k, v), removeItem: (k: string) => void kept.delete(k) };
+      const platform = desktopPlatform(ipc, storage);
+      const opened: number[] = [];
+      platform.onOpenConversation((id) => opened.push(id));
+      expect(calls.filter((c) => c.cmd === 'realtime_reconnect')).toHaveLength(0);
+      win.dispatchEvent(new Event('online'));
+      expect(calls.filter((c) => c.cmd === 'realtime_reconnect')).toHaveLength(1);
+      emit(OPEN, 42);
+      expect(opened).toEqual([42]);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 });

@@ -32,8 +32,9 @@ import type { RecordedAudio, RecorderUpdate, VoiceRecorder } from './recorder';
 export type Invoke = <T>(cmd: string, args?: Record<string, unknown> | Uint8Array, options?: { headers: Record<string, string> }) => Promise<T>;
 /** Tauri's `listen`: resolves to the function that stops listening. */
 export type Listen = <T>(event: string, handler: (e: { payload: T }) => void) => Promise<() => void>;
-/** Makes a channel the Rust side can stream values into (Tauri's `Channel`). */
-export type MakeChannel = <T>(onMessage: (value: T) => void) => unknown;
+/** Makes a channel the Rust side can stream values into (Tauri's `Channel`; its JSON
+ *  form names it, also in a header of a raw-bytes call). */
+export type MakeChannel = <T>(onMessage: (value: T) => void) => { toJSON(): string };
 
 export interface TauriIpc {
   invoke: Invoke;
@@ -103,8 +104,12 @@ export class TauriApiClient implements ApiClient {
   }
   async uploadAvatar(file: Blob, onProgress?: Progress): Promise<Me> {
     const bytes = new Uint8Array(await file.arrayBuffer());
+    // The Rust side uploads it and reports progress (0–1) on this channel.
+    const progress = this.ipc.channel<number>((f) => onProgress?.(f));
     try {
-      const me = await this.ipc.invoke<Me>('upload_avatar', bytes, { headers: { 'x-mime': file.type || 'application/octet-stream' } });
+      const me = await this.ipc.invoke<Me>('upload_avatar', bytes, {
+        headers: { 'x-mime': file.type || 'application/octet-stream', 'x-progress': progress.toJSON() },
+      });
       onProgress?.(1);
       return me;
     } catch (e) {
@@ -152,8 +157,11 @@ export class TauriApiClient implements ApiClient {
       return this.call('recording_send', { id: recording, conversation: id, clientId, progress });
     }
     const bytes = new Uint8Array(await file.arrayBuffer());
+    const progress = this.ipc.channel<number>((f) => onProgress?.(f));
     try {
-      const m = await this.ipc.invoke<Message>('send_voice', bytes, { headers: { 'x-conversation': String(id), 'x-client-id': clientId } });
+      const m = await this.ipc.invoke<Message>('send_voice', bytes, {
+        headers: { 'x-conversation': String(id), 'x-client-id': clientId, 'x-progress': progress.toJSON() },
+      });
       onProgress?.(1);
       return m;
     } catch (e) {

@@ -29,7 +29,12 @@ export interface DesktopPlatform extends Platform {
   recorder: RecorderFactory;
   notifier: Notifier;
   onUnread: (total: number) => void;
+  /** Calls `open` with the conversation of a notification the person clicked. */
+  onOpenConversation: (open: (conversationId: number) => void) => void;
 }
+
+/** The Rust side's event when a notification is clicked (its payload: the conversation). */
+export const OPEN = 'chatapp://open';
 
 export function desktopPlatform(ipc: TauriIpc = tauriIpc(), storage: KeyValueStorage = window.localStorage): DesktopPlatform {
   const realtime = new TauriRealtimeClient(ipc);
@@ -37,7 +42,12 @@ export function desktopPlatform(ipc: TauriIpc = tauriIpc(), storage: KeyValueSto
     void ipc.invoke('notify', { title: n.title, body: n.body, conversation: n.conversationId }).catch(() => {});
   });
   realtime.onState((s: ConnectionState) => notifier.state(s));
-  if (typeof window !== 'undefined') window.addEventListener('focus', () => notifier.seen());
+  if (typeof window !== 'undefined') {
+    window.addEventListener('focus', () => notifier.seen());
+    // The network is back: the Rust side reconnects now instead of after its backoff
+    // (it notices a sleep of the machine by itself).
+    window.addEventListener('online', () => void ipc.invoke('realtime_reconnect').catch(() => {}));
+  }
   let last = -1;
   return {
     api: new TauriApiClient(ipc),
@@ -50,6 +60,9 @@ export function desktopPlatform(ipc: TauriIpc = tauriIpc(), storage: KeyValueSto
       if (total === last) return;
       last = total;
       void ipc.invoke('set_unread', { count: total }).catch(() => {});
+    },
+    onOpenConversation: (open) => {
+      void ipc.listen<number>(OPEN, (e) => open(e.payload));
     },
   };
 }
