@@ -1,7 +1,9 @@
 //! End to end through the real window: a real `chatapp-server`, the app driven by
 //! tauri-driver and WebKitWebDriver under Xvfb, and a second person on `chatapp-client`.
 //! The app is pointed at the server on its first screen, signs in, opens the
-//! conversation, sends a message the other person receives, and shows their answer.
+//! conversation, sends a message the other person receives, and shows their answer; a
+//! third person's message, while another window has the focus, shows a notification
+//! (dunst on the test's own session bus) whose click opens that conversation.
 
 mod support;
 
@@ -170,6 +172,8 @@ async fn chats_through_the_real_window() {
     require("Xvfb", "xvfb");
     require("WebKitWebDriver", "webkit2gtk-driver");
     require("keyctl", "keyutils");
+    require("xdotool", "xdotool");
+    require("xmessage", "x11-utils");
     let tauri_driver = std::env::var_os("TAURI_DRIVER")
         .map(PathBuf::from)
         .or_else(|| {
@@ -197,6 +201,38 @@ async fn chats_through_the_real_window() {
     let (_x, display) = xvfb();
     let home = private_dir();
     let runtime = private_dir();
+    // A session bus with a notification server (dunst) drawing on the same display.
+    require("dunst", "dunst");
+    require("dunstctl", "dunst");
+    let (_bus, bus) = support::session_bus(runtime.path());
+    let dunstrc = runtime.path().join("dunstrc");
+    std::fs::write(
+        &dunstrc,
+        "[global]\nwidth=300\nheight=100\norigin=top-right\noffset=10x10\nidle_threshold=0\n\
+         [urgency_low]\ntimeout=0\n[urgency_normal]\ntimeout=0\n[urgency_critical]\ntimeout=0\n",
+    )
+    .expect("dunstrc");
+    let mut dunst = Command::new("dunst");
+    dunst
+        .arg("-conf")
+        .arg(&dunstrc)
+        .env("DISPLAY", &display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("HOME", home.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _dunst = Daemon::spawn("dunst", &mut dunst);
+    let dunstctl = |args: &[&str]| -> String {
+        Command::new("dunstctl")
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    support::eventually(Duration::from_secs(30), "dunst answering", || {
+        dunstctl(&["count", "displayed"]) == "0"
+    });
     let port = free_port();
     let native = free_port();
     let mut driver = Command::new("keyctl");
@@ -216,7 +252,7 @@ async fn chats_through_the_real_window() {
         .env("XDG_DATA_HOME", home.path().join(".local/share"))
         .env("XDG_CACHE_HOME", home.path().join(".cache"))
         .env("CHATAPP_KEYCHAIN", "kernel")
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
         .env_remove("WAYLAND_DISPLAY")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -292,6 +328,53 @@ async fn chats_through_the_real_window() {
             .unwrap_or("")
             .contains(&token[..8.min(token.len())])
     );
+
+    // Someone else writes while the window is not in front: a notification, and clicking
+    // it opens that conversation in the window. (Another window takes the focus.)
+    let mut other = Command::new("xmessage");
+    other
+        .args(["-geometry", "+0+0", "elsewhere"])
+        .env("DISPLAY", &display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _other = Daemon::spawn("xmessage", &mut other);
+    let xdotool = |args: &[&str]| -> String {
+        Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &display)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    support::eventually(Duration::from_secs(30), "the other window focused", || {
+        xdotool(&["search", "--name", "^xmessage$", "windowfocus", "--sync"]);
+        xdotool(&["getwindowfocus", "getwindowname"]) == "xmessage"
+    });
+    let cat = register(&url, "cat").await;
+    let cat_chat = cat.direct_conversation(ann_id).await.expect("direct");
+    cat.send_message(cat_chat.id, "lunch at one?", None)
+        .await
+        .expect("cat writes");
+    support::eventually(Duration::from_secs(30), "the notification shown", || {
+        dunstctl(&["count", "displayed"]) == "1"
+    });
+    dunstctl(&["action", "0"]);
+    let want = format!("#/c/{}", cat_chat.id);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let hash = d.script("return location.hash").await;
+        if hash.as_str() == Some(want.as_str()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the click did not open the conversation: {hash}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    d.wait_for_text("lunch at one?").await;
+    let history = dunstctl(&["history"]);
+    assert!(history.contains("lunch at one?"), "{history}");
 
     // Sign-out returns to the sign-in screen (and deletes the token from the keychain,
     // whose kernel store also keeps it in the per-user persistent keyring).
