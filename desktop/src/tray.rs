@@ -5,11 +5,16 @@ use tauri::{AppHandle, Manager};
 
 const TRAY: &str = "main";
 
-/// Shows and focuses the main window (tray click, second launch).
+/// Brings the main window to the front where it was (tray click, second launch, a
+/// clicked notification). Only a hidden window is shown again: showing a minimized one
+/// maps it anew, and the window manager would place it somewhere else.
 pub fn focus_main(app: &AppHandle) {
     if let Some(w) = app.get_webview_window("main") {
-        let _ = w.unminimize();
-        let _ = w.show();
+        if w.is_minimized().unwrap_or(false) {
+            let _ = w.unminimize();
+        } else if !w.is_visible().unwrap_or(true) {
+            let _ = w.show();
+        }
         let _ = w.set_focus();
     }
 }
