@@ -70,6 +70,23 @@ fn start_server(data: &std::path::Path) -> (Daemon, String) {
     (d, url)
 }
 
+/// The whole X display as a PNG in `desktop/test-artifacts/` (gitignored), to look at.
+fn screenshot(display: &str, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(name);
+    let ok = Command::new("import")
+        .args(["-display", display, "-window", "root"])
+        .arg(&path)
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        eprintln!("screenshot: {}", path.display());
+    }
+}
+
 /// A minimal W3C WebDriver session.
 struct Driver {
     http: reqwest::Client,
@@ -314,6 +331,7 @@ async fn chats_through_the_real_window() {
     // Ben answers; the window shows it.
     ben_rt.send(chat.id, "hello back from ben");
     d.wait_for_text("hello back from ben").await;
+    screenshot(&display, "desktop-conversation.png");
 
     // No token in the webview: no cookie, nothing like a token in its storage.
     let cookie = d.script("return document.cookie").await;
@@ -358,6 +376,7 @@ async fn chats_through_the_real_window() {
     support::eventually(Duration::from_secs(30), "the notification shown", || {
         dunstctl(&["count", "displayed"]) == "1"
     });
+    screenshot(&display, "desktop-notification.png");
     dunstctl(&["action", "0"]);
     let want = format!("#/c/{}", cat_chat.id);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -373,6 +392,7 @@ async fn chats_through_the_real_window() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     d.wait_for_text("lunch at one?").await;
+    screenshot(&display, "desktop-notification-opened.png");
     let history = dunstctl(&["history"]);
     assert!(history.contains("lunch at one?"), "{history}");
 
