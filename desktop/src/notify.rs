@@ -3,7 +3,7 @@
 //! this shows it.
 //!
 //! On Linux (and the other freedesktop systems) the notification goes straight to the
-//! desktop's notification server over D-Bus (notify-rust): a conversation's newer
+//! desktop's notification server over D-Bus (zbus): a conversation's newer
 //! notification replaces its older one, and clicking it brings the window to the front
 //! and opens that conversation (`chatapp://open`). Elsewhere Tauri's notification plugin
 //! shows it (it cannot replace one or report a click there).

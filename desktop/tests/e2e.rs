@@ -2,8 +2,10 @@
 //! tauri-driver and WebKitWebDriver under Xvfb, and a second person on `chatapp-client`.
 //! The app is pointed at the server on its first screen, signs in, opens the
 //! conversation, sends a message the other person receives, and shows their answer; a
-//! third person's message, while another window has the focus, shows a notification
-//! (dunst on the test's own session bus) whose click opens that conversation.
+//! voice message is recorded through the system's audio (PulseAudio, speech from
+//! espeak-ng), previewed and sent, and received with the speech; a third person's message,
+//! while another window has the focus, shows a notification (dunst on the test's own
+//! session bus) whose click opens that conversation.
 
 mod support;
 
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chatapp_client::protocol::{RegisterRequest, ServerEvent};
+use chatapp_client::protocol::{MessageKind, RegisterRequest, ServerEvent};
 use chatapp_client::{Api, Event, Realtime, RealtimeOptions};
 use serde_json::{Value, json};
 use support::{Daemon, private_dir, require, xvfb};
@@ -85,6 +87,21 @@ fn screenshot(display: &str, name: &str) {
     if ok {
         eprintln!("screenshot: {}", path.display());
     }
+}
+
+const SPEECH: &str = "a voice message from the desktop app";
+
+/// Of a 16-bit WAV: its length, the span louder than the noise floor, and that span's
+/// RMS (samples mixed to mono), in seconds and full scale.
+fn speech_in(wav: &[u8]) -> (f32, f32, f32) {
+    let (mono, rate) = support::read_wav_bytes(wav);
+    let (first, last) = support::loud_span(&mono, 0.02).expect("sound");
+    let rate = rate as f32;
+    (
+        mono.len() as f32 / rate,
+        (last - first) as f32 / rate,
+        support::rms(&mono[first..=last]),
+    )
 }
 
 /// A minimal W3C WebDriver session.
@@ -218,27 +235,13 @@ async fn chats_through_the_real_window() {
     let (_x, display) = xvfb();
     let home = private_dir();
     let runtime = private_dir();
+    // The system's audio: PulseAudio whose default source hears what is played into its
+    // null sink, for the app's own HOME and XDG_RUNTIME_DIR.
+    let work = tempfile::tempdir().expect("work dir");
+    let rig = support::PulseRig::start(home.path(), runtime.path(), work.path(), SPEECH);
     // A session bus with a notification server (dunst) drawing on the same display.
-    require("dunst", "dunst");
-    require("dunstctl", "dunst");
     let (_bus, bus) = support::session_bus(runtime.path());
-    let dunstrc = runtime.path().join("dunstrc");
-    std::fs::write(
-        &dunstrc,
-        "[global]\nwidth=300\nheight=100\norigin=top-right\noffset=10x10\nidle_threshold=0\n\
-         [urgency_low]\ntimeout=0\n[urgency_normal]\ntimeout=0\n[urgency_critical]\ntimeout=0\n",
-    )
-    .expect("dunstrc");
-    let mut dunst = Command::new("dunst");
-    dunst
-        .arg("-conf")
-        .arg(&dunstrc)
-        .env("DISPLAY", &display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
-        .env("HOME", home.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _dunst = Daemon::spawn("dunst", &mut dunst);
+    let _dunst = support::dunst(&display, &bus, runtime.path());
     let dunstctl = |args: &[&str]| -> String {
         Command::new("dunstctl")
             .args(args)
@@ -247,9 +250,6 @@ async fn chats_through_the_real_window() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default()
     };
-    support::eventually(Duration::from_secs(30), "dunst answering", || {
-        dunstctl(&["count", "displayed"]) == "0"
-    });
     let port = free_port();
     let native = free_port();
     let mut driver = Command::new("keyctl");
@@ -332,6 +332,72 @@ async fn chats_through_the_real_window() {
     ben_rt.send(chat.id, "hello back from ben");
     d.wait_for_text("hello back from ben").await;
     screenshot(&display, "desktop-conversation.png");
+
+    // A voice message recorded natively while speech plays into the capture device,
+    // stopped, previewed and sent from the window: Ben receives the speech.
+    d.click("#record").await;
+    d.find("#voice-stop").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut player = rig.play();
+    support::wait_for(&mut player.child, Duration::from_secs(30), "paplay");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    d.click("#voice-stop").await;
+    d.find("#voice-preview").await;
+    // The person can listen before sending: WebKit reads the WAV's length.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let preview_secs = loop {
+        let v = d
+            .script("const a = document.querySelector('#voice-preview'); return a && a.readyState >= 1 ? a.duration : null")
+            .await;
+        if let Some(secs) = v.as_f64() {
+            break secs;
+        }
+        assert!(Instant::now() < deadline, "the preview never loaded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    screenshot(&display, "desktop-voice-preview.png");
+    d.click("#voice-send").await;
+    let voice = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(e) = ben_events.recv().await {
+            if let Event::Server(ServerEvent::Message { message }) = e
+                && message.kind == MessageKind::Voice
+            {
+                return message;
+            }
+        }
+        panic!("ben's events ended");
+    })
+    .await
+    .expect("ben received the voice message");
+    assert_eq!(voice.sender_id, ann_id);
+    let attachment = voice.attachment.expect("attachment");
+    let file = ben.download(&attachment.url).await.expect("download");
+    let (recorded_secs, heard_secs, heard_rms) = speech_in(&file.bytes);
+    let (speech_secs, speech_rms) = {
+        let bytes = std::fs::read(&rig.speech).expect("speech");
+        let (_, loud, rms) = speech_in(&bytes);
+        (loud, rms)
+    };
+    eprintln!(
+        "voice: {recorded_secs:.2} s recorded, {heard_secs:.2} s of speech (played {speech_secs:.2} s), rms {heard_rms:.3} ({speech_rms:.3})"
+    );
+    let duration_ms = attachment.duration_ms.expect("duration") as f32;
+    assert!((duration_ms / 1000.0 - recorded_secs).abs() < 0.1);
+    assert!(
+        (preview_secs as f32 - recorded_secs).abs() < 0.1,
+        "previewed {preview_secs} s of {recorded_secs} s"
+    );
+    assert!(recorded_secs > speech_secs, "the whole speech was recorded");
+    assert!(
+        (heard_secs - speech_secs).abs() < 0.4,
+        "heard {heard_secs} s of {speech_secs} s"
+    );
+    assert!(
+        heard_rms > speech_rms * 0.5 && heard_rms < speech_rms * 2.0,
+        "rms {heard_rms} vs {speech_rms}"
+    );
+    d.find(".timeline .voice-player").await;
 
     // No token in the webview: no cookie, nothing like a token in its storage.
     let cookie = d.script("return document.cookie").await;

@@ -140,30 +140,6 @@ fn locked_child(server: &str, first: &str, second: &str) {
     assert!(!kc.is_stuck());
 }
 
-/// A private session bus that can start nothing by itself (no service directories), so
-/// no unlock prompt can appear: what a keychain without its prompter does.
-fn bus_config(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("bus.conf");
-    std::fs::write(
-        &path,
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:tmpdir=/tmp</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-    )
-    .expect("bus.conf");
-    path
-}
-
 /// Runs `script` (which gets this test binary's child command as `$@`) in a private
 /// session bus with gnome-keyring, and asserts it succeeds.
 fn in_secret_service(script: &str, phase_env: &[(&str, &str)], what: &str) {
@@ -172,7 +148,9 @@ fn in_secret_service(script: &str, phase_env: &[(&str, &str)], what: &str) {
     require("gnome-keyring-daemon", "gnome-keyring");
     let home = private_dir();
     let runtime = private_dir();
-    let conf = bus_config(runtime.path());
+    // A bus that can start nothing: no unlock prompt can appear, as for a keychain
+    // without its prompter.
+    let conf = support::bus_config(runtime.path());
     let exe = std::env::current_exe().expect("exe");
     let child_cmd = rerun_self("keychain_child");
     let mut cmd = std::process::Command::new("dbus-run-session");

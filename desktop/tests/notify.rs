@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chatapp_desktop::notify::Desktop;
 use serde_json::Value;
-use support::{Daemon, private_dir, require, rerun_self, session_bus, wait_for, xvfb};
+use support::{private_dir, require, rerun_self, session_bus, wait_for, xvfb};
 
 fn dunstctl(args: &[&str]) -> String {
     let out = Command::new("dunstctl")
@@ -111,48 +111,12 @@ fn notifications_replace_per_conversation_and_a_click_opens_it() {
     require("Xvfb", "xvfb");
     require("dbus-daemon", "dbus");
     require("dbus-send", "dbus");
-    require("dunst", "dunst");
-    require("dunstctl", "dunst");
     let (_x, display) = xvfb();
     let dir = private_dir();
 
     // A private session bus (that starts nothing by itself).
     let (mut bus, address) = session_bus(dir.path());
-
-    // dunst, keeping notifications until they are clicked or closed.
-    let dunstrc = dir.path().join("dunstrc");
-    std::fs::write(
-        &dunstrc,
-        "[global]\nfont=Monospace 10\nwidth=300\nheight=100\norigin=top-right\noffset=10x10\n\
-         idle_threshold=0\nhistory_length=50\n\
-         [urgency_low]\ntimeout=0\n[urgency_normal]\ntimeout=0\n[urgency_critical]\ntimeout=0\n",
-    )
-    .expect("dunstrc");
-    let mut dunst = Command::new("dunst");
-    dunst
-        .arg("-conf")
-        .arg(&dunstrc)
-        .env("DISPLAY", &display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &address)
-        .env("HOME", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _dunst = Daemon::spawn("dunst", &mut dunst);
-    eventually("dunst owning org.freedesktop.Notifications", || {
-        Command::new("dbus-send")
-            .args([
-                "--session",
-                "--print-reply",
-                "--dest=org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus.NameHasOwner",
-                "string:org.freedesktop.Notifications",
-            ])
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
-            .unwrap_or(false)
-    });
+    let _dunst = support::dunst(&display, &address, dir.path());
 
     let mut child = rerun_self("notify_child");
     child

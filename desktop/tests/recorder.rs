@@ -4,46 +4,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chatapp_desktop::recorder::{EndReason, RecorderConfig, RecorderEvent, Recording};
-use support::{Daemon, private_dir, require, rerun_self, retry_until_ok, wait_for};
+use support::{Daemon, PulseRig, loud_span, private_dir, read_wav, rerun_self, rms, wait_for};
 
 const SPEECH: &str = "hello from the test rig, one two three";
-
-/// Samples of a 16-bit WAV as floats, and its rate.
-fn read_wav(path: &Path) -> (Vec<f32>, u32) {
-    let mut r = hound::WavReader::open(path).expect("open wav");
-    let spec = r.spec();
-    assert_eq!(spec.bits_per_sample, 16);
-    let ch = spec.channels as usize;
-    let raw: Vec<f32> = r
-        .samples::<i16>()
-        .map(|s| f32::from(s.expect("sample")) / 32768.0)
-        .collect();
-    let mono = raw
-        .chunks(ch)
-        .map(|f| f.iter().sum::<f32>() / ch as f32)
-        .collect();
-    (mono, spec.sample_rate)
-}
-
-/// (first, last) index of a sample louder than `threshold`, if any.
-fn loud_span(samples: &[f32], threshold: f32) -> Option<(usize, usize)> {
-    let first = samples.iter().position(|s| s.abs() > threshold)?;
-    let last = samples.iter().rposition(|s| s.abs() > threshold)?;
-    Some((first, last))
-}
-
-fn rms(samples: &[f32]) -> f32 {
-    if samples.is_empty() {
-        return 0.0;
-    }
-    (samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32).sqrt()
-}
 
 struct Rig {
     dir: PathBuf,
@@ -274,100 +243,19 @@ fn recorder_child() {
 
 #[test]
 fn records_speech_from_a_real_capture_device() {
-    for (bin, pkg) in [
-        ("pulseaudio", "pulseaudio"),
-        ("pactl", "pulseaudio-utils"),
-        ("paplay", "pulseaudio-utils"),
-        ("pacat", "pulseaudio-utils"),
-        ("arecord", "alsa-utils"),
-        ("espeak-ng", "espeak-ng"),
-    ] {
-        require(bin, pkg);
-    }
-    assert!(
-        Path::new("/usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so").exists()
-            || Path::new("/usr/lib/aarch64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so")
-                .exists(),
-        "ALSA's pulse plugin is missing: install the Debian package `libasound2-plugins`"
-    );
     let home = private_dir();
     let runtime = private_dir();
     let work = tempfile::tempdir().expect("tempdir");
-    let env = |c: &mut Command| {
-        c.env("HOME", home.path())
-            .env("XDG_RUNTIME_DIR", runtime.path())
-            .env_remove("PULSE_SERVER")
-            .env_remove("DBUS_SESSION_BUS_ADDRESS");
-    };
-    let mut pa = Command::new("pulseaudio");
-    pa.args([
-        "--daemonize=no",
-        "--exit-idle-time=-1",
-        "-n",
-        "--load=module-native-protocol-unix",
-        "--load=module-null-sink sink_name=rig_sink rate=48000",
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    env(&mut pa);
-    let pulse = Daemon::spawn("pulseaudio", &mut pa);
-    retry_until_ok(
-        || {
-            let mut c = Command::new("pactl");
-            c.args(["set-default-source", "rig_sink.monitor"]);
-            env(&mut c);
-            c
-        },
-        Duration::from_secs(15),
-        "pactl set-default-source",
-    );
-    // An idle null sink renders in large late blocks, so its monitor delivers in bursts
-    // seconds behind. A stream of zeros asking for low latency keeps it steady, as a
-    // microphone is.
-    let mut zeros = Command::new("pacat");
-    zeros
-        .args([
-            "--playback",
-            "--device=rig_sink",
-            "--latency-msec=20",
-            "--raw",
-        ])
-        .stdin(std::fs::File::open("/dev/zero").expect("/dev/zero"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    env(&mut zeros);
-    let zeros = Daemon::spawn("pacat", &mut zeros);
-    std::fs::write(
-        home.path().join(".asoundrc"),
-        "pcm.!default { type pulse }\nctl.!default { type pulse }\n",
-    )
-    .expect(".asoundrc");
-    // The first capture stream after the daemon starts begins late: warm it up.
-    let mut warm = Command::new("arecord");
-    warm.args([
-        "-q", "-D", "default", "-r", "48000", "-c", "1", "-f", "S16_LE", "-d", "1",
-    ])
-    .arg(work.path().join("warm-up.wav"));
-    env(&mut warm);
-    let mut warm = warm.spawn().expect("arecord");
-    wait_for(&mut warm, Duration::from_secs(15), "arecord warm-up");
-    let status = Command::new("espeak-ng")
-        .arg("-w")
-        .arg(work.path().join("speech.wav"))
-        .arg(SPEECH)
-        .status()
-        .expect("espeak-ng");
-    assert!(status.success());
-
+    let rig = PulseRig::start(home.path(), runtime.path(), work.path(), SPEECH);
     let mut child = rerun_self("recorder_child");
-    env(&mut child);
+    rig.env(&mut child);
     child
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .env("CHATAPP_TEST_RIG", work.path())
-        .env("CHATAPP_TEST_PULSE_PID", pulse.pid().to_string())
+        .env("CHATAPP_TEST_PULSE_PID", rig.pulse.pid().to_string())
         .stdin(Stdio::null());
     let mut child = child.spawn().expect("test child");
     let status = wait_for(&mut child, Duration::from_secs(120), "the recorder test");
-    drop(zeros);
-    drop(pulse);
+    drop(rig);
     assert!(status.success(), "the recorder test failed: {status}");
 }

@@ -171,9 +171,10 @@ pub fn xvfb() -> (Daemon, String) {
     (d, format!(":{}", line.trim()))
 }
 
-/// Starts a private D-Bus session bus (one that starts no services by itself) with its
-/// configuration in `dir`; returns it and its address.
-pub fn session_bus(dir: &Path) -> (Daemon, String) {
+/// Writes the configuration of a private D-Bus session bus that starts no services by
+/// itself (no service directories): no unlock prompt, no notification server, nothing
+/// but what the test starts. Returns its path.
+pub fn bus_config(dir: &Path) -> PathBuf {
     let conf = dir.join("session-bus.conf");
     std::fs::write(
         &conf,
@@ -192,6 +193,13 @@ pub fn session_bus(dir: &Path) -> (Daemon, String) {
 "#,
     )
     .expect("bus config");
+    conf
+}
+
+/// Starts a private D-Bus session bus ([`bus_config`]) with its configuration in `dir`;
+/// returns it and its address.
+pub fn session_bus(dir: &Path) -> (Daemon, String) {
+    let conf = bus_config(dir);
     let mut cmd = Command::new("dbus-daemon");
     cmd.arg(format!("--config-file={}", conf.display()))
         .args(["--nofork", "--print-address=1"])
@@ -215,4 +223,211 @@ pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) 
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Starts dunst, a real notification server, on `display` and the bus at `bus`, keeping
+/// notifications until they are clicked or closed; returns once it answers on the bus.
+pub fn dunst(display: &str, bus: &str, dir: &Path) -> Daemon {
+    require("dunst", "dunst");
+    require("dunstctl", "dunst");
+    let dunstrc = dir.join("dunstrc");
+    std::fs::write(
+        &dunstrc,
+        "[global]\nfont=Monospace 10\nwidth=300\nheight=100\norigin=top-right\noffset=10x10\n\
+         idle_threshold=0\nhistory_length=50\n\
+         [urgency_low]\ntimeout=0\n[urgency_normal]\ntimeout=0\n[urgency_critical]\ntimeout=0\n",
+    )
+    .expect("dunstrc");
+    let mut cmd = Command::new("dunst");
+    cmd.arg("-conf")
+        .arg(&dunstrc)
+        .env("DISPLAY", display)
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .env("HOME", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let d = Daemon::spawn("dunst", &mut cmd);
+    eventually(
+        Duration::from_secs(30),
+        "dunst owning org.freedesktop.Notifications",
+        || {
+            Command::new("dbus-send")
+                .args([
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.freedesktop.Notifications",
+                ])
+                .env("DBUS_SESSION_BUS_ADDRESS", bus)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
+                .unwrap_or(false)
+        },
+    );
+    d
+}
+
+/// A real capture device for the recorder: a PulseAudio daemon (for `home` and `runtime`,
+/// as HOME and XDG_RUNTIME_DIR) with a null sink `rig_sink` whose monitor is the default
+/// source, ALSA's default routed to it (`$HOME/.asoundrc`), and espeak-ng speech in
+/// `work/speech.wav` to play into it. Both daemons end when it is dropped.
+pub struct PulseRig {
+    pub pulse: Daemon,
+    pub speech: PathBuf,
+    home: PathBuf,
+    runtime: PathBuf,
+    _zeros: Daemon,
+}
+
+impl PulseRig {
+    pub fn start(home: &Path, runtime: &Path, work: &Path, speech: &str) -> PulseRig {
+        for (bin, pkg) in [
+            ("pulseaudio", "pulseaudio"),
+            ("pactl", "pulseaudio-utils"),
+            ("paplay", "pulseaudio-utils"),
+            ("pacat", "pulseaudio-utils"),
+            ("arecord", "alsa-utils"),
+            ("espeak-ng", "espeak-ng"),
+        ] {
+            require(bin, pkg);
+        }
+        assert!(
+            Path::new("/usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so").exists()
+                || Path::new("/usr/lib/aarch64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so")
+                    .exists(),
+            "ALSA's pulse plugin is missing: install the Debian package `libasound2-plugins`"
+        );
+        let env = |c: &mut Command| {
+            c.env("HOME", home)
+                .env("XDG_RUNTIME_DIR", runtime)
+                .env_remove("PULSE_SERVER")
+                .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        };
+        let mut pa = Command::new("pulseaudio");
+        pa.args([
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "-n",
+            "--load=module-native-protocol-unix",
+            "--load=module-null-sink sink_name=rig_sink rate=48000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        env(&mut pa);
+        let pulse = Daemon::spawn("pulseaudio", &mut pa);
+        retry_until_ok(
+            || {
+                let mut c = Command::new("pactl");
+                c.args(["set-default-source", "rig_sink.monitor"]);
+                env(&mut c);
+                c
+            },
+            Duration::from_secs(15),
+            "pactl set-default-source",
+        );
+        // An idle null sink renders in large late blocks, so its monitor delivers in
+        // bursts seconds behind. A stream of zeros asking for low latency keeps it steady,
+        // as a microphone is.
+        let mut zeros = Command::new("pacat");
+        zeros
+            .args([
+                "--playback",
+                "--device=rig_sink",
+                "--latency-msec=20",
+                "--raw",
+            ])
+            .stdin(std::fs::File::open("/dev/zero").expect("/dev/zero"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        env(&mut zeros);
+        let zeros = Daemon::spawn("pacat", &mut zeros);
+        std::fs::write(
+            home.join(".asoundrc"),
+            "pcm.!default { type pulse }\nctl.!default { type pulse }\n",
+        )
+        .expect(".asoundrc");
+        // The first capture stream after the daemon starts begins late: warm it up.
+        let mut warm = Command::new("arecord");
+        warm.args([
+            "-q", "-D", "default", "-r", "48000", "-c", "1", "-f", "S16_LE", "-d", "1",
+        ])
+        .arg(work.join("warm-up.wav"));
+        env(&mut warm);
+        let mut warm = warm.spawn().expect("arecord");
+        wait_for(&mut warm, Duration::from_secs(15), "arecord warm-up");
+        let speech_path = work.join("speech.wav");
+        let status = Command::new("espeak-ng")
+            .arg("-w")
+            .arg(&speech_path)
+            .arg(speech)
+            .status()
+            .expect("espeak-ng");
+        assert!(status.success());
+        PulseRig {
+            pulse,
+            speech: speech_path,
+            home: home.to_path_buf(),
+            runtime: runtime.to_path_buf(),
+            _zeros: zeros,
+        }
+    }
+
+    /// The environment a process needs to reach this sound server.
+    pub fn env(&self, c: &mut Command) {
+        c.env("HOME", &self.home)
+            .env("XDG_RUNTIME_DIR", &self.runtime)
+            .env_remove("PULSE_SERVER");
+    }
+
+    /// Plays the speech into the sink (the default source hears it); wait for the child.
+    pub fn play(&self) -> Daemon {
+        let mut cmd = Command::new("paplay");
+        cmd.arg("--device=rig_sink")
+            .arg(&self.speech)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        self.env(&mut cmd);
+        Daemon::spawn("paplay", &mut cmd)
+    }
+}
+
+/// Samples of a 16-bit WAV file as floats (mixed to mono), and its rate.
+pub fn read_wav(path: &Path) -> (Vec<f32>, u32) {
+    wav_samples(hound::WavReader::open(path).expect("open wav"))
+}
+
+/// The same for a WAV in memory.
+pub fn read_wav_bytes(bytes: &[u8]) -> (Vec<f32>, u32) {
+    wav_samples(hound::WavReader::new(std::io::Cursor::new(bytes)).expect("a WAV"))
+}
+
+fn wav_samples<R: std::io::Read>(mut r: hound::WavReader<R>) -> (Vec<f32>, u32) {
+    let spec = r.spec();
+    assert_eq!(spec.bits_per_sample, 16);
+    let ch = usize::from(spec.channels);
+    let raw: Vec<f32> = r
+        .samples::<i16>()
+        .map(|s| f32::from(s.expect("sample")) / 32768.0)
+        .collect();
+    let mono = raw
+        .chunks(ch)
+        .map(|f| f.iter().sum::<f32>() / ch as f32)
+        .collect();
+    (mono, spec.sample_rate)
+}
+
+/// (first, last) index of a sample louder than `threshold`, if any.
+pub fn loud_span(samples: &[f32], threshold: f32) -> Option<(usize, usize)> {
+    let first = samples.iter().position(|s| s.abs() > threshold)?;
+    let last = samples.iter().rposition(|s| s.abs() > threshold)?;
+    Some((first, last))
+}
+
+pub fn rms(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    (samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32).sqrt()
 }
