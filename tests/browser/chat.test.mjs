@@ -186,7 +186,7 @@ test('a voice message: recorded with pause and resume, previewed, sent, played a
   await gus.page.click('#voice-resume');
   await gus.page.waitForTimeout(1200);
   await gus.page.click('#voice-stop');
-  await gus.page.locator('#voice-preview').waitFor();
+  await gus.page.locator('#voice-preview').waitFor({ state: 'attached' });
   const previewPlays = await gus.page.evaluate(async () => {
     const a = document.querySelector('#voice-preview');
     a.muted = true;
@@ -197,6 +197,7 @@ test('a voice message: recorded with pause and resume, previewed, sent, played a
     return t;
   });
   assert.ok(previewPlays > 0, 'the preview plays');
+  await screenshots(gus.page, 'voice-preview');
   await gus.page.click('#voice-send');
   await gus.page.locator('.timeline .voice-player').waitFor();
 
