@@ -141,8 +141,13 @@ fn locked_child(server: &str, first: &str, second: &str) {
 }
 
 /// Runs `script` (which gets this test binary's child command as `$@`) in a private
-/// session bus with gnome-keyring, and asserts it succeeds.
-fn in_secret_service(script: &str, phase_env: &[(&str, &str)], what: &str) {
+/// session bus with gnome-keyring, and asserts it succeeds. Returns the HOME and
+/// XDG_RUNTIME_DIR it ran with, for looking at what was written there.
+fn in_secret_service(
+    script: &str,
+    phase_env: &[(&str, &str)],
+    what: &str,
+) -> (tempfile::TempDir, tempfile::TempDir) {
     require("dbus-run-session", "dbus");
     require("dbus-send", "dbus");
     require("gnome-keyring-daemon", "gnome-keyring");
@@ -179,6 +184,7 @@ fn in_secret_service(script: &str, phase_env: &[(&str, &str)], what: &str) {
     let mut child = cmd.spawn().expect("dbus-run-session");
     let status = wait_for(&mut child, Duration::from_secs(60), what);
     assert!(status.success(), "{what} failed: {status}");
+    (home, runtime)
 }
 
 #[test]
@@ -211,41 +217,19 @@ CHATAPP_TEST_KEYCHAIN=no-keyring "$@""#;
 
 #[test]
 fn secret_service_keeps_the_token_encrypted() {
-    require("dbus-run-session", "dbus");
-    require("gnome-keyring-daemon", "gnome-keyring");
-    let home = private_dir();
-    let runtime = private_dir();
     let (t1, t2) = (random_token("a"), random_token("b"));
-    let exe = std::env::current_exe().expect("exe");
+    let server = format!("http://test.invalid/{t1}");
     let script = r#"eval "$(printf test-password | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
-"$@"; rc=$?
-kill "$GNOME_KEYRING_PID" 2>/dev/null
-exit $rc"#;
-    let child_cmd = rerun_self("keychain_child");
-    let mut cmd = std::process::Command::new("dbus-run-session");
-    cmd.args(["--", "sh", "-c", script, "sh"])
-        .arg(&exe)
-        .args(child_cmd.get_args())
-        .env("HOME", home.path())
-        .env("XDG_RUNTIME_DIR", runtime.path())
-        .env("XDG_DATA_HOME", home.path().join(".local/share"))
-        .env("XDG_CONFIG_HOME", home.path().join(".config"))
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env_remove("CHATAPP_KEYCHAIN")
-        .env("CHATAPP_TEST_KEYCHAIN", "secret-service")
-        .env("CHATAPP_TEST_SERVER", format!("http://test.invalid/{t1}"))
-        .env("CHATAPP_TEST_TOKEN_1", &t1)
-        .env("CHATAPP_TEST_TOKEN_2", &t2)
-        .stdin(Stdio::null());
-    let mut child = cmd.spawn().expect("dbus-run-session");
-    let status = wait_for(
-        &mut child,
-        Duration::from_secs(60),
+"$@""#;
+    let (home, runtime) = in_secret_service(
+        script,
+        &[
+            ("CHATAPP_TEST_KEYCHAIN", "secret-service"),
+            ("CHATAPP_TEST_SERVER", &server),
+            ("CHATAPP_TEST_TOKEN_1", &t1),
+            ("CHATAPP_TEST_TOKEN_2", &t2),
+        ],
         "the Secret Service test",
-    );
-    assert!(
-        status.success(),
-        "keychain test inside the Secret Service failed: {status}"
     );
 
     // gnome-keyring wrote its (encrypted) keyring file; no file holds a token in clear.
