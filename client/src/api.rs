@@ -162,6 +162,18 @@ pub struct Download {
     pub content_range: Option<String>,
 }
 
+/// `path` when it is a server file's path as the server hands them out: exactly
+/// `/api/files/` and one id of letters, digits, `-` or `_`. Nothing is decoded or
+/// normalized, so no encoding of `..`, `/`, `\\`, `?` or `#` can reach another route or host.
+pub fn file_path(path: &str) -> Option<&str> {
+    let id = path.strip_prefix("/api/files/")?;
+    let valid = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then_some(path)
+}
+
 fn normalize_base(url: &str) -> Result<String> {
     let base = url.trim().trim_end_matches('/');
     let invalid = |reason: &str| ClientError::InvalidUrl {
@@ -180,11 +192,13 @@ fn normalize_base(url: &str) -> Result<String> {
 
 impl Api {
     /// A client for the server at `base_url` (`http(s)://host[:port]`), not signed in.
+    /// It never follows a redirect (see [`ClientError::Redirected`]).
     pub fn new(base_url: &str) -> Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(600))
             .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Self::with_http(base_url, http)
     }
@@ -267,12 +281,22 @@ impl Api {
         Ok(self.request(method, path))
     }
 
-    /// Sends, and turns a non-success answer into [`ClientError::Api`].
+    /// Sends, and turns a non-success answer into [`ClientError::Api`] (a redirect into
+    /// [`ClientError::Redirected`]).
     async fn execute(req: RequestBuilder) -> Result<Response> {
         let resp = req.send().await?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
+        }
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            return Err(ClientError::Redirected { status, location });
         }
         let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
         let body = resp.bytes().await.unwrap_or_default();
@@ -531,12 +555,10 @@ impl Api {
     pub async fn download_range(&self, url: &str, range: Option<&str>) -> Result<Download> {
         let base = self.base_url();
         let path = url.strip_prefix(base.as_str()).unwrap_or(url);
-        if !path.starts_with('/') {
-            return Err(ClientError::InvalidUrl {
-                url: url.to_owned(),
-                reason: "not a path on this server".to_owned(),
-            });
-        }
+        let path = file_path(path).ok_or_else(|| ClientError::InvalidUrl {
+            url: url.to_owned(),
+            reason: "not a file on this server (/api/files/{id})".to_owned(),
+        })?;
         let mut req = self.authed(Method::GET, path)?;
         if let Some(range) = range {
             req = req.header(header::RANGE, range);
@@ -594,6 +616,57 @@ mod tests {
         let other = api.with_token("other");
         other.set_token(None);
         assert_eq!(api.token().as_deref(), Some("secret-token"));
+    }
+
+    #[test]
+    fn only_file_paths_of_this_server_are_downloaded() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let path = format!("/api/files/{id}");
+        assert_eq!(file_path(&path), Some(path.as_str()));
+        for bad in [
+            "/api/me".to_owned(),
+            "/api/files/".to_owned(),
+            "/api/files/../me".to_owned(),
+            "/api/files/%2e%2e/me".to_owned(),
+            "/api/files/%2E%2E%2Fme".to_owned(),
+            "/api/files/%252e%252e%252fme".to_owned(),
+            "/api/files/.%2e/me".to_owned(),
+            "/api/files/..\\me".to_owned(),
+            "/api/files/%5c..%5cme".to_owned(),
+            format!("/api/files/{id}/"),
+            format!("/api/files/{id}?x=1"),
+            format!("/api/files/{id}#x"),
+            format!("/api/files/{id}%00"),
+            format!("https://evil.example/api/files/{id}"),
+            format!("//evil.example/api/files/{id}"),
+            format!("https://chat.example.org.evil.example/api/files/{id}"),
+            format!("https://chat.example.org/api/files/{id}"),
+            format!("/api/files/{}", "a".repeat(65)),
+        ] {
+            assert_eq!(file_path(&bad), None, "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn downloads_outside_the_files_are_refused_without_a_request() {
+        let api = Api::new("http://127.0.0.1:1").expect("valid");
+        api.set_token(Some("t".into()));
+        let ok = format!("{}/api/files/ab", api.base_url());
+        assert!(
+            !matches!(api.download(&ok).await, Err(ClientError::InvalidUrl { .. })),
+            "this server's absolute file URL is a file"
+        );
+        for bad in [
+            "/api/files/%2e%2e/me",
+            "/api/me",
+            "https://evil.example/api/files/ab",
+            "http://127.0.0.1:1/api/files/../me",
+        ] {
+            assert!(
+                matches!(api.download(bad).await, Err(ClientError::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -37,6 +37,15 @@ pub enum ClientError {
     /// The call needs a session and there is no token.
     #[error("not signed in")]
     NotSignedIn,
+    /// The server answered with a redirect. The client never follows one: the token and
+    /// the password go only to the address the person chose, never on to another scheme
+    /// or host.
+    #[error("the server redirects ({status}) to {location:?}")]
+    Redirected {
+        status: StatusCode,
+        /// The `Location` the server named (empty when it named none).
+        location: String,
+    },
 }
 
 impl ClientError {
@@ -51,7 +60,9 @@ impl ClientError {
     /// The HTTP status of a refusal or an undecodable answer.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
-            Self::Api { status, .. } | Self::Decode { status, .. } => Some(*status),
+            Self::Api { status, .. }
+            | Self::Decode { status, .. }
+            | Self::Redirected { status, .. } => Some(*status),
             _ => None,
         }
     }

@@ -73,7 +73,7 @@ mod socket;
 
 pub use chatapp_protocol as protocol;
 
-pub use api::{Api, Download, Upload, UploadProgress};
+pub use api::{Api, Download, Upload, UploadProgress, file_path};
 pub use backoff::Backoff;
 pub use error::{ClientError, Result, StatusCode};
 pub use outbox::{PendingMessage, new_client_id};

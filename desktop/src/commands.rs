@@ -20,6 +20,7 @@ use serde::Serialize;
 use tauri::ipc::{Channel, InvokeBody, JavaScriptChannelId, Request, Response};
 use tauri::{AppHandle, Emitter, Manager, State, Webview};
 
+use crate::address::ServerSecurity;
 use crate::recorder::{Recorded, RecorderConfig, RecorderEvent, Recording};
 use crate::session::{CallError, Session};
 
@@ -51,6 +52,12 @@ pub fn server_get(session: State<'_, Session>) -> Option<String> {
     session.server()
 }
 
+/// Whether the chosen server is reached privately (the sign-in screen warns when not).
+#[tauri::command]
+pub fn server_security(session: State<'_, Session>) -> Option<ServerSecurity> {
+    session.server_security()
+}
+
 #[tauri::command]
 pub async fn server_set(session: State<'_, Session>, url: String) -> Res<String> {
     session.set_server(&url).await
@@ -72,9 +79,38 @@ pub async fn login(session: State<'_, Session>, input: LoginRequest) -> Res<Auth
     Ok(no_token(r))
 }
 
+/// Signs out: forgets the session only once the server has ended it (else an error, and
+/// the person is still signed in).
 #[tauri::command]
-pub async fn logout(session: State<'_, Session>) -> Res<()> {
-    session.sign_out().await
+pub async fn logout(app: AppHandle, session: State<'_, Session>) -> Res<()> {
+    session.sign_out().await?;
+    forget_local_files(&app);
+    Ok(())
+}
+
+/// "Sign out on this computer only", when the server could not be told.
+#[tauri::command]
+pub async fn forget_session(app: AppHandle, session: State<'_, Session>) -> Res<()> {
+    session.forget().await?;
+    forget_local_files(&app);
+    Ok(())
+}
+
+/// What the app kept of the person's media: recordings not sent (on disk and in memory).
+fn forget_local_files(app: &AppHandle) {
+    let rec = app.state::<Recordings>();
+    if let Some(r) = rec.active.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        r.cancel();
+    }
+    rec.done.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    if let Ok(dir) = app.path().app_cache_dir() {
+        let recordings = dir.join("recordings");
+        if let Err(e) = std::fs::remove_dir_all(&recordings)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, "recordings not removed at sign-out");
+        }
+    }
 }
 
 /// Maps a failed call; a 401 means the kept token is no longer valid.

@@ -5,6 +5,7 @@
 //! webview), `notify`, `tray`, `wake` (reconnecting after a sleep); `commands` only
 //! translates.
 
+pub mod address;
 pub mod commands;
 pub mod keychain;
 pub mod media;
@@ -38,6 +39,8 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
         })
         .invoke_handler(tauri::generate_handler![
             commands::server_get,
+            commands::server_security,
+            commands::forget_session,
             commands::server_set,
             commands::register,
             commands::login,

@@ -28,10 +28,13 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The server path a `chatmedia` URI names, if it is one we serve (`/api/files/…`).
+/// The server path a `chatmedia` URI names, if it is a server file (`/api/files/{id}`).
+/// The URI's path is decoded exactly once (it was encoded once, by `convertFileSrc`), and
+/// the result must have the exact shape of a file path: nothing else is normalized or
+/// passed on, so no encoding of `..`, slashes or another host gets through.
 pub fn server_path(uri_path: &str) -> Option<String> {
-    let decoded = percent_decode(uri_path.trim_start_matches('/'))?;
-    (decoded.starts_with("/api/files/") && !decoded.contains("..")).then_some(decoded)
+    let decoded = percent_decode(uri_path.strip_prefix('/')?)?;
+    chatapp_client::file_path(&decoded).map(str::to_owned)
 }
 
 fn reply(responder: UriSchemeResponder, status: StatusCode, mime: &str, body: Vec<u8>) {
@@ -50,6 +53,9 @@ fn respond(
         .header(header::CONTENT_TYPE, mime)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CONTENT_LENGTH, body.len())
+        // Kept in memory while the page shows it, never written to the webview's disk
+        // cache: a signed-out person's voice messages do not stay on the computer.
+        .header(header::CACHE_CONTROL, "no-store")
         .header("X-Content-Type-Options", "nosniff");
     if let Some(range) = content_range {
         resp = resp.header(header::CONTENT_RANGE, range);
@@ -126,15 +132,50 @@ pub fn handle<R: Runtime>(
 mod tests {
     use super::*;
 
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
     #[test]
     fn only_server_file_paths_are_served() {
         assert_eq!(
-            server_path("/%2Fapi%2Ffiles%2F42").as_deref(),
-            Some("/api/files/42")
+            server_path(&format!("/%2Fapi%2Ffiles%2F{ID}")),
+            Some(format!("/api/files/{ID}"))
         );
-        assert_eq!(server_path("/%2Fapi%2Fme"), None);
-        assert_eq!(server_path("/%2Fapi%2Ffiles%2F..%2Fme"), None);
-        assert_eq!(server_path("/%zz"), None);
+        // The webview may leave the slashes unencoded.
+        assert_eq!(
+            server_path(&format!("//api/files/{ID}")),
+            Some(format!("/api/files/{ID}"))
+        );
+        for bad in [
+            "/%2Fapi%2Fme".to_owned(),
+            "/%2Fapi%2Ffiles%2F..%2Fme".to_owned(),
+            // Encoded once more than the handler decodes: the URL parser would turn
+            // the rest into `..` (this answered /api/me before).
+            "/%2Fapi%2Ffiles%2F%252e%252e%2Fme".to_owned(),
+            "/%252Fapi%252Ffiles%252F..%252Fme".to_owned(),
+            // Mixed: some escapes once, some twice, some raw.
+            "/%2Fapi%2Ffiles%2F%2e%252e%2Fme".to_owned(),
+            "/%2Fapi/files/%2E%2E/me".to_owned(),
+            "/%2Fapi%2Ffiles%2F.%2e%2F%2e.%2Fme".to_owned(),
+            // Backslashes, which URL parsers read as slashes.
+            "/%2Fapi%2Ffiles%2F..%5Cme".to_owned(),
+            "/%5Capi%5Cfiles%5C..%5Cme".to_owned(),
+            "/%2Fapi%2Ffiles%2F%255c..%255cme".to_owned(),
+            // Absolute and protocol-relative URLs, other hosts.
+            format!("/https%3A%2F%2Fevil.example%2Fapi%2Ffiles%2F{ID}"),
+            format!("/%2F%2Fevil.example%2Fapi%2Ffiles%2F{ID}"),
+            format!("/http:%2F%2F127.0.0.1:8080%2Fapi%2Ffiles%2F{ID}"),
+            // More than a file id: queries, fragments, segments, NUL, bad escapes.
+            format!("/%2Fapi%2Ffiles%2F{ID}%3Fx%3D1"),
+            format!("/%2Fapi%2Ffiles%2F{ID}%23x"),
+            format!("/%2Fapi%2Ffiles%2F{ID}%2Fmore"),
+            format!("/%2Fapi%2Ffiles%2F{ID}%00"),
+            "/%2Fapi%2Ffiles%2F%zz".to_owned(),
+            "/%2Fapi%2Ffiles%2F%ff%fe".to_owned(),
+            "/%zz".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(server_path(&bad), None, "{bad:?}");
+        }
     }
 
     #[test]

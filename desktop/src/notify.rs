@@ -7,6 +7,12 @@
 //! notification replaces its older one, and clicking it brings the window to the front
 //! and opens that conversation (`chatapp://open`). Elsewhere Tauri's notification plugin
 //! shows it (it cannot replace one or report a click there).
+//!
+//! A message's text stays text: where the freedesktop server reads bodies as markup
+//! (`body-markup` or `body-hyperlinks`, as GNOME Shell, KDE and dunst do), `<`, `>` and `&`
+//! are escaped, so a sender
+//! cannot style, link or hide part of a notification. The plugin's paths (macOS, Windows)
+//! take the body as plain text.
 
 use tauri::{AppHandle, Manager, Runtime};
 
@@ -109,6 +115,8 @@ mod freedesktop {
     struct Inner {
         on_open: OnOpen,
         connection: OnceCell<Connection>,
+        /// Whether the server reads the body as markup (`body-markup` capability).
+        body_markup: OnceCell<bool>,
         shown: Mutex<Shown>,
     }
 
@@ -126,6 +134,7 @@ mod freedesktop {
                 inner: Arc::new(Inner {
                     on_open,
                     connection: OnceCell::new(),
+                    body_markup: OnceCell::new(),
                     shown: Mutex::default(),
                 }),
             }
@@ -151,6 +160,13 @@ mod freedesktop {
             conversation: Option<i64>,
         ) -> zbus::Result<u32> {
             let connection = self.connection().await?;
+            // The summary is plain text by the protocol; the body is markup where the
+            // server says so, and a message's text must never become markup there.
+            let body = if self.body_markup(&connection).await {
+                super::escape_markup(body)
+            } else {
+                body.to_owned()
+            };
             let replaces = conversation
                 .and_then(|c| self.shown().by_conversation.get(&c).copied())
                 .unwrap_or(0);
@@ -172,7 +188,7 @@ mod freedesktop {
                         replaces,
                         "chatapp-desktop",
                         title,
-                        body,
+                        body.as_str(),
                         actions,
                         hints,
                         -1i32,
@@ -188,6 +204,35 @@ mod freedesktop {
                 shown.by_id.insert(id, c);
             }
             Ok(id)
+        }
+
+        /// Asks the server once whether it reads bodies as markup: `body-markup`, or
+        /// `body-hyperlinks` / `body-images` (links and images are markup; dunst reads
+        /// markup while advertising only `body-hyperlinks`). When it cannot say, the body
+        /// is escaped: visible entities are better than text that turns into markup.
+        async fn body_markup(&self, connection: &Connection) -> bool {
+            *self
+                .inner
+                .body_markup
+                .get_or_init(|| async {
+                    let caps = connection
+                        .call_method(Some(NAME), PATH, Some(NAME), "GetCapabilities", &())
+                        .await
+                        .and_then(|reply| reply.body().deserialize::<Vec<String>>());
+                    match caps {
+                        Ok(caps) => caps.iter().any(|c| {
+                            matches!(
+                                c.as_str(),
+                                "body-markup" | "body-hyperlinks" | "body-images"
+                            )
+                        }),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "notification capabilities unknown");
+                            true
+                        }
+                    }
+                })
+                .await
         }
 
         /// How many conversations have a notification on screen (as far as this app knows).
@@ -271,9 +316,34 @@ mod freedesktop {
     }
 }
 
+/// Text as the freedesktop notification markup (a small subset of XML) shows it as it is:
+/// `<`, `>` and `&` become entities, so a message cannot style, link or hide itself.
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::clip;
+    use super::{clip, escape_markup};
+
+    #[test]
+    fn markup_in_a_message_is_escaped() {
+        assert_eq!(
+            escape_markup("<b>ALERT</b> <a href=\"x\">x</a> if a < b && c > d"),
+            "&lt;b&gt;ALERT&lt;/b&gt; &lt;a href=\"x\"&gt;x&lt;/a&gt; if a &lt; b &amp;&amp; c &gt; d"
+        );
+        assert_eq!(escape_markup("&amp;"), "&amp;amp;");
+        assert_eq!(escape_markup("plain"), "plain");
+    }
 
     #[test]
     fn long_messages_are_clipped_on_a_character_boundary() {

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use chatapp_client::{Api, ClientError, Realtime};
 use serde::{Deserialize, Serialize};
 
+use crate::address::{self, ServerSecurity};
 use crate::keychain::{Keychain, KeychainError};
 
 /// What the webview gets for a failed call: the shape of the web UI's `ApiError`.
@@ -124,20 +125,37 @@ impl Session {
         self.lock().server.clone()
     }
 
+    /// Whether the kept server is reached privately, and what to say when not.
+    pub fn server_security(&self) -> Option<ServerSecurity> {
+        self.server().map(|url| address::security(&url))
+    }
+
     /// Checks that `url` answers as a ChatApp server, then keeps it (and signs out of
-    /// the previous one in this app; its token stays in the keychain for later).
+    /// the previous one in this app; its token stays in the keychain for later). No scheme
+    /// means `https://`; a redirect is reported, never followed into the kept address.
     pub async fn set_server(&self, url: &str) -> Result<String, CallError> {
-        let trimmed = url.trim().trim_end_matches('/');
-        let with_scheme = if trimmed.contains("://") {
-            trimmed.to_owned()
-        } else {
-            format!("http://{trimmed}")
-        };
+        let address =
+            address::parse(url).map_err(|message| CallError::local("invalid_server", message))?;
+        let with_scheme = address.url;
         let api = Api::new(&with_scheme)?;
         api.health().await.map_err(|e| match e {
+            ClientError::Transport(_) if with_scheme.starts_with("https://") => CallError::local(
+                "server_unreachable",
+                format!(
+                    "No ChatApp server answers at {with_scheme}. Check the address; a server without HTTPS needs http:// typed in front."
+                ),
+            ),
             ClientError::Transport(_) => CallError::local(
                 "server_unreachable",
                 format!("No ChatApp server answers at {with_scheme}. Check the address."),
+            ),
+            ClientError::Redirected { location, .. } => CallError::local(
+                "server_redirects",
+                if location.is_empty() {
+                    format!("{with_scheme} redirects elsewhere without saying where. Ask whoever runs the server for its address.")
+                } else {
+                    format!("{with_scheme} sends the app on to {location}. If that is your server, type that address instead.")
+                },
             ),
             ClientError::Decode { .. } | ClientError::Api { .. } => CallError::local(
                 "not_chatapp",
@@ -221,26 +239,35 @@ impl Session {
         Ok(())
     }
 
-    /// Sign-out: the server revokes the session, the keychain forgets it, the connection ends.
+    /// Sign-out: the server revokes the session, then the keychain forgets it and the
+    /// connection ends. When the server cannot be told (no answer, an error), nothing is
+    /// forgotten: the person is still signed in, told so, and may retry or
+    /// [`Session::forget`] the session on this computer only.
     pub async fn sign_out(&self) -> Result<(), CallError> {
+        let api = self.api()?;
+        if api.token().is_some() {
+            match api.logout().await {
+                Ok(()) => {}
+                // Already revoked or expired: signed out all the same.
+                Err(e) if e.is_session_ended() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.forget().await
+    }
+
+    /// Forgets the session on this computer without telling the server (its session
+    /// stays valid there until it expires or is ended from another device): the token
+    /// leaves the keychain and the connection ends.
+    pub async fn forget(&self) -> Result<(), CallError> {
         let rt = self.lock().realtime.take();
         if let Some(rt) = rt {
             rt.shutdown().await;
         }
         let api = self.api()?;
-        let revoked = if api.token().is_some() {
-            api.logout().await
-        } else {
-            Ok(())
-        };
         api.set_token(None);
         self.keychain()?.delete_token(&api.base_url())?;
-        match revoked {
-            Ok(()) => Ok(()),
-            // Already revoked or expired: signed out all the same.
-            Err(e) if e.is_session_ended() => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(())
     }
 
     /// Called when the server says the session is over (401): forget the token.

@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 use chatapp_client::protocol::{MessageKind, RegisterRequest, ServerEvent};
 use chatapp_client::{Api, Event, Realtime, RealtimeOptions};
 use serde_json::{Value, json};
-use support::{Daemon, private_dir, require, xvfb};
+use support::{Daemon, private_dir, require, start_server, xvfb};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -27,49 +26,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
-}
-
-/// The server binary: `CHATAPP_SERVER_BIN`, or built into this target directory.
-fn server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CHATAPP_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/debug/deps/e2e-… → target
-    let exe = std::env::current_exe().expect("exe");
-    let target = exe.ancestors().nth(3).expect("target dir").to_path_buf();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "chatapp-server", "--quiet", "--target-dir"])
-        .arg(&target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build -p chatapp-server");
-    assert!(status.success(), "building chatapp-server failed");
-    target.join("debug/chatapp-server")
-}
-
-/// Starts the server on a free port; returns it and its base URL.
-fn start_server(data: &std::path::Path) -> (Daemon, String) {
-    let mut cmd = Command::new(server_bin());
-    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut d = Daemon::spawn("chatapp-server", &mut cmd);
-    let out = d.child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("server stdout ended")
-            .expect("server stdout");
-        if let Some(rest) = line.strip_prefix("listening on ") {
-            break rest.trim().to_owned();
-        }
-    };
-    // Keep draining stdout so the server never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    (d, url)
 }
 
 /// The whole X display as a PNG in `desktop/test-artifacts/` (gitignored), to look at.

@@ -103,6 +103,37 @@ fn notify_child() {
         dunstctl(&["close"]);
         eventually("the app noticing the close", || desktop.on_screen() == 0);
         assert!(opened.try_recv().is_err(), "closing opened a conversation");
+
+        // A message's text is text: dunst reads bodies as markup, so it arrives escaped
+        // and is shown as typed, neither styled nor mangled.
+        let typed = "<b>SECURITY ALERT from IT</b> <u>call now</u> if a < b && c > d";
+        desktop
+            .show_now("Mallory", typed, Some(11))
+            .await
+            .expect("shown");
+        dunstctl(&["close"]);
+        eventually("the markup notification in the history", || {
+            history().iter().any(|(_, summary, _)| summary == "Mallory")
+        });
+        let v: Value = serde_json::from_str(&dunstctl(&["history"])).expect("history json");
+        let n = v["data"][0]
+            .as_array()
+            .and_then(|all| all.iter().find(|n| n["summary"]["data"] == "Mallory"))
+            .cloned()
+            .expect("the notification");
+        assert_eq!(
+            n["body"]["data"],
+            "&lt;b&gt;SECURITY ALERT from IT&lt;/b&gt; &lt;u&gt;call now&lt;/u&gt; if a &lt; b &amp;&amp; c &gt; d",
+            "the body dunst received: {n}"
+        );
+        // What dunst draws (its markup, after its format): the tags as text, not as tags.
+        let shown = n["message"]["data"].as_str().unwrap_or_default();
+        assert!(
+            shown.contains("&lt;b&gt;SECURITY ALERT from IT&lt;/b&gt;")
+                && shown.contains("if a &lt; b &amp;&amp; c &gt; d")
+                && !shown.contains("<u>"),
+            "dunst shows the text as typed: {shown:?}"
+        );
     });
 }
 

@@ -47,6 +47,11 @@ pub struct User {
     pub id: i64,
     pub username: String,
     pub display_name: String,
+    /// The display name's look-alike key: the Unicode confusable skeleton (UTS #39) of its
+    /// lowercase form. Two people whose keys are equal look alike on screen, and clients
+    /// show them apart by username.
+    #[serde(default)]
+    pub name_key: String,
     /// The 256 px avatar (PNG), if any.
     pub avatar_url: Option<String>,
     /// The 64 px avatar (PNG), if any.
@@ -67,6 +72,11 @@ pub struct Me {
     pub id: i64,
     pub username: String,
     pub display_name: String,
+    /// The display name's look-alike key: the Unicode confusable skeleton (UTS #39) of its
+    /// lowercase form. Two people whose keys are equal look alike on screen, and clients
+    /// show them apart by username.
+    #[serde(default)]
+    pub name_key: String,
     pub email: String,
     /// The 256 px avatar (PNG), if any.
     pub avatar_url: Option<String>,

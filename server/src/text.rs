@@ -1,6 +1,7 @@
 //! Rules for text people type, in one place: no NUL anywhere (PostgreSQL cannot store it),
-//! labels others see (display names, group titles) without bidi overrides or invisible-only
-//! content, and emails compared in one normal form.
+//! labels others see (display names, group titles) without bidi overrides, hidden
+//! characters or invisible-only content, the look-alike key of a name, and emails compared
+//! in one normal form.
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
@@ -65,6 +66,43 @@ fn is_invisible(c: char) -> bool {
         )
 }
 
+/// Characters that take no room and hide inside a label: zero-width space, word joiner,
+/// BOM, soft hyphen, invisible operators, Hangul fillers, tags… (format characters and the
+/// blank "letters"). Two exceptions keep real writing working: a zero-width joiner or
+/// non-joiner between two characters that are neither ASCII nor spaces (emoji sequences
+/// such as 👩‍💻, Persian and Indic words), and tag characters right after 🏴 or another
+/// tag (subdivision flags such as 🏴󠁧󠁢󠁳󠁣󠁴󠁿).
+fn hidden_at(chars: &[char], i: usize) -> bool {
+    let c = chars[i];
+    let prev = i.checked_sub(1).map(|p| chars[p]);
+    let next = chars.get(i + 1).copied();
+    let joins = |n: Option<char>| {
+        n.is_some_and(|n| {
+            !n.is_ascii() && !n.is_whitespace() && n.general_category() != GeneralCategory::Format
+        })
+    };
+    match c {
+        '\u{200C}' | '\u{200D}' => !(joins(prev) && joins(next)),
+        '\u{E0020}'..='\u{E007F}' => !matches!(prev, Some('\u{1F3F4}' | '\u{E0020}'..='\u{E007F}')),
+        '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{034F}' => true,
+        _ => c.general_category() == GeneralCategory::Format,
+    }
+}
+
+/// The look-alike key of a display name: the confusable skeleton (Unicode TS #39) of its
+/// lowercase form, lowercased again, with `i` and `l` as one letter (a capital I looks
+/// like an l, and case is ignored), so `alice`, `ALICE`, `aIice`, `аlice` (Cyrillic а)
+/// and `ａｌｉｃｅ` share one. Coarser than look-alike on purpose: a false match only adds
+/// a username beside a name. Not for display; clients compare keys.
+pub fn name_key(name: &str) -> String {
+    let skeleton: String = unicode_security::skeleton(&name.to_lowercase()).collect();
+    skeleton
+        .to_lowercase()
+        .chars()
+        .map(|c| if c == 'i' { 'l' } else { c })
+        .collect()
+}
+
 /// Trims and checks a label other people see (`field` names it in the error, `code` is
 /// the error code): 1–`max_chars` characters, no control characters, no bidi controls,
 /// and at least one visible character.
@@ -87,6 +125,16 @@ pub fn clean_label(
             code,
             format!(
                 "{field} must not contain bidi override or isolate characters (U+202A–U+202E, U+2066–U+2069)"
+            ),
+        ));
+    }
+    let chars: Vec<char> = text.chars().collect();
+    if let Some(i) = (0..chars.len()).find(|&i| hidden_at(&chars, i)) {
+        return Err(ApiError::validation(
+            code,
+            format!(
+                "{field} must not contain invisible characters such as U+{:04X} (zero-width spaces and joiners, soft hyphens, fillers)",
+                u32::from(chars[i])
             ),
         ));
     }
@@ -126,6 +174,55 @@ mod tests {
         assert!(clean_label("\u{3164}", "name", "x", 64).is_err());
         assert!(clean_label("\u{2800} \u{FEFF}", "name", "x", 64).is_err());
         assert!(clean_label("a\u{0}b", "name", "x", 64).is_err());
+    }
+
+    #[test]
+    fn labels_refuse_hidden_characters_inside_but_keep_real_writing() {
+        for hidden in [
+            "a\u{200B}l\u{200B}i\u{200B}c\u{200B}e",
+            "al\u{200D}ice",
+            "ali\u{200C}ce",
+            "alice\u{2060}",
+            "al\u{AD}ice",
+            "\u{FEFF}alice",
+            "ali\u{3164}ce",
+            "al\u{115F}ice",
+            "a\u{E0041}lice",
+            "alice\u{2062}",
+        ] {
+            assert!(
+                clean_label(hidden, "name", "x", 64).is_err(),
+                "{hidden:?} was accepted"
+            );
+        }
+        for fine in [
+            "Ann Lee",
+            "👩\u{200D}💻 Ann",
+            "👨\u{200D}👩\u{200D}👧",
+            "می\u{200C}خواهم",
+            "क्\u{200D}ष",
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+            "❤\u{FE0F} Ann",
+            "Zoë",
+        ] {
+            assert!(
+                clean_label(fine, "name", "x", 64).is_ok(),
+                "{fine:?} was refused"
+            );
+        }
+    }
+
+    #[test]
+    fn look_alike_names_share_a_key() {
+        let alice = name_key("alice");
+        assert_eq!(name_key("Alice"), alice);
+        assert_eq!(name_key("\u{430}lice"), alice, "Cyrillic а");
+        assert_eq!(name_key("ａｌｉｃｅ"), alice, "fullwidth");
+        assert_eq!(name_key("aIice"), alice, "capital I for l");
+        assert_eq!(name_key("ALICE"), alice);
+        assert_eq!(name_key("B0b"), name_key("bob"), "zero for o");
+        assert_ne!(name_key("alicia"), alice);
+        assert_ne!(name_key("bob"), alice);
     }
 
     #[test]

@@ -230,6 +230,8 @@ async fn logout_revokes_the_token(backend: Backend) {
     erin.get("/api/me").await.expect(200);
     let resp = erin.post("/api/auth/logout", json!({})).await;
     assert_eq!(resp.status, 204);
+    // The browser drops what it cached for this session (voice messages, avatars).
+    assert_eq!(resp.headers["clear-site-data"], "\"cache\"");
     erin.get("/api/me").await.expect_error(401, "unauthorized");
     erin.post("/api/auth/logout", json!({}))
         .await

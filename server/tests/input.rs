@@ -184,6 +184,10 @@ async fn labels_refuse_bidi_overrides_and_invisible_only_text(backend: Backend) 
         "\u{200B}\u{200D}",
         "\u{3164}",
         "\u{FEFF} \u{2060}",
+        // Hidden inside a name that looks like someone else's.
+        "a\u{200B}l\u{200B}i\u{200B}c\u{200B}e",
+        "al\u{AD}ice",
+        "ali\u{200D}ce",
     ] {
         expect_refused(
             anon.post(
@@ -223,12 +227,39 @@ async fn labels_refuse_bidi_overrides_and_invisible_only_text(backend: Backend) 
         "title",
     );
     // Real names in any script, with marks and emoji, still pass.
-    for name in ["عليّ", "Zoë", "José", "山田 太郎", "👍 Ann"] {
+    for name in [
+        "عليّ",
+        "Zoë",
+        "José",
+        "山田 太郎",
+        "👍 Ann",
+        "👩\u{200D}💻 Ann",
+        "می\u{200C}خواهم",
+    ] {
         alice
             .patch("/api/me", json!({"display_name": name}))
             .await
             .expect(200);
     }
+    // A look-alike name (Cyrillic а) shares its look-alike key with the original, so
+    // clients can show the two apart by username.
+    let me = alice
+        .patch("/api/me", json!({"display_name": "Bob"}))
+        .await
+        .expect(200);
+    let bob = alice.get(&format!("/api/users/{bob_id}")).await.expect(200);
+    assert_eq!(bob["display_name"], "bob");
+    assert_eq!(me["name_key"], bob["name_key"]);
+    let me = alice
+        .patch("/api/me", json!({"display_name": "\u{430}bob"}))
+        .await
+        .expect(200);
+    assert_ne!(me["name_key"], bob["name_key"]);
+    let me = alice
+        .patch("/api/me", json!({"display_name": "b\u{43E}b"}))
+        .await
+        .expect(200);
+    assert_eq!(me["name_key"], bob["name_key"], "Cyrillic о looks like o");
 }
 
 async fn fullwidth_emails_are_the_same_account(backend: Backend) {

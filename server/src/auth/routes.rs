@@ -2,7 +2,7 @@
 
 use axum::{
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use axum_extra::extract::cookie::CookieJar;
@@ -119,14 +119,24 @@ pub async fn login(
 
 /// End this session.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
-    responses((status = 204, description = "Signed out"), (status = 401, body = ErrorBody)))]
+    responses((status = 204, description = "Signed out; the browser is told to drop its cached files (`Clear-Site-Data: \"cache\"`)"), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
     state.store.delete_session(auth.session_id).await?;
     state.end_sessions(vec![auth.session_id]);
     let jar = super::expired_cookies()
         .into_iter()
         .fold(CookieJar::new(), CookieJar::add);
-    Ok((StatusCode::NO_CONTENT, jar).into_response())
+    // What this account's pages left in the browser's HTTP cache (voice messages,
+    // avatars) goes with the session, for the next person at a shared computer.
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(
+            header::HeaderName::from_static("clear-site-data"),
+            HeaderValue::from_static("\"cache\""),
+        )],
+        jar,
+    )
+        .into_response())
 }
 
 /// The signed-in account.

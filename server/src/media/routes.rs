@@ -162,6 +162,11 @@ pub async fn upload_voice(
 
 /// A stored file: voice only to members of its conversation, avatars to anyone signed
 /// in. Supports `Range`.
+/// How long a browser may keep a file it fetched: one hour, in its private cache only. A
+/// file never changes, but on a shared computer it should not outlive the session by
+/// long; sign-out also clears the cache (`Clear-Site-Data`).
+pub const FILE_CACHE_CONTROL: &str = "private, max-age=3600";
+
 #[utoipa::path(get, path = "/api/files/{id}", tag = "files",
     params(("id" = String, Path)),
     responses(
@@ -199,7 +204,7 @@ pub async fn get_file(
     );
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
+        HeaderValue::from_static(FILE_CACHE_CONTROL),
     );
     let ext = match file.mime.as_str() {
         "audio/mpeg" => "mp3",

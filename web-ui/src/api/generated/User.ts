@@ -5,6 +5,12 @@
  */
 export type User = { id: number, username: string, display_name: string, 
 /**
+ * The display name's look-alike key: the Unicode confusable skeleton (UTS #39) of its
+ * lowercase form. Two people whose keys are equal look alike on screen, and clients
+ * show them apart by username.
+ */
+name_key: string, 
+/**
  * The 256 px avatar (PNG), if any.
  */
 avatar_url: string | null, 
