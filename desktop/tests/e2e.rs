@@ -109,6 +109,23 @@ impl Driver {
         .await;
     }
 
+    /// Moves the mouse pointer onto the element's centre.
+    async fn hover(&self, css: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            "/actions",
+            Some(json!({"actions": [{
+                "type": "pointer",
+                "id": "mouse",
+                "parameters": {"pointerType": "mouse"},
+                "actions": [{"type": "pointerMove", "duration": 0, "x": 0, "y": 0,
+                             "origin": {ELEMENT: id}}]
+            }]})),
+        )
+        .await;
+    }
+
     async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
         self.cmd(
@@ -415,6 +432,28 @@ async fn chats_through_the_real_window() {
     }
     d.wait_for_text("lunch at one?").await;
     screenshot(&display, "desktop-notification-opened.png");
+
+    // The window has no status bar: pointing at a link shows where it goes.
+    cat.send_message(cat_chat.id, "the menu: https://example.org/lunch?day=mon", None)
+        .await
+        .expect("cat writes a link");
+    d.hover(".timeline a[href^=\"https://example.org/\"]").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = d
+            .script("const b = document.querySelector('#link-target'); return b ? b.innerText : null")
+            .await;
+        if shown.as_str() == Some("https://example.org/lunch?day=mon") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the link's destination was not shown: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    screenshot(&display, "desktop-link-target.png");
     let history = dunstctl(&["history"]);
     assert!(history.contains("lunch at one?"), "{history}");
 

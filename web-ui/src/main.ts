@@ -17,7 +17,7 @@ const target = document.getElementById('app');
 if (!target) throw new Error('#app element missing from index.html');
 
 function titleOf(message: Message, conversation: Conversation | undefined): string {
-  const sender = displayName(store.users[message.sender_id]);
+  const sender = conversation ? store.memberLabel(conversation.id, message.sender_id) : displayName(store.users[message.sender_id]);
   return conversation?.kind === 'group' && conversation.title ? `${sender} in ${conversation.title}` : sender;
 }
 
@@ -31,6 +31,7 @@ if (inTauri()) {
   hooks = {
     recorder: desktop.recorder,
     onUnread: desktop.onUnread,
+    linkTargetOnHover: true,
     onIncoming(message, conversation) {
       desktop.notifier.message(message.conversation_id, titleOf(message, conversation), bodyOf(message));
     },

@@ -33,8 +33,17 @@ export type Progress = (fraction: number) => void;
 export interface ServerChoice {
   /** The chosen server's address, or null before the first choice. */
   get(): Promise<string | null>;
-  /** Checks that a ChatApp server answers at `url`, keeps it, and returns it normalized. */
+  /** Checks that a ChatApp server answers at `url`, keeps it, and returns it normalized.
+   *  No scheme means https://; a redirect is refused with a message naming its target. */
   set(url: string): Promise<string>;
+  /** Whether the chosen server is reached with encryption; `warning` is shown on the
+   *  sign-in screen when the password would cross the network readable. */
+  security(): Promise<ServerSecurity | null>;
+}
+
+export interface ServerSecurity {
+  transport: 'encrypted' | 'local_cleartext' | 'cleartext';
+  warning: string | null;
 }
 
 export interface ApiClient {
@@ -42,7 +51,14 @@ export interface ApiClient {
   readonly server?: ServerChoice;
   register(input: RegisterRequest): Promise<AuthResponse>;
   login(input: LoginRequest): Promise<AuthResponse>;
+  /** Ends the session on the server. Rejects when the server did not confirm it (then the
+   *  session still works here: the cookie or the stored token is kept). */
   logout(): Promise<void>;
+  /** Present where this computer holds the session itself (the desktop's keychain token):
+   *  forgets it and stops the live connection without asking the server, for when the
+   *  server cannot be reached. The session stays valid on the server until it expires or
+   *  a password change ends it. */
+  forgetSession?(): Promise<void>;
   me(): Promise<Me>;
   updateMe(input: UpdateMeRequest): Promise<Me>;
   uploadAvatar(file: Blob, onProgress?: Progress): Promise<Me>;

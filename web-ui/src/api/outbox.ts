@@ -86,6 +86,16 @@ export class Outbox {
     this.acked(clientId);
   }
 
+  /** Forgets every entry, in memory and in storage (sign-out at a shared computer). */
+  clear(): void {
+    this.entries = [];
+    try {
+      this.storage.removeItem(this.key);
+    } catch {
+      // storage unavailable: nothing was kept there
+    }
+  }
+
   private update(clientId: string, patch: Partial<OutboxEntry>): void {
     this.entries = this.entries.map((e) => (e.client_id === clientId ? { ...e, ...patch } : e));
     this.save();

@@ -80,6 +80,23 @@ describe('TauriApiClient', () => {
     expect(calls.at(-1)).toMatchObject({ cmd: 'server_set', args: { url: 'http://chat.local:8080' } });
   });
 
+  it('asks the Rust side whether the server is reached with encryption', async () => {
+    const warning = 'This server is reached without encryption (http://chat.example.org).';
+    const { ipc } = fakeIpc({ server_security: () => ({ transport: 'cleartext', warning }) });
+    const api = new TauriApiClient(ipc);
+    expect(await api.server.security()).toEqual({ transport: 'cleartext', warning });
+  });
+
+  it('signs out through the server, or forgets the session on this computer only', async () => {
+    const { ipc, calls } = fakeIpc({
+      logout: () => Promise.reject({ status: 0, code: 'network_error', message: 'Cannot reach the server.', retry_after: null }),
+    });
+    const api = new TauriApiClient(ipc);
+    await expect(api.logout()).rejects.toMatchObject({ status: 0, code: 'network_error' });
+    await api.forgetSession();
+    expect(calls.map((c) => c.cmd)).toEqual(['logout', 'forget_session']);
+  });
+
   it('loads server files through the chatmedia scheme, never with a token', () => {
     const api = new TauriApiClient(fakeIpc().ipc);
     const url = api.mediaUrl('/api/files/42');

@@ -5,7 +5,7 @@
 //! (voice, avatars) load through the app's `chatmedia:` scheme; voice is recorded natively.
 //! `invoke`/`listen` are passed in, so unit tests can stand in for the IPC boundary.
 
-import { ApiError, type ApiClient, type ConnectionState, type Progress, type RealtimeClient, type ServerChoice } from './client';
+import { ApiError, type ApiClient, type ConnectionState, type Progress, type RealtimeClient, type ServerChoice, type ServerSecurity } from './client';
 import type {
   AddMembersRequest,
   AuthResponse,
@@ -76,6 +76,7 @@ export class TauriApiClient implements ApiClient {
     this.server = {
       get: () => this.call<string | null>('server_get'),
       set: (url: string) => this.call<string>('server_set', { url }),
+      security: () => this.call<ServerSecurity | null>('server_security'),
     };
   }
 
@@ -95,6 +96,9 @@ export class TauriApiClient implements ApiClient {
   }
   logout(): Promise<void> {
     return this.call('logout');
+  }
+  forgetSession(): Promise<void> {
+    return this.call('forget_session');
   }
   me(): Promise<Me> {
     return this.call('me');

@@ -6,9 +6,16 @@ export interface TextPart {
   href: string | null;
 }
 
-const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+/** Characters that change how text around them is ordered or that cannot be seen: bidi
+ *  embeddings, overrides, isolates and marks, zero-width spaces and joiners, the word
+ *  joiner and invisible operators, the BOM and the soft hyphen. A link ends at any of them,
+ *  so none can hide inside one or turn its text around. */
+const URL_RE = /\bhttps?:\/\/[^\s<>"'`\u00AD\u061C\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]+/gi;
 
-/** Plain runs and http(s) links; trailing punctuation stays outside the link. */
+/** Plain runs and http(s) links; trailing punctuation stays outside the link. A link's
+ *  text is what was typed when that reads as where it goes; otherwise (a host the parser
+ *  rewrites, such as an IDN look-alike shown in punycode, backslashes, dot segments, user
+ *  names before an @) it is the real target, so the text never points somewhere else. */
 export function linkify(text: string): TextPart[] {
   const out: TextPart[] = [];
   let last = 0;
@@ -18,18 +25,47 @@ export function linkify(text: string): TextPart[] {
     if (trail) url = url.slice(0, -trail[0].length);
     const start = m.index ?? 0;
     if (start > last) out.push({ text: text.slice(last, start), href: null });
-    let href: string | null = null;
-    try {
-      const u = new URL(url);
-      if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
-    } catch {
-      href = null;
-    }
-    out.push({ text: url, href });
+    out.push(link(url));
     last = start + url.length;
   }
   if (last < text.length) out.push({ text: text.slice(last), href: null });
   return out;
+}
+
+function link(typed: string): TextPart {
+  let u: URL;
+  try {
+    u = new URL(typed);
+  } catch {
+    return { text: typed, href: null };
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return { text: typed, href: null };
+  const credentials = u.username !== '' || u.password !== '';
+  u.username = '';
+  u.password = '';
+  const href = u.href;
+  return { text: !credentials && readsAs(typed, u) ? typed : href, href };
+}
+
+/** Whether the typed text names the parsed URL: the same scheme and host up to letter
+ *  case, and a path, query and fragment that differ at most in percent-encoding (the
+ *  parser encodes `ü` or `{`; it must not have resolved `..` or read a backslash as `/`). */
+function readsAs(typed: string, u: URL): boolean {
+  if (typed.includes('\\')) return false;
+  const m = /^(https?):\/\/([^/?#]*)(.*)$/is.exec(typed);
+  if (!m) return false;
+  const [, scheme = '', host = '', rest = ''] = m;
+  if (`${scheme.toLowerCase()}:` !== u.protocol || host.toLowerCase() !== u.host) return false;
+  const typedRest = rest.startsWith('/') ? rest : `/${rest}`;
+  return decode(typedRest) === decode(u.href.slice(u.origin.length));
+}
+
+function decode(s: string): string {
+  try {
+    return decodeURI(s);
+  } catch {
+    return s;
+  }
 }
 
 export function timeOfDay(iso: string): string {

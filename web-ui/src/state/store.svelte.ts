@@ -1,8 +1,9 @@
-//! The one store of the client: who is signed in, the conversations, their messages, the
-//! people (presence, names, avatars), typing, read positions, the connection state and
-//! the outbox. The realtime client feeds it; screens read it and call its methods. It
-//! talks to the server only through `ApiClient` and `RealtimeClient`, so it runs the same
-//! in the browser, in the desktop app and in unit tests.
+//! The one store of the client: who is signed in (and signing out), the conversations,
+//! their messages, the people (presence, names, avatars, names told apart), typing, read
+//! positions, the connection state, the outbox and the destination of the link pointed
+//! at. The realtime client feeds it; screens read it and call its methods. It talks to the
+//! server only through `ApiClient` and `RealtimeClient`, so it runs the same in the
+//! browser, in the desktop app and in unit tests.
 
 import { ApiError, errorMessage, type ApiClient, type ConnectionState, type Progress, type RealtimeClient } from '../api/client';
 import type { Conversation, Me, Message, ServerEvent, User } from '../api/generated';
@@ -34,6 +35,15 @@ export interface StoreHooks {
   recorder?: RecorderFactory;
   /** The unread total changed (window title, tray). */
   onUnread?: (total: number) => void;
+  /** Show a link's destination while it is hovered or focused (the desktop window has no
+   *  status bar; a browser shows it itself). A touch long-press shows it everywhere. */
+  linkTargetOnHover?: boolean;
+}
+
+/** What sign-out does with messages not sent yet: kept in this computer's storage for the
+ *  next sign-in of this account, or removed with the session. */
+export interface SignOutChoice {
+  keepUnsent: boolean;
 }
 
 export class ChatStore {
@@ -50,6 +60,10 @@ export class ChatStore {
   outbox = $state<OutboxEntry[]>([]);
   /** Set when we were removed from the open conversation. */
   notice = $state<string | null>(null);
+  /** A sign-out is waiting for the server (its own session end is expected, not news). */
+  signingOut = $state(false);
+  /** The destination of the link being hovered, focused or long-pressed (see `StoreHooks`). */
+  linkTarget = $state<string | null>(null);
 
   private box: Outbox | null = null;
   private unsubscribe: (() => void)[] = [];
@@ -85,7 +99,8 @@ export class ChatStore {
     this.resendTimer = setInterval(() => this.resendStale(), RESEND_AFTER_MS / 2);
   }
 
-  /** Stops everything and forgets the account's data (the outbox stays in storage). */
+  /** Stops everything and forgets the account's data (the outbox stays in storage: the
+   *  session ended elsewhere, and what was typed is sent after the next sign-in). */
   end(): void {
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
@@ -103,12 +118,41 @@ export class ChatStore {
     this.connection = { kind: 'stopped' };
   }
 
-  async signOut(): Promise<void> {
+  /** Ends the session on the server, then forgets it here. Local state goes only once the
+   *  server confirmed (or answered 401: it had already ended); otherwise this throws and
+   *  everything stays signed in, since the session (the browser's cookie, the desktop's
+   *  keychain token) would still open the account after a reload. */
+  async signOut(choice: SignOutChoice): Promise<void> {
+    this.signingOut = true;
     try {
       await this.api.logout();
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) throw err;
+      // Already ended on the server: drop what this computer still holds of it.
+      await this.api.forgetSession?.().catch(() => {});
     } finally {
-      this.end();
+      this.signingOut = false;
     }
+    this.forget(choice);
+  }
+
+  /** Where the platform allows it (desktop): forgets the session on this computer only,
+   *  without the server (which could not be reached), so it stays valid there until it
+   *  expires or a password change ends it. */
+  async signOutHereOnly(choice: SignOutChoice): Promise<void> {
+    if (!this.api.forgetSession) throw new Error('Signing out on this computer only is not available here.');
+    await this.api.forgetSession();
+    this.forget(choice);
+  }
+
+  /** Messages typed but not sent (pending or failed), which sign-out asks about. */
+  unsentCount(): number {
+    return this.outbox.length;
+  }
+
+  private forget(choice: SignOutChoice): void {
+    if (!choice.keepUnsent) this.box?.clear();
+    this.end();
   }
 
   private setMe(me: Me): void {
@@ -121,6 +165,7 @@ export class ChatStore {
       avatar_small_url: me.avatar_small_url ?? null,
       online: me.online,
       last_seen: me.last_seen,
+      name_key: me.name_key,
     });
   }
 
@@ -184,7 +229,8 @@ export class ChatStore {
     for (const m of c.members) this.putUser(m);
     const me = this.me;
     if (me && !c.members.some((m) => m.id === me.id)) {
-      if (this.conversations[c.id]) this.notice = `You are no longer a member of “${c.title ?? 'this group'}”.`;
+      // The title isolated, so its own bidi text cannot reorder the sentence.
+      if (this.conversations[c.id]) this.notice = `You are no longer a member of “${c.title ? isolate(c.title) : 'this group'}”.`;
       delete this.conversations[c.id];
       delete this.timelines[c.id];
       return;
@@ -323,7 +369,13 @@ export class ChatStore {
       case 'user_updated':
         this.putUser(e.user);
         if (this.me && e.user.id === this.me.id) {
-          this.me = { ...this.me, display_name: e.user.display_name, avatar_url: e.user.avatar_url, avatar_small_url: e.user.avatar_small_url ?? null };
+          this.me = {
+            ...this.me,
+            display_name: e.user.display_name,
+            name_key: e.user.name_key,
+            avatar_url: e.user.avatar_url,
+            avatar_small_url: e.user.avatar_small_url ?? null,
+          };
         }
         break;
       case 'conversation':
@@ -390,7 +442,21 @@ export class ChatStore {
     const forConv = this.typing[conversationId] ?? {};
     return Object.entries(forConv)
       .filter(([uid, until]) => until > now && Number(uid) !== this.me?.id)
-      .map(([uid]) => displayName(this.users[Number(uid)]));
+      .map(([uid]) => this.memberLabel(conversationId, Number(uid)));
+  }
+
+  /** How a person is named in a conversation: their display name, with `(@username)`
+   *  added when another member (me included) has a name that looks the same, so that
+   *  nobody can pass for someone else there by copying their name. The name is then
+   *  isolated (FSI … PDI) so that right-to-left text in it cannot move the username. */
+  memberLabel(conversationId: number, userId: number): string {
+    const members = this.conversations[conversationId]?.members ?? [];
+    const u = this.users[userId] ?? members.find((m) => m.id === userId);
+    const name = displayName(u);
+    if (!u) return name;
+    const key = nameKey(u);
+    const alike = members.some((m) => m.id !== userId && nameKey(this.users[m.id] ?? m) === key);
+    return alike ? `${isolate(name)} (@${u.username})` : name;
   }
 
   /** Which current members (other than me) have read up to at least `seq`. */
@@ -478,6 +544,22 @@ export class ChatStore {
     }
   }
 
+  // ---- link destinations ---------------------------------------------------------
+
+  /** Whether hovering or focusing a link shows its destination (see `StoreHooks`). */
+  get linkTargetOnHover(): boolean {
+    return this.hooks.linkTargetOnHover ?? false;
+  }
+
+  showLinkTarget(href: string): void {
+    this.linkTarget = href;
+  }
+
+  /** Hides the destination shown for `href` (not one shown since for another link). */
+  hideLinkTarget(href: string): void {
+    if (this.linkTarget === href) this.linkTarget = null;
+  }
+
   // ---- profile -------------------------------------------------------------------
 
   async updateProfile(input: { display_name?: string; email?: string; new_password?: string; current_password?: string }): Promise<void> {
@@ -496,6 +578,17 @@ export class ChatStore {
 export function displayName(u: Pick<User, 'display_name' | 'username'> | undefined): string {
   if (!u) return 'Someone';
   return u.display_name || u.username;
+}
+
+/** Plain text isolated from its surroundings (FIRST STRONG ISOLATE … POP DIRECTIONAL ISOLATE). */
+export function isolate(text: string): string {
+  return `\u2068${text}\u2069`;
+}
+
+/** The server's confusable skeleton of the display name: equal keys, names that look alike.
+ *  (Letter case and compatibility forms only, should a server not send one.) */
+function nameKey(u: Pick<User, 'display_name' | 'username' | 'name_key'>): string {
+  return u.name_key || displayName(u).normalize('NFKC').toLowerCase();
 }
 
 /** Which field of a form an API error belongs to (null: the form as a whole). */
@@ -532,8 +625,10 @@ export function otherMember(store: ChatStore, c: Conversation): User | undefined
 export function conversationTitle(store: ChatStore, c: Conversation): string {
   if (c.kind === 'group') {
     if (c.title) return c.title;
-    const names = c.members.filter((m) => m.id !== store.me?.id).map((m) => displayName(store.users[m.id] ?? m));
-    return names.length > 0 ? names.join(', ') : 'Untitled group';
+    const names = c.members.filter((m) => m.id !== store.me?.id).map((m) => store.memberLabel(c.id, m.id));
+    if (names.length === 0) return 'Untitled group';
+    return names.length === 1 ? names[0]! : names.map(isolate).join(', ');
   }
-  return displayName(otherMember(store, c));
+  const other = otherMember(store, c);
+  return other ? store.memberLabel(c.id, other.id) : displayName(other);
 }

@@ -1,11 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { ApiClient, ConnectionState, RealtimeClient } from '../api/client';
-import type { ClientEvent, Conversation, Me, Message, ServerEvent } from '../api/generated';
+import { ApiError, type ApiClient, type ConnectionState, type RealtimeClient } from '../api/client';
+import type { ClientEvent, Conversation, Me, Message, ServerEvent, User } from '../api/generated';
 import type { KeyValueStorage } from '../api/outbox';
-import { ChatStore } from './store.svelte';
+import { ChatStore, conversationTitle, isolate } from './store.svelte';
 
-const ME: Me = { id: 1, username: 'ann', display_name: 'Ann', email: 'a@x', avatar_url: null, avatar_small_url: null, online: true, last_seen: null, created_at: '2026-01-01T00:00:00Z' };
-const BEN = { id: 2, username: 'ben', display_name: 'Ben', avatar_url: null, avatar_small_url: null, online: false, last_seen: null };
+const ME: Me = { id: 1, username: 'ann', display_name: 'Ann', name_key: 'ann', email: 'a@x', avatar_url: null, avatar_small_url: null, online: true, last_seen: null, created_at: '2026-01-01T00:00:00Z' };
+const BEN: User = { id: 2, username: 'ben', display_name: 'Ben', name_key: 'ben', avatar_url: null, avatar_small_url: null, online: false, last_seen: null };
+
+function person(id: number, username: string, display_name: string, name_key: string): User {
+  return { id, username, display_name, name_key, avatar_url: null, avatar_small_url: null, online: false, last_seen: null };
+}
 
 function msg(conversation_id: number, seq: number, sender_id = 2, client_id: string | null = null): Message {
   return { id: conversation_id * 1000 + seq, conversation_id, seq, sender_id, kind: 'text', body: `m${seq}`, attachment: null, client_id, created_at: new Date(Date.UTC(2026, 0, 1, 0, seq)).toISOString() };
@@ -34,6 +38,7 @@ class FakeApi {
   });
   markRead = vi.fn(async () => ({ conversation_id: 0, last_read_seq: 0, unread_count: 0 }));
   conversation = vi.fn(async (id: number) => conv(id, this.stored.get(id)?.length ?? 0));
+  logout = vi.fn(async (): Promise<void> => {});
 }
 
 class FakeRealtime implements RealtimeClient {
@@ -207,5 +212,105 @@ describe('ChatStore', () => {
     // Someone no longer a member does not count.
     store.conversations[9]!.members = [ME as never];
     expect(store.readers(9, 2)).toEqual([]);
+  });
+
+  describe('sign-out', () => {
+    const KEY = `chatapp.outbox.${ME.id}`;
+
+    it('forgets everything and the unsent messages once the server confirmed', async () => {
+      store.sendText(9, 'not sent');
+      expect(storage.map.has(KEY)).toBe(true);
+      expect(store.unsentCount()).toBe(1);
+      await store.signOut({ keepUnsent: false });
+      expect(api.logout).toHaveBeenCalledOnce();
+      expect(store.me).toBeNull();
+      expect(store.outbox).toEqual([]);
+      expect(storage.map.has(KEY)).toBe(false);
+    });
+
+    it('keeps the unsent messages in storage when asked to, for the next sign-in', async () => {
+      store.sendText(9, 'later');
+      await store.signOut({ keepUnsent: true });
+      expect(store.me).toBeNull();
+      expect(JSON.parse(storage.map.get(KEY)!)).toMatchObject([{ body: 'later', state: 'pending' }]);
+    });
+
+    it('stays signed in, with everything, when the server did not confirm', async () => {
+      store.sendText(9, 'kept');
+      for (const err of [new ApiError(0, 'network_error', 'Cannot reach the server.'), new ApiError(500, 'internal', 'Internal error')]) {
+        api.logout.mockRejectedValueOnce(err);
+        await expect(store.signOut({ keepUnsent: false })).rejects.toBe(err);
+        expect(store.me?.id).toBe(ME.id);
+        expect(store.signingOut).toBe(false);
+        expect(store.outbox.map((e) => e.body)).toEqual(['kept']);
+        expect(storage.map.has(KEY)).toBe(true);
+      }
+    });
+
+    it('counts a 401 as signed out (the session had already ended)', async () => {
+      api.logout.mockRejectedValueOnce(new ApiError(401, 'unauthorized', 'Sign in again.'));
+      await store.signOut({ keepUnsent: false });
+      expect(store.me).toBeNull();
+    });
+
+    it('signs out on this computer only where the platform can forget its session', async () => {
+      await expect(store.signOutHereOnly({ keepUnsent: false })).rejects.toThrow();
+      expect(store.me?.id).toBe(ME.id);
+      const forgetSession = vi.fn(async () => {});
+      const withForget = Object.assign(api, { forgetSession });
+      const desktop = new ChatStore(withForget as unknown as ApiClient, new FakeRealtime(), storage);
+      await desktop.begin(ME);
+      desktop.sendText(9, 'x');
+      await desktop.signOutHereOnly({ keepUnsent: false });
+      expect(forgetSession).toHaveBeenCalledOnce();
+      expect(api.logout).not.toHaveBeenCalled();
+      expect(desktop.me).toBeNull();
+      expect(storage.map.has(KEY)).toBe(false);
+    });
+  });
+
+  describe('names that look alike', () => {
+    // ann (me), "Ann" look-alike, two "alice"s (one in Cyrillic а), a unique "Zoe"
+    const ANN2 = person(3, 'ann_', 'ANN', 'ann');
+    const ALICE = person(4, 'alice', 'alice', 'alice');
+    const ALICE2 = person(5, 'mallory', '\u0430lice', 'alice');
+    const ZOE = person(6, 'zoe', 'Zoe', 'zoe');
+
+    function group(id: number, members: User[]): Conversation {
+      return { ...conv(id, 0), kind: 'group', title: 'Team', owner_id: ME.id, members: [ME as never, ...members], read_positions: [] };
+    }
+
+    it('adds @username to each member whose name looks like another member\'s, and only there', async () => {
+      api.conversations.mockResolvedValueOnce([group(20, [ALICE, ALICE2, ZOE, ANN2]), group(21, [ALICE, ZOE])]);
+      await store.refreshConversations();
+      expect(store.memberLabel(20, ALICE.id)).toBe(`${isolate('alice')} (@alice)`);
+      expect(store.memberLabel(20, ALICE2.id)).toBe(`${isolate('\u0430lice')} (@mallory)`);
+      expect(store.memberLabel(20, ZOE.id)).toBe('Zoe');
+      // someone named like me, and me beside them
+      expect(store.memberLabel(20, ANN2.id)).toBe(`${isolate('ANN')} (@ann_)`);
+      expect(store.memberLabel(20, ME.id)).toBe(`${isolate('Ann')} (@ann)`);
+      // in a conversation without the look-alike, just the name
+      expect(store.memberLabel(21, ALICE.id)).toBe('alice');
+      expect(store.memberLabel(21, ME.id)).toBe('Ann');
+    });
+
+    it('follows renames, and names the other person of a direct conversation apart from me', async () => {
+      const direct = { ...conv(30, 0), members: [ME as never, ANN2] };
+      api.conversations.mockResolvedValueOnce([group(20, [ALICE, ZOE]), direct, conv(31, 0)]);
+      await store.refreshConversations();
+      expect(conversationTitle(store, store.conversations[30]!)).toBe(`${isolate('ANN')} (@ann_)`);
+      expect(conversationTitle(store, store.conversations[31]!)).toBe('Ben');
+      expect(store.memberLabel(20, ZOE.id)).toBe('Zoe');
+      rt.emit({ type: 'user_updated', user: { ...ZOE, display_name: 'Alice', name_key: 'alice' } });
+      expect(store.memberLabel(20, ZOE.id)).toBe(`${isolate('Alice')} (@zoe)`);
+      expect(store.memberLabel(20, ALICE.id)).toBe(`${isolate('alice')} (@alice)`);
+    });
+
+    it('names typing members the same way', async () => {
+      api.conversations.mockResolvedValueOnce([group(20, [ALICE, ALICE2, ZOE])]);
+      await store.refreshConversations();
+      for (const u of [ALICE2, ZOE]) rt.emit({ type: 'typing', conversation_id: 20, user_id: u.id });
+      expect(store.typingNames(20)).toEqual([`${isolate('\u0430lice')} (@mallory)`, 'Zoe']);
+    });
   });
 });
