@@ -434,14 +434,20 @@ async fn chats_through_the_real_window() {
     screenshot(&display, "desktop-notification-opened.png");
 
     // The window has no status bar: pointing at a link shows where it goes.
-    cat.send_message(cat_chat.id, "the menu: https://example.org/lunch?day=mon", None)
-        .await
-        .expect("cat writes a link");
+    cat.send_message(
+        cat_chat.id,
+        "the menu: https://example.org/lunch?day=mon",
+        None,
+    )
+    .await
+    .expect("cat writes a link");
     d.hover(".timeline a[href^=\"https://example.org/\"]").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let shown = d
-            .script("const b = document.querySelector('#link-target'); return b ? b.innerText : null")
+            .script(
+                "const b = document.querySelector('#link-target'); return b ? b.innerText : null",
+            )
             .await;
         if shown.as_str() == Some("https://example.org/lunch?day=mon") {
             break;
