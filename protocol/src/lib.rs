@@ -1,6 +1,7 @@
 //! ChatApp's wire types: the JSON bodies of the REST API, the WebSocket events and the
 //! error shape. The server, the desktop client, the tests and the benchmark all use these
-//! types, so the contract in `shared/DESIGN.md` exists in exactly one place in code.
+//! types, so the contract (described in `docs/ARCHITECTURE.md`) exists in exactly one place in
+//! code.
 //!
 //! This crate holds data only: no I/O, no validation beyond what serde enforces.
 

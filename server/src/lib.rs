@@ -1,19 +1,24 @@
 //! chatapp-server: builds the [`Router`] from [`AppState`] and serves it with graceful
 //! shutdown. Resources live in one folder each (`auth`, `users`, `conversations`,
-//! `messages`); SQL lives only in `store`.
+//! `messages`, `media`), the WebSocket route in `socket`; changes reach people through
+//! `events` (publish, deliver, the broker between instances) over the transport in
+//! `realtime`; rows become wire types in `views`; SQL lives only in `store`.
 
 pub mod auth;
 pub mod config;
 pub mod connections;
 pub mod conversations;
 pub mod error;
+pub mod events;
 pub mod limits;
 pub mod media;
 pub mod messages;
 pub mod realtime;
+pub mod socket;
 pub mod store;
 pub mod text;
 pub mod users;
+pub mod views;
 mod web;
 
 use std::{ops::Deref, path::Path, sync::Arc, time::Duration};
@@ -37,10 +42,14 @@ pub use config::Config;
 use crate::{
     auth::limits::AuthLimits,
     error::ApiError,
+    events::Broker,
     limits::UserLimits,
-    media::blobs::BlobStore,
+    media::{
+        Media,
+        blobs::{LocalBlobs, Staging},
+    },
     messages::writer::MessageWriter,
-    realtime::{Hub, fanout::Fanout, hub::ConnLimits},
+    realtime::{Hub, hub::ConnLimits},
     store::{Backend, Store, StoreOptions, UserRow},
 };
 
@@ -68,13 +77,10 @@ pub struct AppInner {
     pub hub: Hub,
     /// Group-commit message writers.
     pub writer: MessageWriter,
-    /// The link to other instances on the same PostgreSQL.
-    pub fanout: Fanout,
-    /// Uploaded files.
-    pub blobs: BlobStore,
-    /// Permits for media decoding (voice analysis, avatar thumbnails): at most
-    /// `--media-workers` run at once, the rest wait their turn.
-    pub media_permits: Arc<tokio::sync::Semaphore>,
+    /// Carries changes to the other instances on the same PostgreSQL (none on SQLite).
+    pub broker: Broker,
+    /// Voice messages, avatars and their files.
+    pub media: Media,
 }
 
 impl Deref for AppState {
@@ -89,8 +95,8 @@ impl AppState {
         store: Store,
         config: Config,
         secret: Vec<u8>,
-        fanout: Fanout,
-        blobs: BlobStore,
+        broker: Broker,
+        media: Media,
     ) -> Self {
         let limits = AuthLimits::new(
             config.auth_rate_per_account,
@@ -111,7 +117,6 @@ impl AppState {
             },
         );
         let user_limits = UserLimits::new(&config);
-        let media_permits = Arc::new(tokio::sync::Semaphore::new(config.media_workers()));
         Self(Arc::new(AppInner {
             store,
             config,
@@ -121,19 +126,13 @@ impl AppState {
             websockets: TaskTracker::new(),
             hub,
             writer,
-            fanout,
-            blobs,
-            media_permits,
+            broker,
+            media,
         }))
     }
 
-    /// Whether `user_id` has an open real-time connection here or on another instance.
-    pub fn is_online(&self, user_id: i64) -> bool {
-        self.hub.is_online(user_id) || self.fanout.online_elsewhere(user_id)
-    }
-
     pub fn public_user(&self, row: &UserRow) -> User {
-        users::public_user(row, self.is_online(row.id))
+        views::public_user(row, self.is_online(row.id))
     }
 }
 
@@ -206,7 +205,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                     usize::try_from(media::MAX_VOICE_BYTES).unwrap_or(usize::MAX) + 64 * 1024,
                 )),
         )
-        .routes(routes!(realtime::connection::ws_handler))
+        .routes(routes!(socket::ws_handler))
         .routes(routes!(healthz))
         .split_for_parts()
 }
@@ -278,77 +277,149 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Opens storage, binds, prints `listening on http://HOST:PORT` and serves until
 /// SIGTERM or Ctrl-C.
-pub async fn serve(mut config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    config.data_dir = config
-        .data_dir
-        .canonicalize()
-        .context("resolving the data dir")?;
-    let secret = load_or_create_secret(config.secret_key.as_deref(), &config.data_dir)?;
-    let store = Store::connect_with(
-        &config.effective_database_url(),
-        &StoreOptions {
-            sqlite_max_bytes: config.sqlite_max_size_mb.saturating_mul(1024 * 1024),
-        },
-    )
-    .await?;
-    tracing::info!(backend = ?store.backend(), "storage ready");
-
+pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let fanout = match store.backend() {
-        Backend::Postgres => Fanout::postgres(&config.effective_database_url())
-            .await
-            .context("connecting the fan-out between instances")?,
-        Backend::Sqlite => Fanout::local(),
-    };
-    let blobs = BlobStore::open(config.data_dir.join("blobs"))
-        .await
-        .context("opening the blob store")?;
-    let state = AppState::new(store, config, secret, fanout, blobs);
-    let removed = media::collect_garbage(&state)
-        .await
-        .context("removing orphan files")?;
-    if removed > 0 {
-        tracing::info!(removed, "removed files no row refers to");
-    }
-    state.fanout.start(&state);
-    let housekeeping = tokio::spawn(housekeeping(state.clone()));
-
-    println!("listening on http://{addr}");
+    let server = Server::start(config, listener).await?;
+    println!("listening on http://{}", server.addr());
     use std::io::Write as _;
     std::io::stdout().flush().ok();
-
-    let header_timeout = state.config.header_timeout();
-    connections::serve(listener, router(state.clone()), header_timeout, {
-        let state = state.clone();
-        async move {
-            shutdown_signal().await;
-            // Close the WebSockets too; upgraded connections are not awaited by serve.
-            state.hub.shutdown();
-        }
-    })
-    .await;
-    housekeeping.abort();
-    // Let the closing WebSockets finish (send their close frames, record their users'
-    // last_seen) before storage closes.
-    state.websockets.close();
-    if tokio::time::timeout(Duration::from_secs(5), state.websockets.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            open = state.websockets.len(),
-            "connections still closing at shutdown"
-        );
-    }
-    state.fanout.stop().await;
-    state.store.close().await;
-    tracing::info!("stopped");
+    shutdown_signal().await;
+    server.stop().await;
     Ok(())
+}
+
+/// Serves on `listener` until `shutdown` completes, then stops gracefully: the server
+/// in-process (tests, embedding), as `serve` runs it.
+pub async fn serve_with_listener(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let server = Server::start(config, listener).await?;
+    shutdown.await;
+    server.stop().await;
+    Ok(())
+}
+
+/// A running server: its state, address and serving task.
+pub struct Server {
+    state: AppState,
+    addr: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    serving: tokio::task::JoinHandle<()>,
+    housekeeping: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens storage (creating the data dir, the secret and the database as needed),
+    /// starts the link to other instances and serves on `listener`.
+    pub async fn start(
+        mut config: Config,
+        listener: tokio::net::TcpListener,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        config.data_dir = config
+            .data_dir
+            .canonicalize()
+            .context("resolving the data dir")?;
+        let secret = load_or_create_secret(config.secret_key.as_deref(), &config.data_dir)?;
+        let store = Store::connect_with(
+            &config.effective_database_url(),
+            &StoreOptions {
+                sqlite_max_bytes: config.sqlite_max_size_mb.saturating_mul(1024 * 1024),
+            },
+        )
+        .await?;
+        tracing::info!(backend = ?store.backend(), "storage ready");
+        let addr = listener.local_addr()?;
+        let broker = match store.backend() {
+            Backend::Postgres => Broker::postgres(&config.effective_database_url())
+                .await
+                .context("connecting the broker between instances")?,
+            Backend::Sqlite => Broker::alone(),
+        };
+        let blobs = LocalBlobs::open(config.data_dir.join("blobs"))
+            .await
+            .context("opening the blob store")?;
+        let staging = Staging::open(config.data_dir.join("blobs").join("tmp"))
+            .await
+            .context("opening the upload staging directory")?;
+        let media = Media::new(Arc::new(blobs), staging, config.media_workers());
+        let state = AppState::new(store, config, secret, broker, media);
+        let removed = state
+            .media
+            .collect_garbage(&state)
+            .await
+            .context("removing orphan files")?;
+        if removed > 0 {
+            tracing::info!(removed, "removed files no row refers to");
+        }
+        state.broker.start(&state);
+        let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let header_timeout = state.config.header_timeout();
+        let serving = tokio::spawn(connections::serve(
+            listener,
+            router(state.clone()),
+            header_timeout,
+            {
+                let state = state.clone();
+                let stop = stop.clone();
+                async move {
+                    stop.cancelled().await;
+                    // Close the WebSockets too; upgraded connections are not awaited by serve.
+                    state.hub.shutdown();
+                }
+            },
+        ));
+        Ok(Self {
+            state,
+            addr,
+            stop,
+            serving,
+            housekeeping,
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Its state (the store, the hub, publishing changes).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops gracefully: no new connections, open ones closed (WebSockets with 1012),
+    /// their users' last seen recorded, this instance's users announced offline
+    /// elsewhere, storage closed.
+    pub async fn stop(self) {
+        let state = self.state;
+        self.stop.cancel();
+        if let Err(err) = self.serving.await {
+            tracing::warn!(error = %err, "the serving task failed");
+        }
+        self.housekeeping.abort();
+        // Let the closing WebSockets finish (send their close frames, record their users'
+        // last_seen) before storage closes.
+        state.websockets.close();
+        if tokio::time::timeout(Duration::from_secs(5), state.websockets.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = state.websockets.len(),
+                "connections still closing at shutdown"
+            );
+        }
+        state.broker.stop().await;
+        state.store.close().await;
+        tracing::info!("stopped");
+    }
 }
 
 /// Periodic upkeep: forget recovered rate-limit keys; close connections whose session
@@ -359,7 +430,7 @@ async fn housekeeping(state: AppState) {
         tick.tick().await;
         state.limits.shrink();
         state.user_limits.shrink();
-        realtime::end_vanished_sessions(&state).await;
+        events::end_vanished_sessions(&state).await;
     }
 }
 

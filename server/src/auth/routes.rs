@@ -14,9 +14,11 @@ use super::{AuthUser, ClientAddr, password};
 use crate::{
     AppState,
     error::{ApiError, ApiJson, ApiResult},
+    events::Change,
     store::{NewUser, ProfileUpdate},
     text::{normalize_email, normalize_login},
-    users::{self, clean_display_name, validate_email, validate_password, validate_username},
+    users::{clean_display_name, validate_email, validate_password, validate_username},
+    views,
 };
 
 /// Creates a session for `user` and answers with its token, CSRF token and cookies.
@@ -37,7 +39,7 @@ async fn start_session(
         .into_iter()
         .fold(CookieJar::new(), CookieJar::add);
     let body = AuthResponse {
-        user: users::me(user, state.is_online(user.id)),
+        user: views::me(user, state.is_online(user.id)),
         token,
         csrf_token: csrf,
     };
@@ -47,11 +49,20 @@ async fn start_session(
 /// Create an account and sign in.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth",
     request_body = RegisterRequest,
+    security(()),
     responses(
-        (status = 201, description = "Account created, signed in", body = AuthResponse),
-        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 201, description = "Account created, signed in", body = AuthResponse,
+            headers(("Set-Cookie" = String, description = "`chatapp_session` (HttpOnly) and `chatapp_csrf`, for browsers"))),
+        (status = 400, description = "Malformed JSON, a missing or mistyped field, or an invalid username, email, password or display name (`error.code` says which)", body = ErrorBody),
+        (status = 403, description = "An `Origin` header from another site", body = ErrorBody),
+        (status = 408, description = "The request body paused or took too long", body = ErrorBody),
         (status = 409, description = "Username or email taken", body = ErrorBody),
-        (status = 429, description = "Too many attempts", body = ErrorBody),
+        (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address or for this username", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -84,10 +95,20 @@ pub async fn register(
 /// Sign in with username or email.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth",
     request_body = LoginRequest,
+    security(()),
     responses(
-        (status = 200, description = "Signed in", body = AuthResponse),
+        (status = 200, description = "Signed in", body = AuthResponse,
+            headers(("Set-Cookie" = String, description = "`chatapp_session` (HttpOnly) and `chatapp_csrf`, for browsers"))),
+        (status = 400, description = "Malformed JSON or a missing or mistyped field", body = ErrorBody),
         (status = 401, description = "Wrong login or password", body = ErrorBody),
-        (status = 429, description = "Too many attempts", body = ErrorBody),
+        (status = 403, description = "An `Origin` header from another site", body = ErrorBody),
+        (status = 408, description = "The request body paused or took too long", body = ErrorBody),
+        (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address or for this account", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -119,10 +140,20 @@ pub async fn login(
 
 /// End this session.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
-    responses((status = 204, description = "Signed out; the browser is told to drop its cached files (`Clear-Site-Data: \"cache\"`)"), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "Signed out; the browser is told to drop its cached files (`Clear-Site-Data: \"cache\"`)",
+            headers(
+                ("Clear-Site-Data" = String, description = "`\"cache\"`"),
+                ("Set-Cookie" = String, description = "Expires `chatapp_session` and `chatapp_csrf`"),
+            )),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full", body = ErrorBody),
+    ))]
 pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
     state.store.delete_session(auth.session_id).await?;
-    state.end_sessions(vec![auth.session_id]);
+    state.end_sessions(vec![auth.session_id]).await;
     let jar = super::expired_cookies()
         .into_iter()
         .fold(CookieJar::new(), CookieJar::add);
@@ -141,9 +172,14 @@ pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<
 
 /// The signed-in account.
 #[utoipa::path(get, path = "/api/me", tag = "account",
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The account", body = Me),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full (recording the session's use failed)", body = ErrorBody),
+    ))]
 pub async fn get_me(State(state): State<AppState>, auth: AuthUser) -> ApiJson<Me> {
-    ApiJson(users::me(&auth.user, state.is_online(auth.id())))
+    ApiJson(views::me(&auth.user, state.is_online(auth.id())))
 }
 
 /// Change display name, email or password. Email and password changes need
@@ -151,11 +187,16 @@ pub async fn get_me(State(state): State<AppState>, auth: AuthUser) -> ApiJson<Me
 #[utoipa::path(patch, path = "/api/me", tag = "account",
     request_body = UpdateMeRequest,
     responses(
-        (status = 200, body = Me),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 403, description = "current_password wrong or missing", body = ErrorBody),
-        (status = 409, body = ErrorBody),
+        (status = 200, description = "The updated account", body = Me),
+        (status = 400, description = "Malformed JSON, a mistyped field, or an invalid display name, email or new password (`error.code` says which)", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "`current_password` wrong or missing, or a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 408, description = "The request body paused or took too long", body = ErrorBody),
+        (status = 409, description = "The email is taken", body = ErrorBody),
+        (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
 pub async fn patch_me(
     State(state): State<AppState>,
@@ -199,7 +240,9 @@ pub async fn patch_me(
         )
         .await?;
     if display_name.is_some() {
-        state.publish_user_updated(user.id).await;
+        state
+            .publish(Change::UserUpdated { user_id: user.id })
+            .await;
     }
     if hash.is_some() {
         let ended = state
@@ -211,7 +254,7 @@ pub async fn patch_me(
             ended = ended.len(),
             "password changed; other sessions ended"
         );
-        state.end_sessions(ended);
+        state.end_sessions(ended).await;
     }
-    Ok(ApiJson(users::me(&user, state.is_online(user.id))))
+    Ok(ApiJson(views::me(&user, state.is_online(user.id))))
 }

@@ -9,8 +9,8 @@ use chatapp_protocol::{Conversation, ConversationKind, MAX_GROUP_MEMBERS, ReadPo
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
-    messages::message_view,
     store::{MemberRow, MembershipRow, MessageRow, time_of},
+    views,
 };
 
 pub const TITLE_MAX_CHARS: usize = 100;
@@ -51,7 +51,7 @@ fn view(
                 last_read_seq: m.last_read_seq,
             })
             .collect(),
-        last_message: last.map(message_view),
+        last_message: last.map(views::message),
         unread_count: (c.last_seq - row.last_read_seq).max(0),
         last_read_seq: row.last_read_seq,
         last_seq: c.last_seq,

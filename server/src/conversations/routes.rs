@@ -15,11 +15,17 @@ use crate::{
     AppState,
     auth::AuthUser,
     error::{ApiError, ApiJson, ApiPath, ApiResult},
+    events::Change,
 };
 
 /// Your conversations, newest activity first, with members, last message and unread count.
 #[utoipa::path(get, path = "/api/conversations", tag = "conversations",
-    responses((status = 200, body = Vec<Conversation>), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Your conversations", body = Vec<Conversation>),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full (recording the session's use failed)", body = ErrorBody),
+    ))]
 pub async fn list_conversations(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -33,7 +39,15 @@ pub async fn list_conversations(
     responses(
         (status = 200, description = "The existing direct conversation", body = Conversation),
         (status = 201, description = "Created", body = Conversation),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "Malformed JSON, a mistyped field, yourself as the other user, an invalid title, unknown or too many members (`error.code` says which)", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Signed in with a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 404, description = "Direct: no such user", body = ErrorBody),
+        (status = 408, description = "The request body paused or took too long", body = ErrorBody),
+        (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
 pub async fn create_conversation(
     State(state): State<AppState>,
@@ -65,7 +79,12 @@ pub async fn create_conversation(
         }
     };
     if created {
-        state.publish_conversation(id, &[]).await;
+        state
+            .publish(Change::Conversation {
+                conversation_id: id,
+                removed: Vec::new(),
+            })
+            .await;
     }
     let conversation = load(&state, id, auth.id()).await?;
     let status = if created {
@@ -78,8 +97,15 @@ pub async fn create_conversation(
 
 /// One conversation.
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "conversations",
-    params(("id" = i64, Path)),
-    responses((status = 200, body = Conversation), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The conversation", body = Conversation),
+        (status = 400, description = "The id is not a 64-bit integer", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 404, description = "No such conversation, or you are not a member", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full (recording the session's use failed)", body = ErrorBody),
+    ))]
 pub async fn get_conversation(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -112,8 +138,19 @@ async fn owned_group(
 
 /// Rename a group (owner only).
 #[utoipa::path(patch, path = "/api/conversations/{id}", tag = "conversations",
-    params(("id" = i64, Path)), request_body = UpdateConversationRequest,
-    responses((status = 200, body = Conversation), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Conversation id")), request_body = UpdateConversationRequest,
+    responses(
+        (status = 200, description = "The renamed group", body = Conversation),
+        (status = 400, description = "Malformed JSON, a mistyped or unknown field, an invalid title, a bad id, or a direct conversation (`error.code` says which)", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Not the group's owner, or a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 404, description = "No such conversation, or you are not a member", body = ErrorBody),
+        (status = 408, description = "The request body paused or took too long", body = ErrorBody),
+        (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
+    ))]
 pub async fn update_conversation(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -123,14 +160,30 @@ pub async fn update_conversation(
     let title = clean_title(&req.title)?;
     owned_group(&state, id, auth.id()).await?;
     state.store.rename_conversation(id, &title).await?;
-    state.publish_conversation(id, &[]).await;
+    state
+        .publish(Change::Conversation {
+            conversation_id: id,
+            removed: Vec::new(),
+        })
+        .await;
     Ok(ApiJson(load(&state, id, auth.id()).await?))
 }
 
 /// Add members to a group (owner only).
 #[utoipa::path(post, path = "/api/conversations/{id}/members", tag = "conversations",
-    params(("id" = i64, Path)), request_body = AddMembersRequest,
-    responses((status = 200, body = Conversation), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Conversation id")), request_body = AddMembersRequest,
+    responses(
+        (status = 200, description = "The group with its members", body = Conversation),
+        (status = 400, description = "Malformed JSON, a mistyped field, a bad id, unknown users, too many members, or a direct conversation (`error.code` says which)", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Not the group's owner, or a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 404, description = "No such conversation, or you are not a member", body = ErrorBody),
+        (status = 408, description = "The request body paused or took too long", body = ErrorBody),
+        (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
+    ))]
 pub async fn add_members(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -141,15 +194,28 @@ pub async fn add_members(
     let current = state.store.member_count(id).await?;
     let ids = check_new_members(&state, &req.user_ids, current).await?;
     if !state.store.add_members(id, &ids).await?.is_empty() {
-        state.publish_conversation(id, &[]).await;
+        state
+            .publish(Change::Conversation {
+                conversation_id: id,
+                removed: Vec::new(),
+            })
+            .await;
     }
     Ok(ApiJson(load(&state, id, auth.id()).await?))
 }
 
 /// Remove a member from a group: the owner removes anyone, anyone removes themselves (leave).
 #[utoipa::path(delete, path = "/api/conversations/{id}/members/{user_id}", tag = "conversations",
-    params(("id" = i64, Path), ("user_id" = i64, Path)),
-    responses((status = 204, description = "Removed"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Conversation id"), ("user_id" = i64, Path, description = "The member to remove (yourself to leave)")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "An id is not a 64-bit integer, or a direct conversation (`error.code` says which)", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Removing someone else from a group you do not own, or a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 404, description = "No such conversation, you are not a member, or `user_id` is not a member", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
+    ))]
 pub async fn remove_member(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -168,6 +234,11 @@ pub async fn remove_member(
         ));
     }
     state.store.remove_member(id, user_id).await?;
-    state.publish_conversation(id, &[user_id]).await;
+    state
+        .publish(Change::Conversation {
+            conversation_id: id,
+            removed: vec![user_id],
+        })
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

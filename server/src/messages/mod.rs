@@ -3,14 +3,13 @@
 pub mod routes;
 pub mod writer;
 
-use chatapp_protocol::{
-    Attachment, MAX_BODY_CHARS, MAX_CLIENT_ID_LEN, Message, MessageKind, ReadState,
-};
+use chatapp_protocol::{MAX_BODY_CHARS, MAX_CLIENT_ID_LEN, MessageKind, ReadState};
 
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
-    store::{MessageRow, time_of},
+    events::Change,
+    store::MessageRow,
 };
 use writer::OwnedNewMessage;
 
@@ -38,6 +37,7 @@ pub async fn send_text(
             kind: MessageKind::Text,
             body,
             client_id,
+            file: None,
         })
         .await?;
     if created {
@@ -64,7 +64,11 @@ pub async fn mark_read(
     let last_read_seq = state.store.mark_read(conversation_id, user_id, seq).await?;
     if last_read_seq > row.last_read_seq {
         state
-            .publish_read(conversation_id, user_id, last_read_seq)
+            .publish(Change::Read {
+                conversation_id,
+                user_id,
+                seq: last_read_seq,
+            })
             .await;
     }
     Ok(ReadState {
@@ -72,41 +76,6 @@ pub async fn mark_read(
         last_read_seq,
         unread_count: (last_seq - last_read_seq).max(0),
     })
-}
-
-pub fn message_view(row: &MessageRow) -> Message {
-    Message {
-        id: row.id,
-        conversation_id: row.conversation_id,
-        seq: row.seq,
-        sender_id: row.sender_id,
-        kind: if row.kind == "voice" {
-            MessageKind::Voice
-        } else {
-            MessageKind::Text
-        },
-        body: row.body.clone(),
-        attachment: row.file_id.as_ref().map(|id| Attachment {
-            id: id.clone(),
-            url: format!("/api/files/{id}"),
-            mime: row.file_mime.clone().unwrap_or_default(),
-            size: row.file_size.unwrap_or_default(),
-            duration_ms: row.file_duration_ms,
-            waveform: row
-                .file_waveform
-                .as_deref()
-                .map(hex_decode)
-                .unwrap_or_default(),
-        }),
-        client_id: row.client_id.clone(),
-        created_at: time_of(row.created_at),
-    }
-}
-
-fn hex_decode(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
 }
 
 /// A text body must have something other than whitespace and at most 4,000 characters.

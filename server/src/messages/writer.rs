@@ -8,7 +8,7 @@
 use chatapp_protocol::MessageKind;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{MessageRow, NewMessage, Store, StoreError, StoreResult};
+use crate::store::{FileMeta, MessageRow, NewMessage, Store, StoreError, StoreResult};
 
 /// Most messages stored in one transaction.
 const MAX_BATCH: usize = 256;
@@ -21,6 +21,8 @@ pub struct OwnedNewMessage {
     pub kind: MessageKind,
     pub body: String,
     pub client_id: Option<String>,
+    /// A voice message's file (already in the blob store).
+    pub file: Option<FileMeta>,
 }
 
 struct Job {
@@ -93,7 +95,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 kind: job.message.kind,
                 body: &job.message.body,
                 client_id: job.message.client_id.as_deref(),
-                file: None,
+                file: job.message.file.as_ref(),
             })
             .collect();
         let started = std::time::Instant::now();

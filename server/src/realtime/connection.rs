@@ -1,70 +1,67 @@
-//! One WebSocket connection: authentication and origin check at the upgrade, then two
-//! tasks — the reader (client frames: send, typing, read, resume, ping) and the writer
-//! (the bounded outbound queue, replays for `resume`, pings) — ended together.
+//! One WebSocket connection, after the upgrade (`crate::socket` authenticates and
+//! upgrades): two tasks — the reader (client frames: `resume` and `ping` here, the rest
+//! handed to [`Frames`]) and the writer (the bounded outbound queue, replays for
+//! `resume`, pings) — ended together.
 //!
 //! Live events start after the client's first frame: send `resume` first to get what
 //! was missed, in seq order, exactly once, then `synced`; any other first frame starts
 //! live delivery at once. The writer keeps a per-conversation cursor and fills any gap
 //! from the store, so each message reaches a connection once and in order.
 
-use std::{collections::HashMap, net::IpAddr, time::Duration};
+use std::{collections::HashMap, future::Future, net::IpAddr, time::Duration};
 
-use axum::{
-    extract::{
-        State,
-        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
-    },
-    http::HeaderMap,
-    response::Response,
-};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chatapp_protocol::{ClientEvent, ServerEvent};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
-use tokio::{sync::mpsc, time::Instant};
+use tokio::sync::mpsc;
 
 use super::{CloseReason, Outbound, encode, hub::Kill};
-use crate::{
-    AppState,
-    auth::{AuthUser, ClientAddr, check_same_origin},
-    error::{ApiError, ApiResult},
-    messages::{self, message_view},
-    users,
-};
+use crate::{AppState, views};
 
 /// Largest client frame accepted (a 4,000-character body is at most 16 KB of UTF-8).
-const MAX_FRAME: usize = 64 * 1024;
+pub const MAX_FRAME: usize = 64 * 1024;
 /// Messages read from the store per query when replaying.
 const REPLAY_PAGE: i64 = 500;
-/// At most one `typing` per conversation per connection in this interval.
-const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The WebSocket (events in `shared/DESIGN.md`): Bearer token or session cookie; a cookie
-/// session must come from this server's origin.
-#[utoipa::path(get, path = "/api/ws", tag = "realtime",
-    responses(
-        (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 401, body = chatapp_protocol::ErrorBody),
-        (status = 403, description = "Cookie session from a foreign origin", body = chatapp_protocol::ErrorBody),
-    ))]
-pub async fn ws_handler(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    ClientAddr(addr): ClientAddr,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> ApiResult<Response> {
-    if auth.via_cookie {
-        check_same_origin(&headers, &state)?;
+/// What a connection's client frames do, apart from `resume` and `ping` (which the
+/// connection answers itself). `crate::socket` has the one implementation.
+pub trait Frames: Send + 'static {
+    /// Handles one frame (`send`, `typing`, `read`); answers go through `conn`.
+    fn frame(&mut self, event: ClientEvent, conn: &Conn) -> impl Future<Output = ()> + Send;
+}
+
+/// One open connection, as its frame handler sees it: whose it is, and a way to answer
+/// on it alone.
+pub struct Conn {
+    state: AppState,
+    user_id: i64,
+    id: u64,
+}
+
+impl Conn {
+    pub fn user_id(&self) -> i64 {
+        self.user_id
     }
-    if !state.hub.admits(auth.id(), addr) {
-        return Err(ApiError::TooManyConnections);
+
+    /// This connection's id in the hub (a message it sent is acknowledged to it, not
+    /// delivered back).
+    pub fn id(&self) -> u64 {
+        self.id
     }
-    let tracker = state.websockets.clone();
-    Ok(ws
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| tracker.track_future(run(state, auth, addr, socket))))
+
+    /// Queues `item` for this connection only.
+    pub fn reply(&self, item: Outbound) {
+        self.state.hub.send_to_conn(self.user_id, self.id, item);
+    }
+
+    /// An `error` event for this connection.
+    pub fn reply_error(&self, code: &str, message: &str, client_id: Option<String>) {
+        self.reply(Outbound::Event(encode(&ServerEvent::Error {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            client_id,
+        })));
+    }
 }
 
 /// How the writer starts delivering.
@@ -75,10 +72,18 @@ enum Control {
     Live,
 }
 
-async fn run(state: AppState, auth: AuthUser, addr: IpAddr, mut socket: WebSocket) {
-    let user = auth.user;
-    let user_id = user.id;
-    let Some(reg) = state.hub.register(user_id, auth.session_id, addr) else {
+/// Runs an upgraded connection of `user_id` (session `session_id`, from `addr`) until it
+/// ends: greets it with `hello`, hands its frames to `frames`, delivers its queue.
+pub async fn run<F: Frames>(
+    state: AppState,
+    user_id: i64,
+    session_id: i64,
+    addr: IpAddr,
+    hello: Utf8Bytes,
+    frames: F,
+    mut socket: WebSocket,
+) {
+    let Some(reg) = state.hub.register(user_id, session_id, addr) else {
         // Admitted before the upgrade, but others got there first.
         let _ = socket
             .send(close_message(CloseReason::TooManyConnections))
@@ -90,9 +95,6 @@ async fn run(state: AppState, auth: AuthUser, addr: IpAddr, mut socket: WebSocke
     }
     let (sink, stream) = socket.split();
     let (ctrl_tx, ctrl_rx) = mpsc::channel(4);
-    let hello = encode(&ServerEvent::Hello {
-        user: users::me(&user, true),
-    });
     let writer = Writer {
         state: state.clone(),
         user_id,
@@ -102,11 +104,13 @@ async fn run(state: AppState, auth: AuthUser, addr: IpAddr, mut socket: WebSocke
     let kill = reg.kill.clone();
     let mut write_task = tokio::spawn(writer.run(hello, reg.rx, ctrl_rx, kill.clone()));
     let reader = Reader {
-        state: state.clone(),
-        user_id,
-        conn_id: reg.id,
+        conn: Conn {
+            state: state.clone(),
+            user_id,
+            id: reg.id,
+        },
         ctrl: Some(ctrl_tx),
-        typing: HashMap::new(),
+        frames,
     };
     let writer_done = tokio::select! {
         reason = reader.run(stream, kill.clone()) => {
@@ -133,21 +137,18 @@ async fn run(state: AppState, auth: AuthUser, addr: IpAddr, mut socket: WebSocke
     tracing::debug!(user_id, conn = reg.id, "connection closed");
 }
 
-struct Reader {
-    state: AppState,
-    user_id: i64,
-    conn_id: u64,
+struct Reader<F> {
+    conn: Conn,
     /// Until the first frame: how the writer is told to start.
     ctrl: Option<mpsc::Sender<Control>>,
-    /// Last `typing` relayed per conversation.
-    typing: HashMap<i64, Instant>,
+    frames: F,
 }
 
-impl Reader {
+impl<F: Frames> Reader<F> {
     /// Reads client frames until the connection ends; why the server should close it,
     /// if it should.
     async fn run(mut self, mut stream: SplitStream<WebSocket>, kill: Kill) -> Option<CloseReason> {
-        let idle = self.state.config.ws_ping_interval() * 5 / 2;
+        let idle = self.conn.state.config.ws_ping_interval() * 5 / 2;
         loop {
             let next = tokio::select! {
                 () = kill.killed() => return None,
@@ -155,7 +156,7 @@ impl Reader {
             };
             let frame = match next {
                 Err(_) => {
-                    tracing::debug!(user_id = self.user_id, "no answer to pings; closing");
+                    tracing::debug!(user_id = self.conn.user_id, "no answer to pings; closing");
                     return Some(CloseReason::Unresponsive);
                 }
                 Ok(Some(Err(err))) => return read_error_reason(err),
@@ -164,33 +165,21 @@ impl Reader {
             };
             match frame {
                 Message::Text(text) => {
-                    if !self.state.user_limits.check_frame(self.user_id) {
-                        self.reply_error("rate_limited", "too many frames; slow down", None);
+                    if !self.conn.state.user_limits.check_frame(self.conn.user_id) {
+                        self.conn
+                            .reply_error("rate_limited", "too many frames; slow down", None);
                         continue;
                     }
                     self.handle_text(&text).await;
                 }
                 Message::Binary(_) => {
-                    self.reply_error("invalid_frame", "binary frames are not supported", None);
+                    self.conn
+                        .reply_error("invalid_frame", "binary frames are not supported", None);
                 }
                 Message::Ping(_) | Message::Pong(_) => {}
                 Message::Close(_) => return None,
             }
         }
-    }
-
-    fn reply(&self, item: Outbound) {
-        self.state
-            .hub
-            .send_to_conn(self.user_id, self.conn_id, item);
-    }
-
-    fn reply_error(&self, code: &str, message: &str, client_id: Option<String>) {
-        self.reply(Outbound::Event(encode(&ServerEvent::Error {
-            code: code.to_owned(),
-            message: message.to_owned(),
-            client_id,
-        })));
     }
 
     /// Starts the writer (once) the way the first frame asks.
@@ -205,7 +194,8 @@ impl Reader {
             Ok(event) => event,
             Err(err) => {
                 self.start(Control::Live).await;
-                self.reply_error("invalid_frame", &format!("malformed frame: {err}"), None);
+                self.conn
+                    .reply_error("invalid_frame", &format!("malformed frame: {err}"), None);
                 return;
             }
         };
@@ -216,90 +206,21 @@ impl Reader {
                     Some(ctrl) => {
                         let _ = ctrl.send(Control::Resume(cursors)).await;
                     }
-                    None => {
-                        self.reply_error("invalid_frame", "resume must be the first frame", None)
-                    }
-                }
-            }
-            ClientEvent::Send {
-                conversation_id,
-                client_id,
-                body,
-            } => {
-                self.start(Control::Live).await;
-                self.send(conversation_id, client_id, body).await;
-            }
-            ClientEvent::Typing { conversation_id } => {
-                self.start(Control::Live).await;
-                self.typing(conversation_id).await;
-            }
-            ClientEvent::Read {
-                conversation_id,
-                seq,
-            } => {
-                self.start(Control::Live).await;
-                if let Err(err) =
-                    messages::mark_read(&self.state, self.user_id, conversation_id, seq).await
-                {
-                    self.reply_api_error(&err, None);
+                    None => self.conn.reply_error(
+                        "invalid_frame",
+                        "resume must be the first frame",
+                        None,
+                    ),
                 }
             }
             ClientEvent::Ping => {
                 self.start(Control::Live).await;
-                self.reply(Outbound::Event(encode(&ServerEvent::Pong)));
+                self.conn.reply(Outbound::Event(encode(&ServerEvent::Pong)));
             }
-        }
-    }
-
-    fn reply_api_error(&self, err: &ApiError, client_id: Option<String>) {
-        self.reply_error(err.code(), &err.to_string(), client_id);
-    }
-
-    async fn send(&mut self, conversation_id: i64, client_id: String, body: String) {
-        let result = messages::send_text(
-            &self.state,
-            self.user_id,
-            conversation_id,
-            body,
-            Some(client_id.clone()),
-            Some(self.conn_id),
-        )
-        .await;
-        match result {
-            Ok((row, _)) => {
-                let frame = encode(&ServerEvent::Ack {
-                    client_id,
-                    message: message_view(&row),
-                });
-                self.reply(Outbound::Message {
-                    conversation_id,
-                    seq: row.seq,
-                    frame,
-                    ack: true,
-                });
+            event => {
+                self.start(Control::Live).await;
+                self.frames.frame(event, &self.conn).await;
             }
-            Err(err) => self.reply_api_error(&err, Some(client_id)),
-        }
-    }
-
-    async fn typing(&mut self, conversation_id: i64) {
-        let now = Instant::now();
-        if self
-            .typing
-            .get(&conversation_id)
-            .is_some_and(|last| now.duration_since(*last) < TYPING_INTERVAL)
-        {
-            return;
-        }
-        match self.state.members_of(conversation_id).await {
-            Ok(members) if members.contains(&self.user_id) => {
-                self.typing.insert(conversation_id, now);
-                self.state
-                    .publish_typing(conversation_id, self.user_id)
-                    .await;
-            }
-            Ok(_) => self.reply_api_error(&ApiError::NotFound, None),
-            Err(err) => self.reply_api_error(&err.into(), None),
         }
     }
 }
@@ -479,7 +400,7 @@ impl Writer {
             for row in &rows {
                 self.sink
                     .feed(Message::Text(encode(&ServerEvent::Message {
-                        message: message_view(row),
+                        message: views::message(row),
                     })))
                     .await?;
             }

@@ -3,12 +3,16 @@
 //! the databases truly differ. Every method answers one question the server asks;
 //! "not found" and "conflict" are values, not strings to parse.
 //!
+//! `instances` is the PostgreSQL-only part: the bookkeeping of server instances sharing
+//! one database and their LISTEN/NOTIFY channel.
+//!
 //! SQLite gets a single-connection write pool (writes are serialised by SQLite anyway;
 //! doing it in the pool avoids `SQLITE_BUSY` on lock upgrades) and a separate read pool.
 //! PostgreSQL uses one pool for both.
 
 mod conversations;
 mod files;
+pub mod instances;
 mod messages;
 mod sessions;
 mod tx;

@@ -1,13 +1,8 @@
-//! Accounts as the API shows them, and the rules for their fields.
+//! Accounts: the rules for their fields (their views are in `views`).
 
 pub mod routes;
 
-use chatapp_protocol::{Me, User};
-
-use crate::{
-    error::ApiError,
-    store::{UserRow, time_of},
-};
+use crate::error::ApiError;
 
 pub const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
 pub const PASSWORD_MIN_CHARS: usize = 8;
@@ -15,40 +10,6 @@ pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const PASSWORD_MAX_BYTES: usize = 1024;
 pub const DISPLAY_NAME_MAX_CHARS: usize = 64;
 pub const EMAIL_MAX_BYTES: usize = 254;
-
-pub fn avatar_url(avatar_id: Option<&str>) -> Option<String> {
-    avatar_id.map(|id| format!("/api/files/{id}"))
-}
-
-/// The public view of an account. `online` comes from the real-time hub.
-pub fn public_user(row: &UserRow, online: bool) -> User {
-    User {
-        id: row.id,
-        username: row.username.clone(),
-        display_name: row.display_name.clone(),
-        name_key: crate::text::name_key(&row.display_name),
-        avatar_url: avatar_url(row.avatar_id.as_deref()),
-        avatar_small_url: avatar_url(row.avatar_small_id.as_deref()),
-        online,
-        last_seen: row.last_seen_at.map(time_of),
-    }
-}
-
-/// The owner's view of their account.
-pub fn me(row: &UserRow, online: bool) -> Me {
-    Me {
-        id: row.id,
-        username: row.username.clone(),
-        display_name: row.display_name.clone(),
-        name_key: crate::text::name_key(&row.display_name),
-        email: row.email.clone(),
-        avatar_url: avatar_url(row.avatar_id.as_deref()),
-        avatar_small_url: avatar_url(row.avatar_small_id.as_deref()),
-        online,
-        last_seen: row.last_seen_at.map(time_of),
-        created_at: time_of(row.created_at),
-    }
-}
 
 /// 3–32 ASCII letters, digits, `_`, `.` or `-`.
 pub fn validate_username(name: &str) -> Result<(), ApiError> {

@@ -15,7 +15,13 @@ const SEARCH_QUERY_MAX_CHARS: usize = 64;
 
 /// Find people by username or display name prefix (never yourself).
 #[utoipa::path(get, path = "/api/users", tag = "users", params(UserSearchQuery),
-    responses((status = 200, body = Vec<User>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Matching people, at most `limit`", body = Vec<User>),
+        (status = 400, description = "`q` missing, empty or longer than 64 characters, or a mistyped parameter", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full (recording the session's use failed)", body = ErrorBody),
+    ))]
 pub async fn search(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -39,7 +45,14 @@ pub async fn search(
 /// A public profile.
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "User id")),
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The profile", body = User),
+        (status = 400, description = "The id is not a 64-bit integer", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full (recording the session's use failed)", body = ErrorBody),
+    ))]
 pub async fn get_user(
     State(state): State<AppState>,
     _auth: AuthUser,

@@ -1,0 +1,76 @@
+//! Stored rows as the API and the WebSocket show them: pure conversions to the
+//! `protocol` types, shared by the handlers and the delivery of changes.
+
+use chatapp_protocol::{Attachment, Me, Message, MessageKind, User};
+
+use crate::store::{MessageRow, UserRow, time_of};
+
+pub fn avatar_url(avatar_id: Option<&str>) -> Option<String> {
+    avatar_id.map(|id| format!("/api/files/{id}"))
+}
+
+/// The public view of an account. `online` comes from the real-time hub.
+pub fn public_user(row: &UserRow, online: bool) -> User {
+    User {
+        id: row.id,
+        username: row.username.clone(),
+        display_name: row.display_name.clone(),
+        name_key: crate::text::name_key(&row.display_name),
+        avatar_url: avatar_url(row.avatar_id.as_deref()),
+        avatar_small_url: avatar_url(row.avatar_small_id.as_deref()),
+        online,
+        last_seen: row.last_seen_at.map(time_of),
+    }
+}
+
+/// The owner's view of their account.
+pub fn me(row: &UserRow, online: bool) -> Me {
+    Me {
+        id: row.id,
+        username: row.username.clone(),
+        display_name: row.display_name.clone(),
+        name_key: crate::text::name_key(&row.display_name),
+        email: row.email.clone(),
+        avatar_url: avatar_url(row.avatar_id.as_deref()),
+        avatar_small_url: avatar_url(row.avatar_small_id.as_deref()),
+        online,
+        last_seen: row.last_seen_at.map(time_of),
+        created_at: time_of(row.created_at),
+    }
+}
+
+/// A stored message as the API and the WebSocket show it.
+pub fn message(row: &MessageRow) -> Message {
+    Message {
+        id: row.id,
+        conversation_id: row.conversation_id,
+        seq: row.seq,
+        sender_id: row.sender_id,
+        kind: if row.kind == "voice" {
+            MessageKind::Voice
+        } else {
+            MessageKind::Text
+        },
+        body: row.body.clone(),
+        attachment: row.file_id.as_ref().map(|id| Attachment {
+            id: id.clone(),
+            url: format!("/api/files/{id}"),
+            mime: row.file_mime.clone().unwrap_or_default(),
+            size: row.file_size.unwrap_or_default(),
+            duration_ms: row.file_duration_ms,
+            waveform: row
+                .file_waveform
+                .as_deref()
+                .map(hex_decode)
+                .unwrap_or_default(),
+        }),
+        client_id: row.client_id.clone(),
+        created_at: time_of(row.created_at),
+    }
+}
+
+fn hex_decode(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
