@@ -1,5 +1,6 @@
 //! Entry point: styles, the platform (the browser's REST, WebSocket and recorder, or the
-//! desktop app's Tauri commands when running inside it), the one store, the root component.
+//! desktop app's Tauri commands when running inside it), the one store and the one router
+//! (handed to the components through context by `App`), the root component.
 
 import 'bootstrap/dist/css/bootstrap.min.css';
 import './styles.css';
@@ -9,12 +10,14 @@ import App from './App.svelte';
 import { BrowserVoiceRecorder } from './api/media-recorder';
 import { browserPlatform, notify } from './platform/browser';
 import { desktopPlatform, inTauri } from './platform/desktop';
-import { router } from './state/router.svelte';
+import { Router } from './state/router.svelte';
 import { ChatStore, displayName, type StoreHooks } from './state/store.svelte';
 import type { Conversation, Message } from './api/generated';
 
 const target = document.getElementById('app');
 if (!target) throw new Error('#app element missing from index.html');
+
+const router = new Router();
 
 function titleOf(message: Message, conversation: Conversation | undefined): string {
   const sender = conversation ? store.memberLabel(conversation.id, message.sender_id) : displayName(store.users[message.sender_id]);
@@ -49,4 +52,4 @@ if (inTauri()) {
 
 const store: ChatStore = new ChatStore(platform.api, platform.realtime, platform.storage, hooks);
 
-mount(App, { target, props: { store } });
+mount(App, { target, props: { store, router } });

@@ -1,12 +1,22 @@
-//! The one store of the client: who is signed in (and signing out), the conversations,
-//! their messages, the people (presence, names, avatars, names told apart), typing, read
-//! positions, the connection state, the outbox and the destination of the link pointed
-//! at. The realtime client feeds it; screens read it and call its methods. It talks to the
-//! server only through `ApiClient` and `RealtimeClient`, so it runs the same in the
-//! browser, in the desktop app and in unit tests.
+//! The one store of the client: the server chosen, who is signed in (and signing out), the
+//! conversations, their messages, the people (presence, names, avatars, names told apart),
+//! typing, read positions, the connection state, the outbox and the destination of the
+//! link pointed at. The realtime client feeds it; screens read it through getters (its
+//! state is private) and change it only by calling its methods, handed the one instance
+//! through Svelte context (`context.ts`). It talks to the server only through `ApiClient`
+//! and `RealtimeClient`, which screens never see, so it runs the same in the browser, in the
+//! desktop app and in unit tests.
 
-import { ApiError, errorMessage, type ApiClient, type ConnectionState, type Progress, type RealtimeClient } from '../api/client';
-import type { Conversation, Me, Message, ServerEvent, User } from '../api/generated';
+import {
+  ApiError,
+  errorMessage,
+  type ApiClient,
+  type ConnectionState,
+  type Progress,
+  type RealtimeClient,
+  type ServerSecurity,
+} from '../api/client';
+import type { Conversation, LoginRequest, Me, Message, RegisterRequest, ServerEvent, User } from '../api/generated';
 import { newClientId, Outbox, type KeyValueStorage, type OutboxEntry } from '../api/outbox';
 import type { RecorderFactory, VoiceRecorder } from '../api/recorder';
 import { contiguousTop, firstGap, upsert, upsertAll } from './timeline';
@@ -46,76 +56,215 @@ export interface SignOutChoice {
   keepUnsent: boolean;
 }
 
+/** Where start-up lands: choosing a server (desktop, first start), signing in, or the app. */
+export type StartPhase = 'server' | 'signed-out' | 'signed-in';
+
 export class ChatStore {
-  me = $state<Me | null>(null);
-  connection = $state<ConnectionState>({ kind: 'stopped' });
+  // ---- state: private, read through the getters below; changed only by methods ------
+
+  #me = $state<Me | null>(null);
+  #connection = $state<ConnectionState>({ kind: 'stopped' });
   /** Everyone we know, by id: the one place presence, names and avatars are kept current. */
-  users = $state<Record<number, User>>({});
-  conversations = $state<Record<number, Conversation>>({});
-  timelines = $state<Record<number, Timeline>>({});
+  #users = $state<Record<number, User>>({});
+  #conversations = $state<Record<number, Conversation>>({});
+  #timelines = $state<Record<number, Timeline>>({});
   /** conversation → user → until when (ms) they count as typing */
-  typing = $state<Record<number, Record<number, number>>>({});
+  #typing = $state<Record<number, Record<number, number>>>({});
   /** conversation → user → highest seq they have read (seen live) */
-  reads = $state<Record<number, Record<number, number>>>({});
-  outbox = $state<OutboxEntry[]>([]);
+  #reads = $state<Record<number, Record<number, number>>>({});
+  #outbox = $state<OutboxEntry[]>([]);
   /** Set when we were removed from the open conversation. */
-  notice = $state<string | null>(null);
+  #notice = $state<string | null>(null);
   /** A sign-out is waiting for the server (its own session end is expected, not news). */
-  signingOut = $state(false);
+  #signingOut = $state(false);
   /** The destination of the link being hovered, focused or long-pressed (see `StoreHooks`). */
-  linkTarget = $state<string | null>(null);
+  #linkTarget = $state<string | null>(null);
+  /** The chosen server's address where the platform lets the person choose (desktop). */
+  #serverAddress = $state<string | null>(null);
 
-  private box: Outbox | null = null;
-  private unsubscribe: (() => void)[] = [];
-  private gapFetches = new Set<string>();
-  private lastTypingSent = new Map<number, number>();
-  private sentAt = new Map<string, number>();
-  private resendTimer: ReturnType<typeof setInterval> | null = null;
+  // ---- derived ------------------------------------------------------------------------
 
-  constructor(
-    readonly api: ApiClient,
-    private readonly realtime: RealtimeClient,
-    private readonly storage: KeyValueStorage,
-    private readonly hooks: StoreHooks = {},
-  ) {}
+  #unreadTotal = $derived(Object.values(this.#conversations).reduce((n, c) => n + Math.max(0, c.unread_count), 0));
+  /** Newest activity first. */
+  #sortedConversations = $derived.by(() =>
+    Object.values(this.#conversations).sort((a, b) => Date.parse(b.last_activity_at) - Date.parse(a.last_activity_at) || b.id - a.id),
+  );
+  /** Messages typed but not sent (pending or failed), which sign-out asks about. */
+  #unsentCount = $derived(this.#outbox.length);
+  /** conversation id → the last seq we hold without a hole (or know of, when not opened). */
+  #cursors = $derived.by(() => {
+    const out: Record<string, number> = {};
+    for (const c of Object.values(this.#conversations)) {
+      const t = this.#timelines[c.id];
+      out[String(c.id)] = t && t.items.length > 0 ? contiguousTop(t.items) : c.last_seq;
+    }
+    return out;
+  });
 
-  private now(): number {
-    return this.hooks.now ? this.hooks.now() : Date.now();
+  // ---- the rest of the inside --------------------------------------------------------
+
+  readonly #api: ApiClient;
+  readonly #realtime: RealtimeClient;
+  readonly #storage: KeyValueStorage;
+  readonly #hooks: StoreHooks;
+  #box: Outbox | null = null;
+  #unsubscribe: (() => void)[] = [];
+  #gapFetches = new Set<string>();
+  #lastTypingSent = new Map<number, number>();
+  #sentAt = new Map<string, number>();
+  #resendTimer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(api: ApiClient, realtime: RealtimeClient, storage: KeyValueStorage, hooks: StoreHooks = {}) {
+    this.#api = api;
+    this.#realtime = realtime;
+    this.#storage = storage;
+    this.#hooks = hooks;
+  }
+
+  get me(): Me | null {
+    return this.#me;
+  }
+  get connection(): ConnectionState {
+    return this.#connection;
+  }
+  get users(): Readonly<Record<number, User>> {
+    return this.#users;
+  }
+  get conversations(): Readonly<Record<number, Conversation>> {
+    return this.#conversations;
+  }
+  get timelines(): Readonly<Record<number, Timeline>> {
+    return this.#timelines;
+  }
+  get typing(): Readonly<Record<number, Readonly<Record<number, number>>>> {
+    return this.#typing;
+  }
+  get reads(): Readonly<Record<number, Readonly<Record<number, number>>>> {
+    return this.#reads;
+  }
+  get outbox(): readonly OutboxEntry[] {
+    return this.#outbox;
+  }
+  get notice(): string | null {
+    return this.#notice;
+  }
+  get signingOut(): boolean {
+    return this.#signingOut;
+  }
+  get linkTarget(): string | null {
+    return this.#linkTarget;
+  }
+  get serverAddress(): string | null {
+    return this.#serverAddress;
+  }
+  get unreadTotal(): number {
+    return this.#unreadTotal;
+  }
+  get sortedConversations(): readonly Conversation[] {
+    return this.#sortedConversations;
+  }
+  get unsentCount(): number {
+    return this.#unsentCount;
+  }
+  /** What resume sends: see `#cursors`. */
+  get cursors(): Readonly<Record<string, number>> {
+    return this.#cursors;
+  }
+
+  #now(): number {
+    return this.#hooks.now ? this.#hooks.now() : Date.now();
+  }
+
+  // ---- start-up and the server ---------------------------------------------------
+
+  /** Whether this platform lets the person choose the server (the desktop app). */
+  get choosesServer(): boolean {
+    return this.#api.server !== undefined;
+  }
+
+  /** On start (and after choosing a server): which server, then whether a session is still
+   *  open there, and if so loads the list and goes live. Throws what the server answered
+   *  when it was neither the account nor a 401. */
+  async start(): Promise<StartPhase> {
+    try {
+      const server = this.#api.server;
+      if (server) {
+        this.#serverAddress = await server.get();
+        if (this.#serverAddress === null) return 'server';
+      }
+      await this.#begin(await this.#api.me());
+      return 'signed-in';
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return 'signed-out';
+      throw err;
+    }
+  }
+
+  /** Checks that a ChatApp server answers at `url` and keeps it (see `ServerChoice.set`). */
+  async chooseServer(url: string): Promise<string> {
+    const server = this.#api.server;
+    if (!server) throw new Error('The server cannot be changed here.');
+    this.#serverAddress = await server.set(url);
+    return this.#serverAddress;
+  }
+
+  /** Whether the chosen server is reached with encryption (null where there is no choice). */
+  async serverSecurity(): Promise<ServerSecurity | null> {
+    return this.#api.server ? this.#api.server.security() : null;
+  }
+
+  /** Whether the server says the session has ended (401). False when it is still valid or
+   *  the server could not be asked. */
+  async sessionEnded(): Promise<boolean> {
+    try {
+      await this.#api.me();
+      return false;
+    } catch (err) {
+      return err instanceof ApiError && err.status === 401;
+    }
   }
 
   // ---- session -------------------------------------------------------------------
 
+  async signIn(input: LoginRequest): Promise<void> {
+    await this.#begin((await this.#api.login(input)).user);
+  }
+
+  async register(input: RegisterRequest): Promise<void> {
+    await this.#begin((await this.#api.register(input)).user);
+  }
+
   /** After sign-in (or on start with a valid session): load the list, then go live. */
-  async begin(me: Me): Promise<void> {
-    this.setMe(me);
-    this.box = new Outbox(this.storage, `chatapp.outbox.${me.id}`);
-    this.outbox = this.box.all().slice();
+  async #begin(me: Me): Promise<void> {
+    this.#setMe(me);
+    this.#box = new Outbox(this.#storage, `chatapp.outbox.${me.id}`);
+    this.#outbox = this.#box.all().slice();
     await this.refreshConversations().catch(() => {
       // offline at start: the realtime client retries, and the list is loaded on `synced`
     });
-    this.unsubscribe.push(this.realtime.onEvent((e) => this.handle(e)));
-    this.unsubscribe.push(this.realtime.onState((s) => (this.connection = s)));
-    this.realtime.start(() => this.cursors());
-    this.resendTimer = setInterval(() => this.resendStale(), RESEND_AFTER_MS / 2);
+    this.#unsubscribe.push(this.#realtime.onEvent((e) => this.#handle(e)));
+    this.#unsubscribe.push(this.#realtime.onState((s) => (this.#connection = s)));
+    this.#realtime.start(() => this.cursors);
+    this.#resendTimer = setInterval(() => this.#resendStale(), RESEND_AFTER_MS / 2);
   }
 
   /** Stops everything and forgets the account's data (the outbox stays in storage: the
    *  session ended elsewhere, and what was typed is sent after the next sign-in). */
   end(): void {
-    for (const u of this.unsubscribe) u();
-    this.unsubscribe = [];
-    this.realtime.stop();
-    if (this.resendTimer !== null) clearInterval(this.resendTimer);
-    this.resendTimer = null;
-    this.me = null;
-    this.users = {};
-    this.conversations = {};
-    this.timelines = {};
-    this.typing = {};
-    this.reads = {};
-    this.outbox = [];
-    this.box = null;
-    this.connection = { kind: 'stopped' };
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+    this.#realtime.stop();
+    if (this.#resendTimer !== null) clearInterval(this.#resendTimer);
+    this.#resendTimer = null;
+    this.#me = null;
+    this.#users = {};
+    this.#conversations = {};
+    this.#timelines = {};
+    this.#typing = {};
+    this.#reads = {};
+    this.#outbox = [];
+    this.#box = null;
+    this.#connection = { kind: 'stopped' };
   }
 
   /** Ends the session on the server, then forgets it here. Local state goes only once the
@@ -123,41 +272,41 @@ export class ChatStore {
    *  everything stays signed in, since the session (the browser's cookie, the desktop's
    *  keychain token) would still open the account after a reload. */
   async signOut(choice: SignOutChoice): Promise<void> {
-    this.signingOut = true;
+    this.#signingOut = true;
     try {
-      await this.api.logout();
+      await this.#api.logout();
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 401)) throw err;
       // Already ended on the server: drop what this computer still holds of it.
-      await this.api.forgetSession?.().catch(() => {});
+      await this.#api.forgetSession?.().catch(() => {});
     } finally {
-      this.signingOut = false;
+      this.#signingOut = false;
     }
-    this.forget(choice);
+    this.#forget(choice);
+  }
+
+  /** Whether `signOutHereOnly` is available (the desktop, which holds the session itself). */
+  get canSignOutHereOnly(): boolean {
+    return this.#api.forgetSession !== undefined;
   }
 
   /** Where the platform allows it (desktop): forgets the session on this computer only,
    *  without the server (which could not be reached), so it stays valid there until it
    *  expires or a password change ends it. */
   async signOutHereOnly(choice: SignOutChoice): Promise<void> {
-    if (!this.api.forgetSession) throw new Error('Signing out on this computer only is not available here.');
-    await this.api.forgetSession();
-    this.forget(choice);
+    if (!this.#api.forgetSession) throw new Error('Signing out on this computer only is not available here.');
+    await this.#api.forgetSession();
+    this.#forget(choice);
   }
 
-  /** Messages typed but not sent (pending or failed), which sign-out asks about. */
-  unsentCount(): number {
-    return this.outbox.length;
-  }
-
-  private forget(choice: SignOutChoice): void {
-    if (!choice.keepUnsent) this.box?.clear();
+  #forget(choice: SignOutChoice): void {
+    if (!choice.keepUnsent) this.#box?.clear();
     this.end();
   }
 
-  private setMe(me: Me): void {
-    this.me = me;
-    this.putUser({
+  #setMe(me: Me): void {
+    this.#me = me;
+    this.#putUser({
       id: me.id,
       username: me.username,
       display_name: me.display_name,
@@ -169,108 +318,102 @@ export class ChatStore {
     });
   }
 
-  private putUser(u: User): void {
-    this.users[u.id] = u;
+  #putUser(u: User): void {
+    this.#users[u.id] = u;
   }
 
-  // ---- what resume sends ---------------------------------------------------------
+  // ---- people and media ----------------------------------------------------------
 
-  /** conversation id → the last seq we hold without a hole (or know of, when not opened). */
-  cursors(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const c of Object.values(this.conversations)) {
-      const t = this.timelines[c.id];
-      out[String(c.id)] = t && t.items.length > 0 ? contiguousTop(t.items) : c.last_seq;
-    }
-    return out;
+  /** People whose name or username matches `query`. */
+  searchUsers(query: string, limit: number): Promise<User[]> {
+    return this.#api.searchUsers({ q: query, limit });
+  }
+
+  /** Something an `<img>` or `<audio>` can load for a server file path (`/api/files/…`). */
+  mediaUrl(path: string): string {
+    return this.#api.mediaUrl(path);
   }
 
   // ---- conversations -------------------------------------------------------------
 
   async refreshConversations(): Promise<void> {
-    const list = await this.api.conversations();
+    const list = await this.#api.conversations();
     const next: Record<number, Conversation> = {};
     for (const c of list) {
       next[c.id] = c;
-      for (const m of c.members) this.putUser(m);
+      for (const m of c.members) this.#putUser(m);
     }
-    this.conversations = next;
-    for (const c of list) this.noteReadPositions(c);
+    this.#conversations = next;
+    for (const c of list) this.#noteReadPositions(c);
     // Anything newer than what an open conversation holds: fetch it (gap filling).
     for (const c of list) {
-      const t = this.timelines[c.id];
-      if (t && t.items.length > 0 && c.last_seq > contiguousTop(t.items)) void this.fillUpTo(c.id, c.last_seq);
+      const t = this.#timelines[c.id];
+      if (t && t.items.length > 0 && c.last_seq > contiguousTop(t.items)) void this.#fillUpTo(c.id, c.last_seq);
     }
-  }
-
-  /** Newest activity first. */
-  sortedConversations(): Conversation[] {
-    return Object.values(this.conversations).sort(
-      (a, b) => Date.parse(b.last_activity_at) - Date.parse(a.last_activity_at) || b.id - a.id,
-    );
   }
 
   /** A recorder for one voice message (the platform's: browser or native). */
   newRecorder(): VoiceRecorder {
-    if (!this.hooks.recorder) throw new Error('Recording is not available here.');
-    return this.hooks.recorder();
+    if (!this.#hooks.recorder) throw new Error('Recording is not available here.');
+    return this.#hooks.recorder();
   }
 
   /** Screens call this when the unread total they show changes. */
   reportUnread(total: number): void {
-    this.hooks.onUnread?.(total);
+    this.#hooks.onUnread?.(total);
   }
 
-  unreadTotal(): number {
-    return Object.values(this.conversations).reduce((n, c) => n + Math.max(0, c.unread_count), 0);
+  /** Hides the notice (removed from a conversation). */
+  dismissNotice(): void {
+    this.#notice = null;
   }
 
-  private upsertConversation(c: Conversation): void {
-    for (const m of c.members) this.putUser(m);
-    const me = this.me;
+  #upsertConversation(c: Conversation): void {
+    for (const m of c.members) this.#putUser(m);
+    const me = this.#me;
     if (me && !c.members.some((m) => m.id === me.id)) {
       // The title isolated, so its own bidi text cannot reorder the sentence.
-      if (this.conversations[c.id]) this.notice = `You are no longer a member of “${c.title ? isolate(c.title) : 'this group'}”.`;
-      delete this.conversations[c.id];
-      delete this.timelines[c.id];
+      if (this.#conversations[c.id]) this.#notice = `You are no longer a member of “${c.title ? isolate(c.title) : 'this group'}”.`;
+      delete this.#conversations[c.id];
+      delete this.#timelines[c.id];
       return;
     }
-    this.conversations[c.id] = c;
-    this.noteReadPositions(c);
+    this.#conversations[c.id] = c;
+    this.#noteReadPositions(c);
   }
 
   /** Read positions as the server knows them (live `read` events move them on). */
-  private noteReadPositions(c: Conversation): void {
-    for (const r of c.read_positions) this.noteRead(c.id, r.user_id, r.last_read_seq);
+  #noteReadPositions(c: Conversation): void {
+    for (const r of c.read_positions) this.#noteRead(c.id, r.user_id, r.last_read_seq);
   }
 
   async startDirect(userId: number): Promise<Conversation> {
-    const c = await this.api.createConversation({ kind: 'direct', user_id: userId });
-    this.upsertConversation(c);
+    const c = await this.#api.createConversation({ kind: 'direct', user_id: userId });
+    this.#upsertConversation(c);
     return c;
   }
 
   async createGroup(title: string, memberIds: number[]): Promise<Conversation> {
-    const c = await this.api.createConversation({ kind: 'group', title, member_ids: memberIds });
-    this.upsertConversation(c);
+    const c = await this.#api.createConversation({ kind: 'group', title, member_ids: memberIds });
+    this.#upsertConversation(c);
     return c;
   }
 
   async renameGroup(id: number, title: string): Promise<void> {
-    this.upsertConversation(await this.api.updateConversation(id, { title }));
+    this.#upsertConversation(await this.#api.updateConversation(id, { title }));
   }
 
   async addMembers(id: number, userIds: number[]): Promise<void> {
-    this.upsertConversation(await this.api.addMembers(id, { user_ids: userIds }));
+    this.#upsertConversation(await this.#api.addMembers(id, { user_ids: userIds }));
   }
 
   async removeMember(id: number, userId: number): Promise<void> {
-    await this.api.removeMember(id, userId);
-    if (userId === this.me?.id) {
-      delete this.conversations[id];
-      delete this.timelines[id];
+    await this.#api.removeMember(id, userId);
+    if (userId === this.#me?.id) {
+      delete this.#conversations[id];
+      delete this.#timelines[id];
     } else {
-      this.upsertConversation(await this.api.conversation(id));
+      this.#upsertConversation(await this.#api.conversation(id));
     }
   }
 
@@ -278,99 +421,102 @@ export class ChatStore {
 
   /** Loads the newest page the first time a conversation is opened. */
   async open(id: number): Promise<void> {
-    if (this.timelines[id]) return;
-    const c = this.conversations[id];
+    if (this.#timelines[id]) return;
+    const c = this.#conversations[id];
     const firstUnread = c && c.unread_count > 0 ? c.last_read_seq + 1 : null;
-    const page = await this.api.history(id, { limit: PAGE });
-    const existing = this.timelines[id] as Timeline | undefined;
+    const page = await this.#api.history(id, { limit: PAGE });
+    const existing = this.#timelines[id] as Timeline | undefined;
     const items = upsertAll(existing?.items ?? [], page.messages);
-    this.timelines[id] = { items, hasMore: page.has_more, loadingOlder: false, firstUnread };
-    const last = this.conversations[id]?.last_seq ?? 0;
-    if (last > contiguousTop(items)) void this.fillUpTo(id, last);
+    this.#timelines[id] = { items, hasMore: page.has_more, loadingOlder: false, firstUnread };
+    const last = this.#conversations[id]?.last_seq ?? 0;
+    if (last > contiguousTop(items)) void this.#fillUpTo(id, last);
   }
 
   /** Infinite scroll back: the page before the oldest message held. */
   async loadOlder(id: number): Promise<void> {
-    const t = this.timelines[id];
+    const t = this.#timelines[id];
     if (!t || !t.hasMore || t.loadingOlder || t.items.length === 0) return;
     t.loadingOlder = true;
     try {
-      const page = await this.api.history(id, { before_seq: t.items[0]!.seq, limit: PAGE });
-      const cur = this.timelines[id];
+      const page = await this.#api.history(id, { before_seq: t.items[0]!.seq, limit: PAGE });
+      const cur = this.#timelines[id];
       if (!cur) return;
       cur.items = upsertAll(cur.items, page.messages);
       cur.hasMore = page.has_more;
     } finally {
-      const cur = this.timelines[id];
+      const cur = this.#timelines[id];
       if (cur) cur.loadingOlder = false;
     }
   }
 
   /** Fetches the missing seqs between what we hold and `upTo`, each range once at a time. */
-  private async fillUpTo(id: number, upTo: number): Promise<void> {
+  async #fillUpTo(id: number, upTo: number): Promise<void> {
     for (let guard = 0; guard < 100; guard++) {
-      const t = this.timelines[id];
+      const t = this.#timelines[id];
       if (!t) return;
       const gap = firstGap(t.items);
       const top = contiguousTop(t.items);
       const range = gap ?? (upTo > top ? { from: top + 1, to: upTo } : null);
       if (!range) return;
       const key = `${id}:${range.from}`;
-      if (this.gapFetches.has(key)) return;
-      this.gapFetches.add(key);
+      if (this.#gapFetches.has(key)) return;
+      this.#gapFetches.add(key);
       try {
         const limit = Math.min(100, range.to - range.from + 1);
-        const page = await this.api.history(id, { before_seq: range.from + limit, limit });
-        const cur = this.timelines[id];
+        const page = await this.#api.history(id, { before_seq: range.from + limit, limit });
+        const cur = this.#timelines[id];
         if (!cur) return;
         cur.items = upsertAll(cur.items, page.messages);
         if (page.messages.length === 0) return;
       } catch {
         return;
       } finally {
-        this.gapFetches.delete(key);
+        this.#gapFetches.delete(key);
       }
     }
   }
 
   // ---- events --------------------------------------------------------------------
 
-  handle(e: ServerEvent): void {
+  /** One frame of the event stream. Every type of the generated `ServerEvent` union has its
+   *  case: a type added on the Rust side and not handled here fails to compile (see
+   *  `exhaustive.check.ts`) instead of being dropped without a word. */
+  #handle(e: ServerEvent): void {
     switch (e.type) {
       case 'hello':
-        this.setMe(e.user);
+        this.#setMe(e.user);
         break;
       case 'message':
-        this.receive(e.message, true);
+        this.#receive(e.message, true);
         break;
       case 'ack':
-        this.box?.acked(e.client_id);
-        this.sentAt.delete(e.client_id);
-        this.syncOutbox();
-        this.receive(e.message, false);
+        this.#box?.acked(e.client_id);
+        this.#sentAt.delete(e.client_id);
+        this.#syncOutbox();
+        this.#receive(e.message, false);
         break;
       case 'synced':
         void this.refreshConversations().catch(() => {});
-        this.flushOutbox();
+        this.#flushOutbox();
         break;
       case 'presence': {
-        const u = this.users[e.user_id];
-        if (u) this.users[e.user_id] = { ...u, online: e.online, last_seen: e.last_seen ?? u.last_seen };
+        const u = this.#users[e.user_id];
+        if (u) this.#users[e.user_id] = { ...u, online: e.online, last_seen: e.last_seen ?? u.last_seen };
         break;
       }
       case 'typing': {
-        const forConv = (this.typing[e.conversation_id] ??= {});
-        forConv[e.user_id] = this.now() + TYPING_MS;
+        const forConv = (this.#typing[e.conversation_id] ??= {});
+        forConv[e.user_id] = this.#now() + TYPING_MS;
         break;
       }
       case 'read':
-        this.noteRead(e.conversation_id, e.user_id, e.seq);
+        this.#noteRead(e.conversation_id, e.user_id, e.seq);
         break;
       case 'user_updated':
-        this.putUser(e.user);
-        if (this.me && e.user.id === this.me.id) {
-          this.me = {
-            ...this.me,
+        this.#putUser(e.user);
+        if (this.#me && e.user.id === this.#me.id) {
+          this.#me = {
+            ...this.#me,
             display_name: e.user.display_name,
             name_key: e.user.name_key,
             avatar_url: e.user.avatar_url,
@@ -379,26 +525,32 @@ export class ChatStore {
         }
         break;
       case 'conversation':
-        this.upsertConversation(e.conversation);
+        this.#upsertConversation(e.conversation);
         break;
       case 'error':
         if (e.client_id) {
           if (TRANSIENT.has(e.code)) {
-            this.sentAt.set(e.client_id, 0); // resend on the next sweep
+            this.#sentAt.set(e.client_id, 0); // resend on the next sweep
           } else {
-            this.box?.fail(e.client_id, e.message);
-            this.syncOutbox();
+            this.#box?.fail(e.client_id, e.message);
+            this.#syncOutbox();
           }
         }
         break;
       case 'pong':
         break;
+      default: {
+        // Unreachable while every type has its case above. At run time, a type this build
+        // does not know (a newer server) is ignored.
+        const _exhaustive: never = e;
+        void _exhaustive;
+      }
     }
   }
 
-  private receive(m: Message, live: boolean): void {
-    const c = this.conversations[m.conversation_id];
-    const mine = m.sender_id === this.me?.id;
+  #receive(m: Message, live: boolean): void {
+    const c = this.#conversations[m.conversation_id];
+    const mine = m.sender_id === this.#me?.id;
     if (c) {
       if (m.seq > c.last_seq) {
         c.last_seq = m.seq;
@@ -412,36 +564,36 @@ export class ChatStore {
       }
     } else if (live) {
       // A conversation we do not know yet (created while we looked away): fetch it.
-      void this.api.conversation(m.conversation_id).then((conv) => this.upsertConversation(conv), () => {});
+      void this.#api.conversation(m.conversation_id).then((conv) => this.#upsertConversation(conv), () => {});
     }
-    const typers = this.typing[m.conversation_id];
+    const typers = this.#typing[m.conversation_id];
     if (typers) delete typers[m.sender_id];
-    const t = this.timelines[m.conversation_id];
+    const t = this.#timelines[m.conversation_id];
     if (t) {
       const { items, added } = upsert(t.items, m);
       t.items = items;
-      if (added && firstGap(items)) void this.fillUpTo(m.conversation_id, m.seq);
-      if (added && live && !mine) this.hooks.onIncoming?.(m, c);
+      if (added && firstGap(items)) void this.#fillUpTo(m.conversation_id, m.seq);
+      if (added && live && !mine) this.#hooks.onIncoming?.(m, c);
     } else if (live && !mine) {
-      this.hooks.onIncoming?.(m, c);
+      this.#hooks.onIncoming?.(m, c);
     }
   }
 
-  private noteRead(conversationId: number, userId: number, seq: number): void {
-    const forConv = (this.reads[conversationId] ??= {});
+  #noteRead(conversationId: number, userId: number, seq: number): void {
+    const forConv = (this.#reads[conversationId] ??= {});
     forConv[userId] = Math.max(forConv[userId] ?? 0, seq);
-    const c = this.conversations[conversationId];
-    if (c && userId === this.me?.id && seq > c.last_read_seq) {
+    const c = this.#conversations[conversationId];
+    if (c && userId === this.#me?.id && seq > c.last_read_seq) {
       c.last_read_seq = seq;
       c.unread_count = Math.max(0, c.last_seq - seq);
     }
   }
 
   typingNames(conversationId: number): string[] {
-    const now = this.now();
-    const forConv = this.typing[conversationId] ?? {};
+    const now = this.#now();
+    const forConv = this.#typing[conversationId] ?? {};
     return Object.entries(forConv)
-      .filter(([uid, until]) => until > now && Number(uid) !== this.me?.id)
+      .filter(([uid, until]) => until > now && Number(uid) !== this.#me?.id)
       .map(([uid]) => this.memberLabel(conversationId, Number(uid)));
   }
 
@@ -450,22 +602,22 @@ export class ChatStore {
    *  nobody can pass for someone else there by copying their name. The name is then
    *  isolated (FSI … PDI) so that right-to-left text in it cannot move the username. */
   memberLabel(conversationId: number, userId: number): string {
-    const members = this.conversations[conversationId]?.members ?? [];
-    const u = this.users[userId] ?? members.find((m) => m.id === userId);
+    const members = this.#conversations[conversationId]?.members ?? [];
+    const u = this.#users[userId] ?? members.find((m) => m.id === userId);
     const name = displayName(u);
     if (!u) return name;
     const key = nameKey(u);
-    const alike = members.some((m) => m.id !== userId && nameKey(this.users[m.id] ?? m) === key);
+    const alike = members.some((m) => m.id !== userId && nameKey(this.#users[m.id] ?? m) === key);
     return alike ? `${isolate(name)} (@${u.username})` : name;
   }
 
   /** Which current members (other than me) have read up to at least `seq`. */
   readers(conversationId: number, seq: number): number[] {
-    const forConv = this.reads[conversationId] ?? {};
-    const members = new Set(this.conversations[conversationId]?.members.map((m) => m.id) ?? []);
+    const forConv = this.#reads[conversationId] ?? {};
+    const members = new Set(this.#conversations[conversationId]?.members.map((m) => m.id) ?? []);
     return Object.entries(forConv)
       .map(([uid, s]) => [Number(uid), s] as const)
-      .filter(([uid, s]) => s >= seq && uid !== this.me?.id && members.has(uid))
+      .filter(([uid, s]) => s >= seq && uid !== this.#me?.id && members.has(uid))
       .map(([uid]) => uid);
   }
 
@@ -473,74 +625,74 @@ export class ChatStore {
 
   /** Shows the message at once (pending) and sends it now or when the connection returns. */
   sendText(conversationId: number, body: string): void {
-    if (!this.box || body.trim() === '') return;
-    const entry = this.box.add({ client_id: newClientId(), conversation_id: conversationId, body, created_at: this.now() });
-    this.syncOutbox();
-    this.transmit(entry);
+    if (!this.#box || body.trim() === '') return;
+    const entry = this.#box.add({ client_id: newClientId(), conversation_id: conversationId, body, created_at: this.#now() });
+    this.#syncOutbox();
+    this.#transmit(entry);
   }
 
   retry(clientId: string): void {
-    const entry = this.box?.retry(clientId);
-    this.syncOutbox();
-    if (entry) this.transmit(entry);
+    const entry = this.#box?.retry(clientId);
+    this.#syncOutbox();
+    if (entry) this.#transmit(entry);
   }
 
   discard(clientId: string): void {
-    this.box?.remove(clientId);
-    this.syncOutbox();
+    this.#box?.remove(clientId);
+    this.#syncOutbox();
   }
 
-  private transmit(entry: OutboxEntry): void {
-    if (this.connection.kind !== 'live') return; // flushed on `synced`
-    const ok = this.realtime.send({ type: 'send', conversation_id: entry.conversation_id, client_id: entry.client_id, body: entry.body });
-    if (ok) this.sentAt.set(entry.client_id, this.now());
+  #transmit(entry: OutboxEntry): void {
+    if (this.#connection.kind !== 'live') return; // flushed on `synced`
+    const ok = this.#realtime.send({ type: 'send', conversation_id: entry.conversation_id, client_id: entry.client_id, body: entry.body });
+    if (ok) this.#sentAt.set(entry.client_id, this.#now());
   }
 
-  private flushOutbox(): void {
-    for (const e of this.box?.pending() ?? []) this.transmit(e);
+  #flushOutbox(): void {
+    for (const e of this.#box?.pending() ?? []) this.#transmit(e);
   }
 
   /** A pending message with no answer for a while is sent again (same client_id). */
-  private resendStale(): void {
-    const now = this.now();
-    for (const e of this.box?.pending() ?? []) {
-      const at = this.sentAt.get(e.client_id);
-      if (at === undefined || now - at >= RESEND_AFTER_MS) this.transmit(e);
+  #resendStale(): void {
+    const now = this.#now();
+    for (const e of this.#box?.pending() ?? []) {
+      const at = this.#sentAt.get(e.client_id);
+      if (at === undefined || now - at >= RESEND_AFTER_MS) this.#transmit(e);
     }
   }
 
-  private syncOutbox(): void {
-    this.outbox = this.box ? this.box.all().slice() : [];
+  #syncOutbox(): void {
+    this.#outbox = this.#box ? this.#box.all().slice() : [];
   }
 
   pendingFor(conversationId: number): OutboxEntry[] {
-    return this.outbox.filter((e) => e.conversation_id === conversationId);
+    return this.#outbox.filter((e) => e.conversation_id === conversationId);
   }
 
   async sendVoice(conversationId: number, file: Blob, onProgress?: Progress): Promise<void> {
-    const m = await this.api.sendVoice(conversationId, file, newClientId(), onProgress);
-    this.receive(m, false);
+    const m = await this.#api.sendVoice(conversationId, file, newClientId(), onProgress);
+    this.#receive(m, false);
   }
 
   /** Tells the others we are typing, at most every few seconds. */
   typingNow(conversationId: number): void {
-    const now = this.now();
-    if (now - (this.lastTypingSent.get(conversationId) ?? 0) < TYPING_SEND_EVERY_MS) return;
-    this.lastTypingSent.set(conversationId, now);
-    this.realtime.send({ type: 'typing', conversation_id: conversationId });
+    const now = this.#now();
+    if (now - (this.#lastTypingSent.get(conversationId) ?? 0) < TYPING_SEND_EVERY_MS) return;
+    this.#lastTypingSent.set(conversationId, now);
+    this.#realtime.send({ type: 'typing', conversation_id: conversationId });
   }
 
   /** Marks everything held in an open conversation as read. */
   markRead(conversationId: number): void {
-    const c = this.conversations[conversationId];
-    const t = this.timelines[conversationId];
+    const c = this.#conversations[conversationId];
+    const t = this.#timelines[conversationId];
     if (!c || !t || t.items.length === 0) return;
     const seq = t.items[t.items.length - 1]!.seq;
     if (seq <= c.last_read_seq) return;
     c.last_read_seq = seq;
     c.unread_count = Math.max(0, c.last_seq - seq);
-    if (!this.realtime.send({ type: 'read', conversation_id: conversationId, seq })) {
-      void this.api.markRead(conversationId, seq).catch(() => {});
+    if (!this.#realtime.send({ type: 'read', conversation_id: conversationId, seq })) {
+      void this.#api.markRead(conversationId, seq).catch(() => {});
     }
   }
 
@@ -548,30 +700,30 @@ export class ChatStore {
 
   /** Whether hovering or focusing a link shows its destination (see `StoreHooks`). */
   get linkTargetOnHover(): boolean {
-    return this.hooks.linkTargetOnHover ?? false;
+    return this.#hooks.linkTargetOnHover ?? false;
   }
 
   showLinkTarget(href: string): void {
-    this.linkTarget = href;
+    this.#linkTarget = href;
   }
 
   /** Hides the destination shown for `href` (not one shown since for another link). */
   hideLinkTarget(href: string): void {
-    if (this.linkTarget === href) this.linkTarget = null;
+    if (this.#linkTarget === href) this.#linkTarget = null;
   }
 
   // ---- profile -------------------------------------------------------------------
 
   async updateProfile(input: { display_name?: string; email?: string; new_password?: string; current_password?: string }): Promise<void> {
-    this.setMe(await this.api.updateMe(input));
+    this.#setMe(await this.#api.updateMe(input));
   }
 
   async uploadAvatar(file: Blob, onProgress?: Progress): Promise<void> {
-    this.setMe(await this.api.uploadAvatar(file, onProgress));
+    this.#setMe(await this.#api.uploadAvatar(file, onProgress));
   }
 
   async removeAvatar(): Promise<void> {
-    this.setMe(await this.api.deleteAvatar());
+    this.#setMe(await this.#api.deleteAvatar());
   }
 }
 

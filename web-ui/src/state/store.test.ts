@@ -39,6 +39,11 @@ class FakeApi {
   markRead = vi.fn(async () => ({ conversation_id: 0, last_read_seq: 0, unread_count: 0 }));
   conversation = vi.fn(async (id: number) => conv(id, this.stored.get(id)?.length ?? 0));
   logout = vi.fn(async (): Promise<void> => {});
+  me = vi.fn(async (): Promise<Me> => ME);
+  login = vi.fn(async () => ({ user: ME, token: 't', csrf_token: 'c' }));
+  register = vi.fn(async () => ({ user: ME, token: 't', csrf_token: 'c' }));
+  searchUsers = vi.fn(async () => [BEN]);
+  mediaUrl = vi.fn((path: string) => `media:${path}`);
 }
 
 class FakeRealtime implements RealtimeClient {
@@ -106,7 +111,7 @@ describe('ChatStore', () => {
     rt = new FakeRealtime();
     storage = new MemoryStorage();
     store = new ChatStore(api as unknown as ApiClient, rt, storage);
-    await store.begin(ME);
+    expect(await store.start()).toBe('signed-in');
   });
   afterEach(() => store.end());
 
@@ -168,7 +173,7 @@ describe('ChatStore', () => {
     store.end();
     const rt2 = new FakeRealtime();
     const again = new ChatStore(api as unknown as ApiClient, rt2, storage);
-    await again.begin(ME);
+    expect(await again.start()).toBe('signed-in');
     expect(again.outbox.map((e) => e.client_id)).toEqual([id]);
     rt2.goLive();
     expect(rt2.sent).toEqual([{ type: 'send', conversation_id: 9, client_id: id, body: 'typed offline' }]);
@@ -195,11 +200,11 @@ describe('ChatStore', () => {
     rt.goLive();
     rt.emit({ type: 'message', message: msg(9, 2) });
     expect(store.conversations[9]!.unread_count).toBe(1);
-    expect(store.unreadTotal()).toBe(1);
+    expect(store.unreadTotal).toBe(1);
     rt.emit({ type: 'presence', user_id: 2, online: true, last_seen: null });
     expect(store.users[2]!.online).toBe(true);
     rt.emit({ type: 'read', conversation_id: 9, user_id: 1, seq: 2 });
-    expect(store.unreadTotal()).toBe(0);
+    expect(store.unreadTotal).toBe(0);
     rt.emit({ type: 'read', conversation_id: 9, user_id: 2, seq: 2 });
     expect(store.readers(9, 2)).toEqual([2]);
   });
@@ -210,8 +215,126 @@ describe('ChatStore', () => {
     expect(store.readers(9, 2)).toEqual([2]);
     expect(store.readers(9, 3)).toEqual([]);
     // Someone no longer a member does not count.
-    store.conversations[9]!.members = [ME as never];
+    rt.emit({ type: 'conversation', conversation: { ...conv(9, 3, 2), members: [ME as never] } });
+    expect(store.conversations[9]!.members.map((m) => m.id)).toEqual([ME.id]);
     expect(store.readers(9, 2)).toEqual([]);
+  });
+
+  it('sorts the conversations by newest activity and keeps the derived values current', () => {
+    expect(store.sortedConversations.map((c) => c.id)).toEqual([9, 7]); // same time: higher id first
+    rt.goLive();
+    rt.emit({ type: 'message', message: msg(7, 121) });
+    expect(store.sortedConversations.map((c) => c.id)).toEqual([7, 9]);
+    expect(store.unreadTotal).toBe(1);
+    store.sendText(9, 'one');
+    store.sendText(9, 'two');
+    expect(store.unsentCount).toBe(2);
+    const id = store.outbox[0]!.client_id;
+    rt.emit({ type: 'ack', client_id: id, message: { ...msg(9, 2, 1, id), created_at: '2026-01-02T00:00:00Z' } });
+    expect(store.unsentCount).toBe(1);
+    expect(store.sortedConversations.map((c) => c.id)).toEqual([9, 7]);
+  });
+
+  it('keeps its state read-only from outside: screens change it through methods', () => {
+    for (const field of ['me', 'connection', 'users', 'conversations', 'timelines', 'typing', 'reads', 'outbox', 'notice', 'signingOut', 'linkTarget', 'serverAddress', 'unreadTotal', 'sortedConversations', 'unsentCount', 'cursors']) {
+      expect(() => {
+        (store as unknown as Record<string, unknown>)[field] = null;
+      }, field).toThrow(TypeError);
+    }
+    expect(store.me?.id).toBe(ME.id);
+    expect('api' in store).toBe(false);
+  });
+
+  it('says when we were removed from a conversation, until the notice is dismissed', () => {
+    rt.emit({ type: 'conversation', conversation: { ...conv(9, 1), kind: 'group', title: 'Team', members: [BEN] } });
+    expect(store.conversations[9]).toBeUndefined();
+    expect(store.notice).toBe(`You are no longer a member of “${isolate('Team')}”.`);
+    store.dismissNotice();
+    expect(store.notice).toBeNull();
+  });
+
+  it('searches people and names media through the client it keeps to itself', async () => {
+    expect(await store.searchUsers('be', 8)).toEqual([BEN]);
+    expect(api.searchUsers).toHaveBeenCalledWith({ q: 'be', limit: 8 });
+    expect(store.mediaUrl('/api/files/3')).toBe('media:/api/files/3');
+  });
+
+  it('tells whether the server ended the session: only a 401 says so', async () => {
+    expect(await store.sessionEnded()).toBe(false);
+    api.me.mockRejectedValueOnce(new ApiError(0, 'network_error', 'Cannot reach the server.'));
+    expect(await store.sessionEnded()).toBe(false);
+    api.me.mockRejectedValueOnce(new ApiError(401, 'unauthorized', 'Sign in again.'));
+    expect(await store.sessionEnded()).toBe(true);
+  });
+
+  describe('start-up', () => {
+    function serverChoice(initial: string | null) {
+      let chosen = initial;
+      return {
+        get: vi.fn(async () => chosen),
+        set: vi.fn(async (url: string) => (chosen = `https://${url}`)),
+        security: vi.fn(async () => ({ transport: 'cleartext' as const, warning: 'Not encrypted.' })),
+      };
+    }
+
+    it('opens the app with a session, the sign-in without one, and throws anything else', async () => {
+      const fresh = new FakeApi();
+      fresh.stored.set(9, [msg(9, 1)]);
+      const signedIn = new ChatStore(fresh as unknown as ApiClient, new FakeRealtime(), new MemoryStorage());
+      expect(await signedIn.start()).toBe('signed-in');
+      expect(signedIn.me?.id).toBe(ME.id);
+      expect(Object.keys(signedIn.conversations)).toEqual(['9']);
+      signedIn.end();
+
+      fresh.me.mockRejectedValueOnce(new ApiError(401, 'unauthorized', 'Sign in.'));
+      const signedOut = new ChatStore(fresh as unknown as ApiClient, new FakeRealtime(), new MemoryStorage());
+      expect(await signedOut.start()).toBe('signed-out');
+      expect(signedOut.me).toBeNull();
+
+      const down = new ApiError(0, 'network_error', 'Cannot reach the server.');
+      fresh.me.mockRejectedValueOnce(down);
+      await expect(signedOut.start()).rejects.toBe(down);
+      expect(signedOut.me).toBeNull();
+    });
+
+    it('signs in and creates accounts, then loads the list and goes live', async () => {
+      for (const how of ['signIn', 'register'] as const) {
+        const fresh = new FakeApi();
+        fresh.stored.set(9, [msg(9, 1)]);
+        const realtime = new FakeRealtime();
+        const s = new ChatStore(fresh as unknown as ApiClient, realtime, new MemoryStorage());
+        if (how === 'signIn') await s.signIn({ login: 'ann', password: 'pw' });
+        else await s.register({ username: 'ann', email: 'a@x', password: 'pw', display_name: null });
+        expect(fresh[how === 'signIn' ? 'login' : 'register']).toHaveBeenCalledOnce();
+        expect(s.me?.id).toBe(ME.id);
+        expect(Object.keys(s.conversations)).toEqual(['9']);
+        expect(realtime.getCursors()).toEqual({ '9': 1 });
+        s.end();
+      }
+    });
+
+    it('asks for the server first where the platform lets the person choose it', async () => {
+      const fresh = Object.assign(new FakeApi(), { server: serverChoice(null) });
+      const s = new ChatStore(fresh as unknown as ApiClient, new FakeRealtime(), new MemoryStorage());
+      expect(s.choosesServer).toBe(true);
+      expect(await s.start()).toBe('server');
+      expect(fresh.me).not.toHaveBeenCalled();
+      expect(s.serverAddress).toBeNull();
+      expect(await s.chooseServer('chat.example.org')).toBe('https://chat.example.org');
+      expect(s.serverAddress).toBe('https://chat.example.org');
+      expect(await s.serverSecurity()).toEqual({ transport: 'cleartext', warning: 'Not encrypted.' });
+      expect(await s.start()).toBe('signed-in');
+      expect(s.serverAddress).toBe('https://chat.example.org');
+      s.end();
+    });
+
+    it('has no server to choose in a browser page, nor a sign-out on this computer only', async () => {
+      expect(store.choosesServer).toBe(false);
+      expect(store.serverAddress).toBeNull();
+      expect(await store.serverSecurity()).toBeNull();
+      await expect(store.chooseServer('chat.example.org')).rejects.toThrow();
+      expect(store.canSignOutHereOnly).toBe(false);
+    });
   });
 
   describe('sign-out', () => {
@@ -220,7 +343,7 @@ describe('ChatStore', () => {
     it('forgets everything and the unsent messages once the server confirmed', async () => {
       store.sendText(9, 'not sent');
       expect(storage.map.has(KEY)).toBe(true);
-      expect(store.unsentCount()).toBe(1);
+      expect(store.unsentCount).toBe(1);
       await store.signOut({ keepUnsent: false });
       expect(api.logout).toHaveBeenCalledOnce();
       expect(store.me).toBeNull();
@@ -259,7 +382,8 @@ describe('ChatStore', () => {
       const forgetSession = vi.fn(async () => {});
       const withForget = Object.assign(api, { forgetSession });
       const desktop = new ChatStore(withForget as unknown as ApiClient, new FakeRealtime(), storage);
-      await desktop.begin(ME);
+      expect(desktop.canSignOutHereOnly).toBe(true);
+      expect(await desktop.start()).toBe('signed-in');
       desktop.sendText(9, 'x');
       await desktop.signOutHereOnly({ keepUnsent: false });
       expect(forgetSession).toHaveBeenCalledOnce();
