@@ -9,6 +9,7 @@ use url::{Host, Url};
 
 /// How the password and the session token travel to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// HTTPS.
@@ -29,6 +30,7 @@ pub struct ServerAddress {
 
 /// What the sign-in screen shows about the chosen server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ServerSecurity {
     pub transport: Transport,
     /// Said on the sign-in screen when the connection is not private.

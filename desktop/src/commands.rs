@@ -1,42 +1,26 @@
 //! The Tauri commands: each only translates between the webview and the session, the
-//! realtime connection, the recorder or the window. The web UI's desktop client
+//! realtime connection (its events: `pump`), the recorder or the window. The web UI's desktop client
 //! (`web-ui/src/api/tauri.ts`) is the other side; the names and shapes must match it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chatapp_client::protocol::{
     AddMembersRequest, AuthResponse, ClientEvent, Conversation, CreateConversationRequest,
     HistoryQuery, LoginRequest, Me, Message, MessagePage, ReadState, RegisterRequest,
-    SendMessageRequest, ServerEvent, UpdateConversationRequest, UpdateMeRequest, User,
+    SendMessageRequest, UpdateConversationRequest, UpdateMeRequest, User,
     UserSearchQuery,
 };
-use chatapp_client::{
-    ConnectionState, Event, OutboxEvent, PendingMessage, Realtime, RealtimeOptions, Upload,
-};
-use serde::Serialize;
+use chatapp_client::{PendingMessage, Realtime, RealtimeOptions, Upload};
 use tauri::ipc::{Channel, InvokeBody, JavaScriptChannelId, Request, Response};
 use tauri::{AppHandle, Emitter, Manager, State, Webview};
 
 use crate::address::ServerSecurity;
-use crate::recorder::{Recorded, RecorderConfig, RecorderEvent, Recording};
+use crate::recorder::{RECORDER, RecorderEvent, RecordingInfo, Recordings};
 use crate::session::{CallError, Session};
 
-pub const EVENT: &str = "chatapp://event";
-pub const STATE: &str = "chatapp://state";
-pub const RECORDER: &str = "chatapp://recorder";
 
 type Res<T> = Result<T, CallError>;
-
-/// The recorder's part of the app state.
-#[derive(Default)]
-pub struct Recordings {
-    active: Mutex<Option<Recording>>,
-    done: Mutex<HashMap<u64, Recorded>>,
-    next: AtomicU64,
-}
 
 fn no_token(mut r: AuthResponse) -> AuthResponse {
     // The token stays on the Rust side (and in the keychain): never in the webview.
@@ -98,11 +82,7 @@ pub async fn forget_session(app: AppHandle, session: State<'_, Session>) -> Res<
 
 /// What the app kept of the person's media: recordings not sent (on disk and in memory).
 fn forget_local_files(app: &AppHandle) {
-    let rec = app.state::<Recordings>();
-    if let Some(r) = rec.active.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        r.cancel();
-    }
-    rec.done.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    app.state::<Recordings>().forget_all();
     if let Ok(dir) = app.path().app_cache_dir() {
         let recordings = dir.join("recordings");
         if let Err(e) = std::fs::remove_dir_all(&recordings)
@@ -113,26 +93,14 @@ fn forget_local_files(app: &AppHandle) {
     }
 }
 
-/// Maps a failed call; a 401 means the kept token is no longer valid.
-fn checked<T>(session: &Session, r: Result<T, chatapp_client::ClientError>) -> Res<T> {
-    r.map_err(|e| {
-        if e.is_session_ended() {
-            session.session_ended();
-        }
-        e.into()
-    })
-}
-
 #[tauri::command]
 pub async fn me(session: State<'_, Session>) -> Res<Me> {
-    let api = session.authed()?;
-    checked(&session, api.me().await)
+    session.call(async |api| api.me().await).await
 }
 
 #[tauri::command]
 pub async fn update_me(session: State<'_, Session>, input: UpdateMeRequest) -> Res<Me> {
-    let api = session.authed()?;
-    checked(&session, api.update_me(&input).await)
+    session.call(async |api| api.update_me(&input).await).await
 }
 
 /// A header of a raw-bytes call, as text.
@@ -173,43 +141,37 @@ pub async fn upload_avatar(
         ));
     };
     let mime = header(&request, "x-mime").unwrap_or_else(|| "application/octet-stream".into());
-    let api = session.authed()?;
     let upload = with_progress(
         Upload::new(bytes.clone(), "avatar", &mime),
         webview,
         &request,
     );
-    checked(&session, api.put_avatar(upload).await)
+    session.call(async |api| api.put_avatar(upload).await).await
 }
 
 #[tauri::command]
 pub async fn delete_avatar(session: State<'_, Session>) -> Res<Me> {
-    let api = session.authed()?;
-    checked(&session, api.delete_avatar().await)
+    session.call(async |api| api.delete_avatar().await).await
 }
 
 #[tauri::command]
 pub async fn search_users(session: State<'_, Session>, query: UserSearchQuery) -> Res<Vec<User>> {
-    let api = session.authed()?;
-    checked(&session, api.search_users(&query.q, query.limit).await)
+    session.call(async |api| api.search_users(&query.q, query.limit).await).await
 }
 
 #[tauri::command]
 pub async fn user(session: State<'_, Session>, id: i64) -> Res<User> {
-    let api = session.authed()?;
-    checked(&session, api.user(id).await)
+    session.call(async |api| api.user(id).await).await
 }
 
 #[tauri::command]
 pub async fn conversations(session: State<'_, Session>) -> Res<Vec<Conversation>> {
-    let api = session.authed()?;
-    checked(&session, api.conversations().await)
+    session.call(async |api| api.conversations().await).await
 }
 
 #[tauri::command]
 pub async fn conversation(session: State<'_, Session>, id: i64) -> Res<Conversation> {
-    let api = session.authed()?;
-    checked(&session, api.conversation(id).await)
+    session.call(async |api| api.conversation(id).await).await
 }
 
 #[tauri::command]
@@ -217,14 +179,14 @@ pub async fn create_conversation(
     session: State<'_, Session>,
     input: CreateConversationRequest,
 ) -> Res<Conversation> {
-    let api = session.authed()?;
-    let r = match input {
-        CreateConversationRequest::Direct { user_id } => api.direct_conversation(user_id).await,
-        CreateConversationRequest::Group { title, member_ids } => {
-            api.create_group(&title, &member_ids).await
-        }
-    };
-    checked(&session, r)
+    session
+        .call(async |api| match input {
+            CreateConversationRequest::Direct { user_id } => api.direct_conversation(user_id).await,
+            CreateConversationRequest::Group { title, member_ids } => {
+                api.create_group(&title, &member_ids).await
+            }
+        })
+        .await
 }
 
 #[tauri::command]
@@ -233,8 +195,7 @@ pub async fn update_conversation(
     id: i64,
     input: UpdateConversationRequest,
 ) -> Res<Conversation> {
-    let api = session.authed()?;
-    checked(&session, api.rename_conversation(id, &input.title).await)
+    session.call(async |api| api.rename_conversation(id, &input.title).await).await
 }
 
 #[tauri::command]
@@ -243,14 +204,12 @@ pub async fn add_members(
     id: i64,
     input: AddMembersRequest,
 ) -> Res<Conversation> {
-    let api = session.authed()?;
-    checked(&session, api.add_members(id, &input.user_ids).await)
+    session.call(async |api| api.add_members(id, &input.user_ids).await).await
 }
 
 #[tauri::command]
 pub async fn remove_member(session: State<'_, Session>, id: i64, user: i64) -> Res<()> {
-    let api = session.authed()?;
-    checked(&session, api.remove_member(id, user).await)
+    session.call(async |api| api.remove_member(id, user).await).await
 }
 
 #[tauri::command]
@@ -259,11 +218,7 @@ pub async fn history(
     id: i64,
     query: HistoryQuery,
 ) -> Res<MessagePage> {
-    let api = session.authed()?;
-    checked(
-        &session,
-        api.history(id, query.before_seq, query.limit).await,
-    )
+    session.call(async |api| api.history(id, query.before_seq, query.limit).await,).await
 }
 
 #[tauri::command]
@@ -272,18 +227,12 @@ pub async fn send_message(
     id: i64,
     input: SendMessageRequest,
 ) -> Res<Message> {
-    let api = session.authed()?;
-    checked(
-        &session,
-        api.send_message(id, &input.body, input.client_id.as_deref())
-            .await,
-    )
+    session.call(async |api| api.send_message(id, &input.body, input.client_id.as_deref()) .await,).await
 }
 
 #[tauri::command]
 pub async fn mark_read(session: State<'_, Session>, id: i64, seq: i64) -> Res<ReadState> {
-    let api = session.authed()?;
-    checked(&session, api.mark_read(id, seq).await)
+    session.call(async |api| api.mark_read(id, seq).await).await
 }
 
 /// A voice file recorded elsewhere (not by the native recorder): raw body, headers
@@ -308,37 +257,10 @@ pub async fn send_voice(
         upload = upload.client_id(&cid);
     }
     let upload = with_progress(upload, webview, &request);
-    let api = session.authed()?;
-    checked(&session, api.upload_voice(id, upload).await)
+    session.call(async |api| api.upload_voice(id, upload).await).await
 }
 
 // ---- realtime ----------------------------------------------------------------------
-
-/// The connection state as the web UI's `ConnectionState`.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum UiState {
-    Connecting,
-    Syncing,
-    Live,
-    Reconnecting { attempt: u32, retry_in_ms: u64 },
-    Stopped,
-    SessionEnded,
-}
-
-fn ui_state(s: &ConnectionState) -> UiState {
-    match s {
-        ConnectionState::Connecting { .. } => UiState::Connecting,
-        ConnectionState::Syncing => UiState::Syncing,
-        ConnectionState::Live => UiState::Live,
-        ConnectionState::Reconnecting { attempt, delay, .. } => UiState::Reconnecting {
-            attempt: *attempt,
-            retry_in_ms: delay.as_millis() as u64,
-        },
-        ConnectionState::SessionEnded { .. } => UiState::SessionEnded,
-        ConnectionState::Stopped => UiState::Stopped,
-    }
-}
 
 /// Starts the realtime connection (the client crate reconnects and resumes by itself);
 /// its events go to the window as `chatapp://event` and `chatapp://state`.
@@ -356,7 +278,7 @@ pub async fn realtime_start(
         .into_iter()
         .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
         .collect();
-    let (rt, mut events) = Realtime::start(
+    let (rt, events) = Realtime::start(
         api,
         RealtimeOptions {
             cursors,
@@ -366,40 +288,9 @@ pub async fn realtime_start(
     if let Some(old) = session.set_realtime(Some(rt)) {
         old.shutdown().await;
     }
-    tauri::async_runtime::spawn(async move {
-        while let Some(event) = events.recv().await {
-            let out = match event {
-                Event::Server(e) => Some(e),
-                Event::State(s) => {
-                    if matches!(s, ConnectionState::SessionEnded { .. }) {
-                        app.state::<Session>().session_ended();
-                    }
-                    let _ = app.emit(STATE, ui_state(&s));
-                    None
-                }
-                Event::Outbox(OutboxEvent::Acked { client_id, message }) => {
-                    Some(ServerEvent::Ack { client_id, message })
-                }
-                Event::Outbox(OutboxEvent::Failed {
-                    pending,
-                    code,
-                    message,
-                }) => Some(ServerEvent::Error {
-                    code,
-                    message,
-                    client_id: Some(pending.client_id),
-                }),
-                Event::Outbox(_) => None,
-                _ => None,
-            };
-            if let Some(e) = out {
-                let _ = app.emit(EVENT, e);
-            }
-        }
-    });
+    crate::pump::spawn(app, events);
     Ok(())
 }
-
 #[tauri::command]
 pub async fn realtime_stop(session: State<'_, Session>) -> Res<()> {
     if let Some(rt) = session.set_realtime(None) {
@@ -444,111 +335,56 @@ pub fn realtime_reconnect(app: AppHandle) {
 
 // ---- recorder ----------------------------------------------------------------------
 
-#[derive(Serialize)]
-pub struct RecordingInfo {
-    id: u64,
-    #[serde(flatten)]
-    recorded: Recorded,
-}
-
 #[tauri::command]
 pub fn recorder_start(app: AppHandle, rec: State<'_, Recordings>) -> Res<()> {
-    let mut active = rec.active.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(old) = active.take() {
-        old.cancel();
-    }
     let dir = app
         .path()
         .app_cache_dir()
         .map_err(|e| CallError::local("recorder_error", e.to_string()))?
         .join("recordings");
-    std::fs::create_dir_all(&dir).map_err(|e| CallError::local("recorder_error", e.to_string()))?;
-    let n = rec.next.fetch_add(1, Ordering::Relaxed);
-    let path = dir.join(format!("recording-{}-{n}.wav", std::process::id()));
-    let recording = Recording::start(RecorderConfig::new(path), move |e: RecorderEvent| {
+    rec.start(&dir, move |e: RecorderEvent| {
         let _ = app.emit(RECORDER, e);
     })
-    .map_err(|e| CallError::local("recorder_error", e.to_string()))?;
-    *active = Some(recording);
-    Ok(())
+    .map_err(recorder_error)
+}
+
+fn recorder_error(e: impl std::fmt::Display) -> CallError {
+    CallError::local("recorder_error", e.to_string())
 }
 
 #[tauri::command]
 pub fn recorder_pause(rec: State<'_, Recordings>) {
-    if let Some(r) = rec
-        .active
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-    {
-        r.pause();
-    }
+    rec.pause();
 }
 
 #[tauri::command]
 pub fn recorder_resume(rec: State<'_, Recordings>) {
-    if let Some(r) = rec
-        .active
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-    {
-        r.resume();
-    }
+    rec.resume();
 }
 
 #[tauri::command]
 pub fn recorder_cancel(rec: State<'_, Recordings>) {
-    if let Some(r) = rec.active.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        r.cancel();
-    }
+    rec.cancel();
 }
 
 #[tauri::command]
 pub async fn recorder_stop(rec: State<'_, Recordings>) -> Res<RecordingInfo> {
-    let r = rec
-        .active
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .ok_or_else(|| CallError::local("recorder_error", "Nothing is being recorded."))?;
-    let recorded = tauri::async_runtime::spawn_blocking(move || r.finish())
-        .await
-        .map_err(|e| CallError::local("recorder_error", e.to_string()))?
-        .map_err(|e| CallError::local("recorder_error", e.to_string()))?;
-    let id = rec.next.fetch_add(1, Ordering::Relaxed);
-    rec.done
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id, recorded.clone());
-    Ok(RecordingInfo { id, recorded })
+    rec.stop().await.map_err(recorder_error)
 }
 
 /// The finished WAV's bytes, for listening before sending.
 #[tauri::command]
 pub fn recording_wav(rec: State<'_, Recordings>, id: u64) -> Res<Response> {
-    let path = rec
-        .done
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&id)
-        .map(|r| r.path.clone())
-        .ok_or_else(|| CallError::local("recorder_error", "That recording is gone."))?;
-    let bytes =
-        std::fs::read(path).map_err(|e| CallError::local("recorder_error", e.to_string()))?;
+    let path = rec.path(id).ok_or_else(|| recorder_error(GONE))?;
+    let bytes = std::fs::read(path).map_err(recorder_error)?;
     Ok(Response::new(bytes))
 }
 
+const GONE: &str = "That recording is gone.";
+
 #[tauri::command]
 pub fn recording_discard(rec: State<'_, Recordings>, id: u64) {
-    if let Some(r) = rec
-        .done
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id)
-    {
-        let _ = std::fs::remove_file(r.path);
-    }
+    rec.discard(id);
 }
 
 /// Uploads a finished recording from the Rust side, with progress (0–1) on `progress`.
@@ -561,17 +397,8 @@ pub async fn recording_send(
     client_id: String,
     progress: Channel<f64>,
 ) -> Res<Message> {
-    let path = rec
-        .done
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&id)
-        .map(|r| r.path.clone())
-        .ok_or_else(|| CallError::local("recorder_error", "That recording is gone."))?;
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|e| CallError::local("recorder_error", e.to_string()))?;
-    let api = session.authed()?;
+    let path = rec.path(id).ok_or_else(|| recorder_error(GONE))?;
+    let bytes = tokio::fs::read(&path).await.map_err(recorder_error)?;
     let upload = Upload::wav(bytes)
         .client_id(&client_id)
         .on_progress(move |p| {
@@ -579,15 +406,10 @@ pub async fn recording_send(
                 let _ = progress.send(p.sent as f64 / p.total as f64);
             }
         });
-    let message = checked(&session, api.upload_voice(conversation, upload).await)?;
-    if let Some(r) = rec
-        .done
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id)
-    {
-        let _ = std::fs::remove_file(r.path);
-    }
+    let message = session
+        .call(async |api| api.upload_voice(conversation, upload).await)
+        .await?;
+    rec.discard(id);
     Ok(message)
 }
 

@@ -1,15 +1,17 @@
 //! ChatApp for the desktop: the web UI (`web-ui/dist`) in a native window, talking to the
 //! server only through Tauri commands backed by `chatapp-client`, so the session token
 //! lives in the OS keychain and never in the webview. One module per native capability:
-//! `session` (server, token, API), `keychain`, `recorder`, `media` (server files for the
-//! webview), `notify`, `tray`, `wake` (reconnecting after a sleep); `commands` only
-//! translates.
+//! `session` (server, token, API), `address` (what a typed server address means),
+//! `keychain`, `recorder`, `pump` (realtime events to the window), `media` (server files
+//! for the webview), `notify`, `tray`, `wake` (reconnecting after a sleep); `commands`
+//! only translates.
 
 pub mod address;
 pub mod commands;
 pub mod keychain;
 pub mod media;
 pub mod notify;
+pub mod pump;
 pub mod recorder;
 pub mod session;
 pub mod tray;
@@ -17,8 +19,65 @@ pub mod wake;
 
 use tauri::Manager;
 
-/// The app with its plugins, state and commands; `run` starts it. Tests may build it
-/// with another runtime.
+/// Every command the webview may call, named once: the handler, and the names the web
+/// UI's types are generated from (`tests/typescript.rs`), so that a command cannot be
+/// renamed or dropped on one side only.
+macro_rules! commands {
+    ($($name:ident),* $(,)?) => {
+        /// The commands' names, as the webview invokes them.
+        pub const COMMANDS: &[&str] = &[$(stringify!($name)),*];
+
+        fn invoke_handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Sync + 'static {
+            tauri::generate_handler![$(commands::$name),*]
+        }
+    };
+}
+
+commands![
+    server_get,
+    server_security,
+    forget_session,
+    server_set,
+    register,
+    login,
+    logout,
+    me,
+    update_me,
+    upload_avatar,
+    delete_avatar,
+    search_users,
+    user,
+    conversations,
+    conversation,
+    create_conversation,
+    update_conversation,
+    add_members,
+    remove_member,
+    history,
+    send_message,
+    mark_read,
+    send_voice,
+    realtime_start,
+    realtime_stop,
+    realtime_send,
+    realtime_reconnect,
+    recorder_start,
+    recorder_pause,
+    recorder_resume,
+    recorder_cancel,
+    recorder_stop,
+    recording_wav,
+    recording_discard,
+    recording_send,
+    set_unread,
+    notify,
+];
+
+/// The events the Rust side emits to the webview.
+pub const EVENTS: &[&str] = &[pump::EVENT, pump::STATE, recorder::RECORDER, notify::OPEN];
+
+/// The app with its plugins, state and commands, on the system webview (Wry); `run`
+/// starts it.
 pub fn builder() -> tauri::Builder<tauri::Wry> {
     tauri::Builder::default()
         // First: a second launch hands over to the running one, which comes to the front.
@@ -27,7 +86,7 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
         }))
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
-        .manage(commands::Recordings::default())
+        .manage(recorder::Recordings::default())
         .register_asynchronous_uri_scheme_protocol(media::SCHEME, media::handle)
         .setup(|app| {
             let dir = app.path().app_config_dir()?;
@@ -37,45 +96,7 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
             wake::watch(app.handle().clone());
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::server_get,
-            commands::server_security,
-            commands::forget_session,
-            commands::server_set,
-            commands::register,
-            commands::login,
-            commands::logout,
-            commands::me,
-            commands::update_me,
-            commands::upload_avatar,
-            commands::delete_avatar,
-            commands::search_users,
-            commands::user,
-            commands::conversations,
-            commands::conversation,
-            commands::create_conversation,
-            commands::update_conversation,
-            commands::add_members,
-            commands::remove_member,
-            commands::history,
-            commands::send_message,
-            commands::mark_read,
-            commands::send_voice,
-            commands::realtime_start,
-            commands::realtime_stop,
-            commands::realtime_send,
-            commands::realtime_reconnect,
-            commands::recorder_start,
-            commands::recorder_pause,
-            commands::recorder_resume,
-            commands::recorder_cancel,
-            commands::recorder_stop,
-            commands::recording_wav,
-            commands::recording_discard,
-            commands::recording_send,
-            commands::set_unread,
-            commands::notify,
-        ])
+        .invoke_handler(invoke_handler())
 }
 
 /// Starts the app (logging from `RUST_LOG`).

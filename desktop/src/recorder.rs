@@ -7,12 +7,17 @@
 //!
 //! cpal's stream is not `Send` on every platform, so it lives on a thread of its own that
 //! owns the WAV writer; the handle talks to it over a channel. This module knows nothing
-//! of Tauri: the app turns [`RecorderEvent`]s into window events.
+//! of Tauri: the app turns [`RecorderEvent`]s into window events. [`Recordings`] is the
+//! app's recorder state: the recording in progress and the finished ones until they are
+//! sent or discarded.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -51,6 +56,7 @@ impl RecorderConfig {
 
 /// What the UI hears while recording.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RecorderEvent {
     /// Peak level (0–1) of the latest audio and the recorded time so far.
@@ -73,6 +79,7 @@ pub enum RecorderEvent {
 }
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     SizeLimit,
@@ -81,8 +88,10 @@ pub enum EndReason {
 
 /// A finished recording: a 16-bit mono WAV at the device's rate.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Recorded {
     #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(skip))]
     pub path: PathBuf,
     pub duration_ms: u64,
     pub bytes: u64,
@@ -467,6 +476,106 @@ fn run(
         ended: ended.as_ref().map(|(r, _)| *r),
         message: ended.map(|(_, m)| m),
     }))
+}
+
+/// The event the window gets while recording.
+pub const RECORDER: &str = "chatapp://recorder";
+
+/// A finished recording as the window sees it: an id to play, send or discard it by.
+#[derive(Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RecordingInfo {
+    pub id: u64,
+    #[serde(flatten)]
+    #[cfg_attr(feature = "ts", ts(flatten))]
+    pub recorded: Recorded,
+}
+
+/// The app's recordings: the one in progress, and the finished ones not sent or
+/// discarded yet.
+#[derive(Default)]
+pub struct Recordings {
+    active: Mutex<Option<Recording>>,
+    done: Mutex<HashMap<u64, Recorded>>,
+    next: AtomicU64,
+}
+
+impl Recordings {
+    fn active(&self) -> MutexGuard<'_, Option<Recording>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn done(&self) -> MutexGuard<'_, HashMap<u64, Recorded>> {
+        self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts recording into a new WAV file in `dir` (a recording in progress is
+    /// cancelled); `on_event` hears the level, pauses and an end by itself.
+    pub fn start(
+        &self,
+        dir: &Path,
+        on_event: impl Fn(RecorderEvent) + Send + 'static,
+    ) -> Result<(), RecorderError> {
+        let mut active = self.active();
+        if let Some(old) = active.take() {
+            old.cancel();
+        }
+        std::fs::create_dir_all(dir).map_err(|e| RecorderError::Write(e.to_string()))?;
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("recording-{}-{n}.wav", std::process::id()));
+        *active = Some(Recording::start(RecorderConfig::new(path), on_event)?);
+        Ok(())
+    }
+
+    pub fn pause(&self) {
+        if let Some(r) = self.active().as_ref() {
+            r.pause();
+        }
+    }
+
+    pub fn resume(&self) {
+        if let Some(r) = self.active().as_ref() {
+            r.resume();
+        }
+    }
+
+    pub fn cancel(&self) {
+        if let Some(r) = self.active().take() {
+            r.cancel();
+        }
+    }
+
+    /// Finishes the recording in progress; it is kept until sent or discarded.
+    pub async fn stop(&self) -> Result<RecordingInfo, RecorderError> {
+        let r = self
+            .active()
+            .take()
+            .ok_or_else(|| RecorderError::Write("Nothing is being recorded.".into()))?;
+        let recorded = tokio::task::spawn_blocking(move || r.finish())
+            .await
+            .map_err(|e| RecorderError::Write(e.to_string()))??;
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.done().insert(id, recorded.clone());
+        Ok(RecordingInfo { id, recorded })
+    }
+
+    /// Where finished recording `id` is.
+    pub fn path(&self, id: u64) -> Option<PathBuf> {
+        self.done().get(&id).map(|r| r.path.clone())
+    }
+
+    /// Forgets finished recording `id` and deletes its file.
+    pub fn discard(&self, id: u64) {
+        if let Some(r) = self.done().remove(&id) {
+            let _ = std::fs::remove_file(r.path);
+        }
+    }
+
+    /// Sign-out: the recording in progress is cancelled and the finished ones forgotten.
+    pub fn forget_all(&self) {
+        self.cancel();
+        self.done().clear();
+    }
 }
 
 #[cfg(test)]

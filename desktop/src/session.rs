@@ -14,6 +14,7 @@ use crate::keychain::{Keychain, KeychainError};
 
 /// What the webview gets for a failed call: the shape of the web UI's `ApiError`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CallError {
     /// HTTP status; 0 when there was no answer (or the failure is local).
     pub status: u16,
@@ -228,6 +229,21 @@ impl Session {
             return Err(CallError::not_signed_in());
         }
         Ok(api)
+    }
+
+    /// Runs `call` with the signed-in API client; a 401 (the kept token is no longer
+    /// valid) forgets the session. The one way commands reach the server as the person.
+    pub async fn call<T>(
+        &self,
+        call: impl AsyncFnOnce(Api) -> Result<T, ClientError>,
+    ) -> Result<T, CallError> {
+        let api = self.authed()?;
+        call(api).await.map_err(|e| {
+            if e.is_session_ended() {
+                self.session_ended();
+            }
+            e.into()
+        })
     }
 
     /// After register or login: the token goes to the keychain.

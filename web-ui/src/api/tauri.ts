@@ -5,7 +5,7 @@
 //! (voice, avatars) load through the app's `chatmedia:` scheme; voice is recorded natively.
 //! `invoke`/`listen` are passed in, so unit tests can stand in for the IPC boundary.
 
-import { ApiError, type ApiClient, type ConnectionState, type Progress, type RealtimeClient, type ServerChoice, type ServerSecurity } from './client';
+import { ApiError, type ApiClient, type ConnectionState, type Progress, type RealtimeClient, type ServerChoice } from './client';
 import type {
   AddMembersRequest,
   AuthResponse,
@@ -26,12 +26,14 @@ import type {
   User,
   UserSearchQuery,
 } from './generated';
+import type { AppEvent, CallError, Command, RecorderEvent, RecordingInfo, ServerSecurity as NativeServerSecurity, UiState } from './generated/desktop';
 import type { RecordedAudio, RecorderUpdate, VoiceRecorder } from './recorder';
 
-/** Tauri's `invoke`: a command name, its arguments (or raw bytes) and options. */
-export type Invoke = <T>(cmd: string, args?: Record<string, unknown> | Uint8Array, options?: { headers: Record<string, string> }) => Promise<T>;
+/** Tauri's `invoke`: a command name (one the app has: generated from its Rust side), its
+ *  arguments (or raw bytes) and options. */
+export type Invoke = <T>(cmd: Command, args?: Record<string, unknown> | Uint8Array, options?: { headers: Record<string, string> }) => Promise<T>;
 /** Tauri's `listen`: resolves to the function that stops listening. */
-export type Listen = <T>(event: string, handler: (e: { payload: T }) => void) => Promise<() => void>;
+export type Listen = <T>(event: AppEvent, handler: (e: { payload: T }) => void) => Promise<() => void>;
 /** Makes a channel the Rust side can stream values into (Tauri's `Channel`; its JSON
  *  form names it, also in a header of a raw-bytes call). */
 export type MakeChannel = <T>(onMessage: (value: T) => void) => { toJSON(): string };
@@ -44,17 +46,9 @@ export interface TauriIpc {
   mediaSrc: (path: string) => string;
 }
 
-export const EVENT = 'chatapp://event';
-export const STATE = 'chatapp://state';
-export const RECORDER = 'chatapp://recorder';
-
-/** What a failed command rejects with (the Rust side's `CallError`). */
-interface CallError {
-  status: number;
-  code: string;
-  message: string;
-  retry_after: number | null;
-}
+export const EVENT: AppEvent = 'chatapp://event';
+export const STATE: AppEvent = 'chatapp://state';
+export const RECORDER: AppEvent = 'chatapp://recorder';
 
 function isCallError(v: unknown): v is CallError {
   return typeof v === 'object' && v !== null && typeof (v as CallError).code === 'string' && typeof (v as CallError).message === 'string';
@@ -76,11 +70,11 @@ export class TauriApiClient implements ApiClient {
     this.server = {
       get: () => this.call<string | null>('server_get'),
       set: (url: string) => this.call<string>('server_set', { url }),
-      security: () => this.call<ServerSecurity | null>('server_security'),
+      security: () => this.call<NativeServerSecurity | null>('server_security'),
     };
   }
 
-  private async call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  private async call<T>(cmd: Command, args?: Record<string, unknown>): Promise<T> {
     try {
       return await this.ipc.invoke<T>(cmd, args);
     } catch (e) {
@@ -180,11 +174,6 @@ export class TauriApiClient implements ApiClient {
   }
 }
 
-/** The Rust side's connection state (`UiState`). */
-type UiState =
-  | { kind: 'connecting' | 'syncing' | 'live' | 'stopped' | 'session_ended' }
-  | { kind: 'reconnecting'; attempt: number; retry_in_ms: number };
-
 export function toConnectionState(s: UiState, now: number = Date.now()): ConnectionState {
   switch (s.kind) {
     case 'reconnecting':
@@ -260,17 +249,6 @@ export class TauriRealtimeClient implements RealtimeClient {
   }
 }
 
-/** What the Rust recorder reports (`RecorderEvent`). */
-type NativeRecorderEvent =
-  | { type: 'level'; level: number; elapsed_ms: number }
-  | { type: 'paused' | 'resumed'; elapsed_ms: number }
-  | { type: 'ended'; reason: string; message: string; elapsed_ms: number };
-
-interface RecordingInfo {
-  id: number;
-  duration_ms: number;
-  message: string | null;
-}
 
 /** The desktop's `VoiceRecorder`: cpal + hound on the Rust side, a WAV to preview. */
 export class NativeVoiceRecorder implements VoiceRecorder {
@@ -280,7 +258,7 @@ export class NativeVoiceRecorder implements VoiceRecorder {
   constructor(private readonly ipc: TauriIpc) {}
 
   async start(onUpdate: (u: RecorderUpdate) => void): Promise<void> {
-    this.off = await this.ipc.listen<NativeRecorderEvent>(RECORDER, ({ payload: e }) => {
+    this.off = await this.ipc.listen<RecorderEvent>(RECORDER, ({ payload: e }) => {
       if (e.type === 'level') onUpdate({ kind: 'level', level: e.level, elapsedMs: e.elapsed_ms });
       else if (e.type === 'ended') onUpdate({ kind: 'ended', message: e.message, elapsedMs: e.elapsed_ms });
     });

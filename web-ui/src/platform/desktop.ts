@@ -6,6 +6,7 @@
 import { Channel, convertFileSrc, invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 import type { ConnectionState } from '../api/client';
+import type { AppEvent } from '../api/generated/desktop';
 import type { KeyValueStorage } from '../api/outbox';
 import type { RecorderFactory } from '../api/recorder';
 import { NativeVoiceRecorder, TauriApiClient, TauriRealtimeClient, type TauriIpc } from '../api/tauri';
@@ -34,7 +35,7 @@ export interface DesktopPlatform extends Platform {
 }
 
 /** The Rust side's event when a notification is clicked (its payload: the conversation). */
-export const OPEN = 'chatapp://open';
+export const OPEN: AppEvent = 'chatapp://open';
 
 export function desktopPlatform(ipc: TauriIpc = tauriIpc(), storage: KeyValueStorage = window.localStorage): DesktopPlatform {
   const realtime = new TauriRealtimeClient(ipc);
