@@ -4,13 +4,14 @@
 //! `events` (publish, deliver, the broker between instances) over the transport in
 //! `realtime`; rows become wire types in `views`; SQL lives only in `store`.
 
+pub mod allowances;
 pub mod auth;
 pub mod config;
-pub mod connections;
 pub mod conversations;
 pub mod error;
 pub mod events;
-pub mod limits;
+pub mod extract;
+pub mod http_transport;
 pub mod media;
 pub mod messages;
 pub mod realtime;
@@ -40,10 +41,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use config::Config;
 
 use crate::{
+    allowances::UserLimits,
     auth::limits::AuthLimits,
     error::ApiError,
     events::Broker,
-    limits::UserLimits,
     media::{
         Media,
         blobs::{LocalBlobs, Staging},
@@ -136,9 +137,13 @@ impl AppState {
     }
 }
 
+/// The OpenAPI document's frame. Every operation needs one of the two security schemes
+/// (the default below) unless its `#[utoipa::path]` says `security(())`: `/healthz`,
+/// register and sign-in. Every error answer is an `ErrorBody`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "ChatApp API", description = "Self-hosted chat: accounts, conversations, messages."),
+    info(title = "ChatApp API", description = "Self-hosted chat: accounts, conversations, messages. \
+        Every error is `{\"error\": {\"code\", \"message\"}}` (`ErrorBody`); `error.code` is stable."),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -154,13 +159,23 @@ impl utoipa::Modify for SecuritySchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`Authorization: Bearer TOKEN` with the `token` of register or sign-in",
+                    ))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 auth::SESSION_COOKIE,
-                "Browsers: state-changing requests also need a same-origin Origin and X-CSRF-Token",
+                "The session cookie register and sign-in set, for browsers: requests other than \
+                 GET also need a same-origin `Origin` and `X-CSRF-Token` (the `csrf_token` of \
+                 register or sign-in, also in the `chatapp_csrf` cookie), and the WebSocket a \
+                 same-origin `Origin`; else 403",
             ))),
         );
     }
@@ -214,7 +229,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let openapi = Arc::new(openapi);
-    let body_timeouts = connections::BodyTimeouts {
+    let body_timeouts = http_transport::BodyTimeouts {
         idle: state.config.body_idle_timeout(),
         total: state.config.body_timeout(),
     };
@@ -246,7 +261,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             body_timeouts,
-            connections::limit_body_time,
+            http_transport::limit_body_time,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -254,7 +269,11 @@ pub fn router(state: AppState) -> Router {
 
 /// Liveness and database reachability.
 #[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, body = Health), (status = 503, body = Health)))]
+    security(()),
+    responses(
+        (status = 200, description = "Serving, and the database answers", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+    ))]
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (
@@ -361,7 +380,7 @@ impl Server {
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let stop = tokio_util::sync::CancellationToken::new();
         let header_timeout = state.config.header_timeout();
-        let serving = tokio::spawn(connections::serve(
+        let serving = tokio::spawn(http_transport::serve(
             listener,
             router(state.clone()),
             header_timeout,

@@ -6,18 +6,35 @@
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
-use crate::error::ApiError;
+/// Text that breaks a rule: the error code clients see (`invalid_text`,
+/// `invalid_display_name`, `invalid_title`…) and what is wrong. The API answers it as a
+/// 400 (`error.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TextError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl TextError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
 
 /// The answer to any text with U+0000 in it.
-pub fn nul_refused() -> ApiError {
-    ApiError::validation(
+pub fn nul_refused() -> TextError {
+    TextError::new(
         "invalid_text",
         "text must not contain the NUL character (U+0000)",
     )
 }
 
 /// Refuses text containing U+0000.
-pub fn check_no_nul(text: &str) -> Result<(), ApiError> {
+pub fn check_no_nul(text: &str) -> Result<(), TextError> {
     if text.contains('\0') {
         return Err(nul_refused());
     }
@@ -111,17 +128,17 @@ pub fn clean_label(
     field: &str,
     code: &'static str,
     max_chars: usize,
-) -> Result<String, ApiError> {
+) -> Result<String, TextError> {
     let text = text.trim();
     let count = text.chars().count();
     if count == 0 || count > max_chars || text.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(TextError::new(
             code,
             format!("{field} must be 1–{max_chars} characters without control characters"),
         ));
     }
     if text.chars().any(is_bidi_control) {
-        return Err(ApiError::validation(
+        return Err(TextError::new(
             code,
             format!(
                 "{field} must not contain bidi override or isolate characters (U+202A–U+202E, U+2066–U+2069)"
@@ -130,7 +147,7 @@ pub fn clean_label(
     }
     let chars: Vec<char> = text.chars().collect();
     if let Some(i) = (0..chars.len()).find(|&i| hidden_at(&chars, i)) {
-        return Err(ApiError::validation(
+        return Err(TextError::new(
             code,
             format!(
                 "{field} must not contain invisible characters such as U+{:04X} (zero-width spaces and joiners, soft hyphens, fillers)",
@@ -139,7 +156,7 @@ pub fn clean_label(
         ));
     }
     if text.chars().all(is_invisible) {
-        return Err(ApiError::validation(
+        return Err(TextError::new(
             code,
             format!("{field} must contain a visible character"),
         ));

@@ -16,7 +16,12 @@ use crate::{
 pub const TITLE_MAX_CHARS: usize = 100;
 
 pub fn clean_title(title: &str) -> ApiResult<String> {
-    crate::text::clean_label(title, "title", "invalid_title", TITLE_MAX_CHARS)
+    Ok(crate::text::clean_label(
+        title,
+        "title",
+        "invalid_title",
+        TITLE_MAX_CHARS,
+    )?)
 }
 
 fn kind_of(row: &MembershipRow) -> ConversationKind {

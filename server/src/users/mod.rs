@@ -57,12 +57,12 @@ pub fn validate_password(password: &str) -> Result<(), ApiError> {
 
 /// Trims and checks a display name: 1–64 characters, no control characters.
 pub fn clean_display_name(name: &str) -> Result<String, ApiError> {
-    crate::text::clean_label(
+    Ok(crate::text::clean_label(
         name,
         "display name",
         "invalid_display_name",
         DISPLAY_NAME_MAX_CHARS,
-    )
+    )?)
 }
 
 #[cfg(test)]
