@@ -8,8 +8,7 @@ use std::str::FromStr;
 use chatapp_client::protocol::{
     AddMembersRequest, AuthResponse, ClientEvent, Conversation, CreateConversationRequest,
     HistoryQuery, LoginRequest, Me, Message, MessagePage, ReadState, RegisterRequest,
-    SendMessageRequest, UpdateConversationRequest, UpdateMeRequest, User,
-    UserSearchQuery,
+    SendMessageRequest, UpdateConversationRequest, UpdateMeRequest, User, UserSearchQuery,
 };
 use chatapp_client::{PendingMessage, Realtime, RealtimeOptions, Upload};
 use tauri::ipc::{Channel, InvokeBody, JavaScriptChannelId, Request, Response};
@@ -18,7 +17,6 @@ use tauri::{AppHandle, Emitter, Manager, State, Webview};
 use crate::address::ServerSecurity;
 use crate::recorder::{RECORDER, RecorderEvent, RecordingInfo, Recordings};
 use crate::session::{CallError, Session};
-
 
 type Res<T> = Result<T, CallError>;
 
@@ -156,7 +154,9 @@ pub async fn delete_avatar(session: State<'_, Session>) -> Res<Me> {
 
 #[tauri::command]
 pub async fn search_users(session: State<'_, Session>, query: UserSearchQuery) -> Res<Vec<User>> {
-    session.call(async |api| api.search_users(&query.q, query.limit).await).await
+    session
+        .call(async |api| api.search_users(&query.q, query.limit).await)
+        .await
 }
 
 #[tauri::command]
@@ -195,7 +195,9 @@ pub async fn update_conversation(
     id: i64,
     input: UpdateConversationRequest,
 ) -> Res<Conversation> {
-    session.call(async |api| api.rename_conversation(id, &input.title).await).await
+    session
+        .call(async |api| api.rename_conversation(id, &input.title).await)
+        .await
 }
 
 #[tauri::command]
@@ -204,12 +206,16 @@ pub async fn add_members(
     id: i64,
     input: AddMembersRequest,
 ) -> Res<Conversation> {
-    session.call(async |api| api.add_members(id, &input.user_ids).await).await
+    session
+        .call(async |api| api.add_members(id, &input.user_ids).await)
+        .await
 }
 
 #[tauri::command]
 pub async fn remove_member(session: State<'_, Session>, id: i64, user: i64) -> Res<()> {
-    session.call(async |api| api.remove_member(id, user).await).await
+    session
+        .call(async |api| api.remove_member(id, user).await)
+        .await
 }
 
 #[tauri::command]
@@ -218,7 +224,9 @@ pub async fn history(
     id: i64,
     query: HistoryQuery,
 ) -> Res<MessagePage> {
-    session.call(async |api| api.history(id, query.before_seq, query.limit).await,).await
+    session
+        .call(async |api| api.history(id, query.before_seq, query.limit).await)
+        .await
 }
 
 #[tauri::command]
@@ -227,7 +235,12 @@ pub async fn send_message(
     id: i64,
     input: SendMessageRequest,
 ) -> Res<Message> {
-    session.call(async |api| api.send_message(id, &input.body, input.client_id.as_deref()) .await,).await
+    session
+        .call(async |api| {
+            api.send_message(id, &input.body, input.client_id.as_deref())
+                .await
+        })
+        .await
 }
 
 #[tauri::command]
@@ -257,7 +270,9 @@ pub async fn send_voice(
         upload = upload.client_id(&cid);
     }
     let upload = with_progress(upload, webview, &request);
-    session.call(async |api| api.upload_voice(id, upload).await).await
+    session
+        .call(async |api| api.upload_voice(id, upload).await)
+        .await
 }
 
 // ---- realtime ----------------------------------------------------------------------
