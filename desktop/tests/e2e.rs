@@ -198,7 +198,7 @@ async fn chats_through_the_real_window() {
         .expect("tauri-driver is missing: cargo install tauri-driver --locked (see .ci/run)");
 
     let data = tempfile::tempdir().expect("data dir");
-    let (_server, url) = start_server(data.path());
+    let (server, url) = start_server(data.path());
     let ann = register(&url, "ann").await;
     let ben = register(&url, "ben").await;
     let ann_id = ann.me().await.expect("me").id;
@@ -463,9 +463,17 @@ async fn chats_through_the_real_window() {
     let history = dunstctl(&["history"]);
     assert!(history.contains("lunch at one?"), "{history}");
 
-    // Sign-out returns to the sign-in screen (and deletes the token from the keychain,
-    // whose kernel store also keeps it in the per-user persistent keyring).
+    // The server is gone: the sign-out cannot be confirmed, so the window stays signed in
+    // and says so (the token stays in the keychain); "sign out on this computer only"
+    // then forgets the session here and returns to the sign-in screen.
+    drop(server);
     d.click("#sign-out").await;
+    d.find("#sign-out-failed").await;
+    d.wait_for_text("Could not sign out").await;
+    d.find("#sign-out").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    screenshot(&display, "desktop-sign-out-failed.png");
+    d.click("#sign-out-here").await;
     d.find("#sign-in").await;
 
     let _ = http
