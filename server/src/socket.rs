@@ -35,9 +35,12 @@ const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 #[utoipa::path(get, path = "/api/ws", tag = "realtime",
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 401, body = chatapp_protocol::ErrorBody),
-        (status = 403, description = "Cookie session from a foreign origin", body = chatapp_protocol::ErrorBody),
-        (status = 429, description = "Too many connections of this user or address", body = chatapp_protocol::ErrorBody),
+        (status = 400, description = "Not a WebSocket handshake (the `Connection`, `Upgrade`, `Sec-WebSocket-Version` or `Sec-WebSocket-Key` header is missing or wrong); a plain-text body", body = String, content_type = "text/plain"),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = chatapp_protocol::ErrorBody),
+        (status = 403, description = "Session cookie without a same-origin `Origin`", body = chatapp_protocol::ErrorBody),
+        (status = 429, description = "Too many open connections of this user or address (`too_many_connections`)", body = chatapp_protocol::ErrorBody),
+        (status = 500, description = "Internal error", body = chatapp_protocol::ErrorBody),
+        (status = 507, description = "The server's storage is full (recording the session's use failed)", body = chatapp_protocol::ErrorBody),
     ))]
 pub async fn ws_handler(
     State(state): State<AppState>,

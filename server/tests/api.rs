@@ -998,6 +998,28 @@ async fn malformed_requests_get_the_error_shape(backend: Backend) {
     ] {
         assert!(openapi["paths"].get(path).is_some(), "OpenAPI lacks {path}");
     }
+    // Health, register and sign-in are public (an empty requirement); every other
+    // operation needs the Bearer token or the session cookie (tests/openapi.rs checks
+    // the rest of the document against the server).
+    let schemes = &openapi["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["cookie"]["in"], "cookie");
+    assert_eq!(schemes["cookie"]["name"], "chatapp_session");
+    let authenticated = json!([{"bearer": []}, {"cookie": []}]);
+    for (path, item) in openapi["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            let public = matches!(
+                (method.as_str(), path.as_str()),
+                ("get", "/healthz") | ("post", "/api/auth/register" | "/api/auth/login")
+            );
+            let security = operation.get("security").unwrap_or(&openapi["security"]);
+            if public {
+                assert_eq!(security, &json!([{}]), "{method} {path} is public");
+            } else {
+                assert_eq!(security, &authenticated, "{method} {path} needs a session");
+            }
+        }
+    }
     let page = anon
         .http
         .get(format!("{}/", server.base))

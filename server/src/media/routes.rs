@@ -27,10 +27,18 @@ use crate::{
     responses(
         (status = 201, description = "Stored", body = Message),
         (status = 200, description = "Already stored under this client_id", body = Message),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "A bad id, a malformed form, no `file` field, an empty file or an invalid `client_id` (`error.code` says which)", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Signed in with a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 404, description = "No such conversation, or you are not a member", body = ErrorBody),
         (status = 408, description = "The upload paused or took too long", body = ErrorBody),
+        (status = 409, description = "client_id used in another conversation", body = ErrorBody),
         (status = 413, description = "Larger than 16 MB", body = ErrorBody),
-        (status = 415, description = "Not a supported audio file, or out of bounds (sample rate, channels, over 6 hours)", body = ErrorBody),
+        (status = 415, description = "Not multipart/form-data, not a supported audio file, or out of bounds (sample rate, channels, over 6 hours)", body = ErrorBody),
+        (status = 429, description = "Sending faster than the allowance (`--send-rate-per-user`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
 pub async fn upload_voice(
     State(state): State<AppState>,
@@ -75,12 +83,22 @@ pub const FILE_CACHE_CONTROL: &str = "private, max-age=3600";
 /// A stored file: voice only to members of its conversation, avatars to anyone signed
 /// in. Supports `Range`.
 #[utoipa::path(get, path = "/api/files/{id}", tag = "files",
-    params(("id" = String, Path)),
+    params(
+        ("id" = String, Path, description = "File id (the end of a message's `attachment.url` or of an avatar URL)"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023` (206; beyond the end 416); several ranges or a malformed header get the whole file"),
+    ),
     responses(
-        (status = 200, description = "The file"),
-        (status = 206, description = "Part of the file (Range)"),
-        (status = 416, description = "The range is outside the file", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 200, description = "The file", content(("audio/mpeg"), ("audio/wav"), ("audio/ogg"), ("audio/mp4"), ("audio/webm"), ("image/png")),
+            headers(("Accept-Ranges" = String, description = "`bytes`"))),
+        (status = 206, description = "Part of the file (Range)", content(("audio/mpeg"), ("audio/wav"), ("audio/ogg"), ("audio/mp4"), ("audio/webm"), ("image/png")),
+            headers(("Content-Range" = String, description = "`bytes START-END/SIZE`"))),
+        (status = 400, description = "The id is not valid UTF-8 or contains U+0000", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 404, description = "No such file, or a voice message of a conversation you are not in", body = ErrorBody),
+        (status = 416, description = "The range is outside the file", body = ErrorBody,
+            headers(("Content-Range" = String, description = "`bytes */SIZE`"))),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full (recording the session's use failed)", body = ErrorBody),
     ))]
 pub async fn get_file(
     State(state): State<AppState>,
@@ -147,11 +165,15 @@ pub async fn get_file(
 #[utoipa::path(put, path = "/api/me/avatar", tag = "account",
     request_body(content_type = "multipart/form-data", description = "`file`: the image"),
     responses(
-        (status = 200, body = chatapp_protocol::Me),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 200, description = "The account with its new avatar", body = chatapp_protocol::Me),
+        (status = 400, description = "A malformed form or no `file` field (`error.code` says which)", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Signed in with a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
         (status = 408, description = "The upload paused or took too long", body = ErrorBody),
         (status = 413, description = "Larger than 5 MB", body = ErrorBody),
-        (status = 415, description = "Not a png, jpeg, gif or webp image, or larger than 8192 px a side or 24 megapixels", body = ErrorBody),
+        (status = 415, description = "Not multipart/form-data, not a png, jpeg, gif or webp image, or larger than 8192 px a side or 24 megapixels", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
 pub async fn put_avatar(
     State(state): State<AppState>,
@@ -181,7 +203,13 @@ pub async fn put_avatar(
 
 /// Remove your avatar (its files are deleted).
 #[utoipa::path(delete, path = "/api/me/avatar", tag = "account",
-    responses((status = 200, body = chatapp_protocol::Me), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The account without an avatar", body = chatapp_protocol::Me),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Signed in with a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
+    ))]
 pub async fn delete_avatar(
     State(state): State<AppState>,
     auth: AuthUser,
