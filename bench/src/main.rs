@@ -1,10 +1,11 @@
 //! chatapp-bench: a load generator for chatapp-server.
 //!
 //! It starts the server binary (SQLite in a temporary data dir, or a fresh PostgreSQL
-//! database) and, as the reference for what this machine can do, a bare in-memory relay
-//! (`chatapp-bench relay`) with no persistence; drives both with the same load from many
-//! WebSocket connections; and prints delivery latency (HdrHistogram), throughput,
-//! errors, server CPU and memory, and the machine's total CPU (the generator shares it).
+//! database) or, with `--backend relay`, the reference for what this machine can do: a
+//! bare in-memory relay (`chatapp-bench relay`) with no persistence. It drives either with
+//! the same load from many WebSocket connections and prints delivery latency
+//! (HdrHistogram), throughput, errors, server CPU and memory, and the machine's total CPU
+//! (the generator shares it).
 //!
 //! ```text
 //! cargo build --release -p chatapp-server -p chatapp-bench

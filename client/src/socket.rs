@@ -155,7 +155,7 @@ impl Socket {
         self.close_code
     }
 
-    /// Closes politely (1000) and reads until the server's answer.
+    /// Closes politely (a close frame without a code) and reads until the server's answer.
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
         while let Some(Ok(_)) = self.stream.next().await {}

@@ -1,5 +1,5 @@
 //! Notifications through the system while the window is not focused. The web UI decides
-//! what to announce (one per conversation, a summary per conversation after a long gap);
+//! what to announce (one per conversation, a summary per conversation after catching up);
 //! this shows it.
 //!
 //! On Linux (and the other freedesktop systems) the notification goes straight to the

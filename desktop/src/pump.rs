@@ -1,7 +1,7 @@
 //! The realtime connection's events, to the window: server events as `chatapp://event`
-//! (the outbox's acknowledgements and refusals as `ack` and `error`, as a browser's
-//! socket would get them), connection states as `chatapp://state`. A session the server
-//! ended is forgotten here.
+//! (the outbox's acknowledgements and refusals for good as `ack` and `error`, as a
+//! browser's socket would get them), connection states as `chatapp://state`. A session
+//! the server ended is forgotten here.
 
 use chatapp_client::protocol::ServerEvent;
 use chatapp_client::{ConnectionState, Event, OutboxEvent};

@@ -255,8 +255,8 @@ impl Session {
         Ok(())
     }
 
-    /// Sign-out: the server revokes the session, then the keychain forgets it and the
-    /// connection ends. When the server cannot be told (no answer, an error), nothing is
+    /// Sign-out: the server revokes the session, then the connection ends and the keychain
+    /// forgets it. When the server cannot be told (no answer, an error), nothing is
     /// forgotten: the person is still signed in, told so, and may retry or
     /// [`Session::forget`] the session on this computer only.
     pub async fn sign_out(&self) -> Result<(), CallError> {
@@ -273,8 +273,8 @@ impl Session {
     }
 
     /// Forgets the session on this computer without telling the server (its session
-    /// stays valid there until it expires or is ended from another device): the token
-    /// leaves the keychain and the connection ends.
+    /// stays valid there until it expires or is ended from another device): the connection
+    /// ends and the token leaves the keychain.
     pub async fn forget(&self) -> Result<(), CallError> {
         let rt = self.lock().realtime.take();
         if let Some(rt) = rt {
@@ -286,7 +286,8 @@ impl Session {
         Ok(())
     }
 
-    /// Called when the server says the session is over (401): forget the token.
+    /// Called when the server says the session is over (a 401, or close code 4001 on the
+    /// realtime connection): forget the token.
     pub fn session_ended(&self) {
         let (api, keychain) = {
             let inner = self.lock();

@@ -34,7 +34,7 @@ pub struct ErrorBody {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `not_found`, `validation`.
+    /// Stable machine-readable code, e.g. `not_found`, `body_too_long`.
     pub code: String,
     /// Human-readable explanation.
     pub message: String,

@@ -294,7 +294,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Opens storage, binds, prints `listening on http://HOST:PORT` and serves until
+/// Binds, opens storage, prints `listening on http://HOST:PORT` and serves until
 /// SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -442,7 +442,7 @@ impl Server {
 }
 
 /// Periodic upkeep: forget recovered rate-limit keys; close connections whose session
-/// has ended without this instance hearing of it (expired, or a missed notice).
+/// has ended without this instance hearing of it (expired, or a missed change).
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {

@@ -9,7 +9,8 @@ pub fn avatar_url(avatar_id: Option<&str>) -> Option<String> {
     avatar_id.map(|id| format!("/api/files/{id}"))
 }
 
-/// The public view of an account. `online` comes from the real-time hub.
+/// The public view of an account. `online`: connected to any instance
+/// (`AppState::is_online`).
 pub fn public_user(row: &UserRow, online: bool) -> User {
     User {
         id: row.id,

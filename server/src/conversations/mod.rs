@@ -113,8 +113,8 @@ pub async fn list(state: &AppState, user_id: i64) -> ApiResult<Vec<Conversation>
         .collect())
 }
 
-/// Checks that `ids` are distinct existing users and that a group of `current` members
-/// can take them.
+/// Drops repeated `ids`, then checks that they are existing users and that a group of
+/// `current` members can take them.
 pub async fn check_new_members(
     state: &AppState,
     ids: &[i64],

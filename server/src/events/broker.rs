@@ -7,9 +7,9 @@
 //! is the union over instances: each lists its connected users in the store and
 //! heartbeats; an instance that stops heartbeating is purged and its users announced
 //! offline. If the listening connection drops, the instance reconnects and catches up:
-//! for every conversation it has delivered in, it replays what committed since
-//! (connections drop what they already have), reloads presence and forgets its member
-//! cache.
+//! it forgets its member cache, reloads presence, closes connections whose session ended
+//! meanwhile and, for every conversation it has delivered in, replays what committed
+//! since (connections drop what they already have).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -166,7 +166,7 @@ impl Broker {
 
 /// Sends queued changes, as many per NOTIFY as fit. A change of this instance's
 /// presence is recorded in the store first, so that an instance reloading presence
-/// never misses what a notice told it.
+/// never misses what a notification told it.
 async fn send_loop(link: Arc<Link>, mut rx: mpsc::Receiver<Change>) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 512).await > 0 {

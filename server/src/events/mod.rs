@@ -24,7 +24,8 @@ use crate::{AppState, store::MessageRow, store::StoreResult};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "k", rename_all = "snake_case")]
 pub enum Change {
-    /// A message was stored: `message` to every member (`ack` to its sender's socket).
+    /// A message was stored: `message` to every member's connections but the sending
+    /// one (which gets its `ack` from `socket`).
     Message { conversation_id: i64, seq: i64 },
     /// Someone is typing: `typing` to the other members.
     Typing { conversation_id: i64, user_id: i64 },
@@ -40,7 +41,7 @@ pub enum Change {
         conversation_id: i64,
         removed: Vec<i64>,
     },
-    /// A profile changed (name, avatar): `user_updated` to the user's contacts.
+    /// A profile changed (name, avatar): `user_updated` to the user and their contacts.
     UserUpdated { user_id: i64 },
     /// These sessions ended: their connections close, on every instance.
     SessionsEnded { session_ids: Vec<i64> },

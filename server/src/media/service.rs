@@ -50,7 +50,7 @@ impl Media {
         }
     }
 
-    /// The blob store (for start-up clean-up and tests).
+    /// The blob store behind the service.
     pub fn blobs(&self) -> &dyn BlobStore {
         self.blobs.as_ref()
     }

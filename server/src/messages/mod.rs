@@ -1,4 +1,5 @@
-//! Messages as the API shows them, and the rules for sending.
+//! Sending messages and moving read positions: the rules, then the writer and the
+//! publishing (the wire view of a message is in `views`).
 
 pub mod routes;
 pub mod writer;

@@ -1,6 +1,7 @@
-//! Group commit: sends from every connection and REST request are queued to a few
-//! writer tasks, each of which stores whatever has queued up in one transaction, so
-//! one durable commit (fsync) covers many messages. Nothing is answered before commit.
+//! Group commit: sends from every connection and REST request are queued to the writer
+//! tasks (`--db-writers`, one by default), each of which stores whatever has queued up in
+//! one transaction, so one durable commit (fsync) covers many messages. Nothing is
+//! answered before commit.
 //!
 //! Jobs are sharded by conversation, so one conversation's sends keep their order and
 //! two writers never contend for the same conversation row.

@@ -25,8 +25,9 @@ impl Store {
         .await?)
     }
 
-    /// Records the two avatar files of `user_id` and makes them its avatar. Returns the ids
-    /// of the avatar files it replaces (their rows are gone; delete the blobs).
+    /// Records the two avatar files of `user_id` and makes them its avatar (`None`: no
+    /// avatar). Returns the ids of the avatar files it replaces (their rows are gone;
+    /// delete the blobs).
     pub async fn set_avatar(
         &self,
         user_id: i64,

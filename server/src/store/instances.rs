@@ -20,7 +20,7 @@ const CHANNEL: &str = "chatapp_events";
 pub const MAX_PAYLOAD: usize = 7000;
 
 /// This instance's row and its own small pool (so that a busy main pool never delays a
-/// heartbeat or a notice).
+/// heartbeat or a notification).
 pub struct Instances {
     /// This instance's id (random per process).
     id: String,

@@ -1,5 +1,6 @@
 //! The browser's `VoiceRecorder`: MediaRecorder (Opus in WebM where available) with an
-//! AnalyserNode for the level. Stops by itself before the server's 16 MB limit.
+//! AnalyserNode for the level. Reports `ended` before the server's 16 MB limit; `stop()`
+//! then hands over what was recorded.
 
 import { errorMessage } from './client';
 import type { RecordedAudio, RecorderUpdate, VoiceRecorder } from './recorder';

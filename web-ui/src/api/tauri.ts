@@ -1,7 +1,8 @@
 //! The desktop app's implementations behind the client seam. Every call is a Tauri
 //! command and every event a Tauri event, answered by the app's Rust side, which holds
 //! the session token (in the OS keychain) and talks to the server through
-//! `chatapp-client`: no token, cookie or server URL lives in this webview. Server files
+//! `chatapp-client`: no token or cookie lives in this webview, and it sends no request to
+//! the server itself (it gets the server's address only to show it). Server files
 //! (voice, avatars) load through the app's `chatmedia:` scheme; voice is recorded natively.
 //! `invoke`/`listen` are passed in, so unit tests can stand in for the IPC boundary.
 

@@ -1,6 +1,6 @@
 //! The browser's implementations behind the client seam: fetch for REST, a WebSocket for
-//! events, localStorage for the outbox, the Notification API. The desktop app replaces
-//! this file's exports with ones that call its Rust side.
+//! events, localStorage for the outbox, the Notification API. Inside the desktop app
+//! `main.ts` takes `platform/desktop.ts` instead, whose implementations call its Rust side.
 
 import type { ApiClient, RealtimeClient } from '../api/client';
 import { FetchApiClient } from '../api/http';

@@ -1,7 +1,7 @@
 //! Which notifications the desktop app shows, and when: one per conversation (a newer one
-//! replaces the older, counting what is unseen), and while catching up after a sleep or
-//! a long disconnection nothing at first, then one summary per conversation once the
-//! connection is live again, instead of a burst.
+//! replaces the older, counting what is unseen), and while the connection is not live (at
+//! start, after a sleep or any lost connection) nothing at first, then one summary per
+//! conversation once it is live again, instead of a burst.
 
 import type { ConnectionState } from '../api/client';
 

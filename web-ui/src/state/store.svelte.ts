@@ -767,7 +767,7 @@ export function errorField(err: unknown): string | null {
 
 export { errorMessage };
 
-/** A direct conversation's other person (yourself in a note-to-self). */
+/** A direct conversation's other person (the first member, should there be no other). */
 export function otherMember(store: ChatStore, c: Conversation): User | undefined {
   const meId = store.me?.id;
   const m = c.members.find((u) => u.id !== meId) ?? c.members[0];

@@ -2,7 +2,7 @@
 
 export type ErrorDetail = { 
 /**
- * Stable machine-readable code, e.g. `not_found`, `validation`.
+ * Stable machine-readable code, e.g. `not_found`, `body_too_long`.
  */
 code: string, 
 /**
