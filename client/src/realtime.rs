@@ -650,12 +650,11 @@ impl Task {
     /// The event for a message now deliverable: the ack of our outbox message, or a
     /// message.
     fn route(&self, shared: &mut Shared, message: Message) -> Event {
-        if Some(message.sender_id) == self.me {
-            if let Some(client_id) = message.client_id.clone() {
-                if shared.outbox.remove(&client_id).is_some() {
-                    return Event::Outbox(OutboxEvent::Acked { client_id, message });
-                }
-            }
+        if Some(message.sender_id) == self.me
+            && let Some(client_id) = message.client_id.clone()
+            && shared.outbox.remove(&client_id).is_some()
+        {
+            return Event::Outbox(OutboxEvent::Acked { client_id, message });
         }
         Event::Server(ServerEvent::Message { message })
     }

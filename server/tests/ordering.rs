@@ -76,7 +76,7 @@ fn assert_in_order_once(seen: &Seen, who: &str) {
 
 async fn go_live(ws: &mut Ws, round: usize) {
     // Both ways of going live without cursors: an empty resume, or any other frame.
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         assert!(ws.resume(&[]).await.is_empty());
     } else {
         ws.send(&ClientEvent::Ping).await;

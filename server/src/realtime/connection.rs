@@ -259,10 +259,10 @@ impl Writer {
         if self.go_live().await.is_err() {
             return;
         }
-        if let Some(Control::Resume(cursors)) = control {
-            if self.resume(cursors).await.is_err() {
-                return;
-            }
+        if let Some(Control::Resume(cursors)) = control
+            && self.resume(cursors).await.is_err()
+        {
+            return;
         }
         loop {
             tokio::select! {

@@ -380,14 +380,14 @@ impl Hub {
 /// Queues `item` for `conn`, or cuts the connection off when its queue is full (logged
 /// once per connection, however many events it then misses).
 fn offer(user_id: i64, conn: &ConnHandle, item: Outbound) {
-    if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(item) {
-        if conn.kill.kill(CloseReason::SlowClient) {
-            tracing::info!(
-                user_id,
-                conn = conn.id,
-                "outbound queue full; disconnecting slow client"
-            );
-        }
+    if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(item)
+        && conn.kill.kill(CloseReason::SlowClient)
+    {
+        tracing::info!(
+            user_id,
+            conn = conn.id,
+            "outbound queue full; disconnecting slow client"
+        );
     }
 }
 
