@@ -50,11 +50,6 @@ impl Media {
         }
     }
 
-    /// The blob store behind the service.
-    pub fn blobs(&self) -> &dyn BlobStore {
-        self.blobs.as_ref()
-    }
-
     /// Writes an upload's bytes to a staging file, refusing it past `max` bytes.
     pub async fn stage<S, E>(&self, mut chunks: S, max: u64) -> ApiResult<TempBlob>
     where
