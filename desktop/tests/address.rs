@@ -40,8 +40,8 @@ fn kept(config_dir: &Path) -> Option<String> {
 
 #[tokio::test]
 async fn a_redirect_is_reported_and_nothing_is_kept() {
-    let data = support::private_dir();
-    let (_server, real) = support::start_server(data.path());
+    let server = support::start_server().await;
+    let real = server.base.clone();
     let config = tempfile::tempdir().expect("config dir");
     let session = Session::load(config.path().to_path_buf());
 
@@ -80,8 +80,8 @@ async fn a_redirect_is_reported_and_nothing_is_kept() {
 
 #[tokio::test]
 async fn an_address_without_a_scheme_is_https_only() {
-    let data = support::private_dir();
-    let (_server, real) = support::start_server(data.path());
+    let server = support::start_server().await;
+    let real = server.base.clone();
     let config = tempfile::tempdir().expect("config dir");
     let session = Session::load(config.path().to_path_buf());
 

@@ -197,8 +197,8 @@ async fn chats_through_the_real_window() {
         })
         .expect("tauri-driver is missing: cargo install tauri-driver --locked (see .ci/run)");
 
-    let data = tempfile::tempdir().expect("data dir");
-    let (server, url) = start_server(data.path());
+    let mut server = start_server().await;
+    let url = server.base.clone();
     let ann = register(&url, "ann").await;
     let ben = register(&url, "ben").await;
     let ann_id = ann.me().await.expect("me").id;
@@ -466,7 +466,7 @@ async fn chats_through_the_real_window() {
     // The server is gone: the sign-out cannot be confirmed, so the window stays signed in
     // and says so (the token stays in the keychain); "sign out on this computer only"
     // then forgets the session here and returns to the sign-in screen.
-    drop(server);
+    server.stop();
     d.click("#sign-out").await;
     d.find("#sign-out-failed").await;
     d.wait_for_text("Could not sign out").await;

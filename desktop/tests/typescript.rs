@@ -16,7 +16,14 @@ use ts_rs::{Config, TS};
 
 #[test]
 fn export_typescript_bindings() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-ui/src/api/generated/desktop");
+    // `scripts/test` compares a fresh copy with the committed one (CHATAPP_GENERATED_DIR),
+    // so that a test run does not touch the web UI's sources.
+    let dir = std::env::var_os("CHATAPP_GENERATED_DIR")
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-ui/src/api/generated"),
+            std::path::PathBuf::from,
+        )
+        .join("desktop");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create generated dir");
     // Sizes and durations are far below 2^53: plain JSON numbers, not bigint.

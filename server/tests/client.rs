@@ -201,7 +201,7 @@ async fn signs_in_and_receives_live(backend: Backend) {
 }
 
 async fn server_killed_mid_stream_resumes_with_nothing_lost_or_doubled(backend: Backend) {
-    let mut server = TestServer::start(backend).await;
+    let mut server = TestServer::start_binary(backend, &[]).await;
     let (ann, _) = server.register_api("ann").await;
     let (ben, ben_id) = server.register_api("ben").await;
     let chat = ann.direct_conversation(ben_id).await.expect("direct");
@@ -272,7 +272,7 @@ async fn server_killed_mid_stream_resumes_with_nothing_lost_or_doubled(backend: 
 }
 
 async fn outbox_queued_while_down_is_stored_and_acked_once(backend: Backend) {
-    let mut server = TestServer::start(backend).await;
+    let mut server = TestServer::start_binary(backend, &[]).await;
     let (ann, _) = server.register_api("ann").await;
     let (ben, ben_id) = server.register_api("ben").await;
     let chat = ann.direct_conversation(ben_id).await.expect("direct");

@@ -4,8 +4,9 @@
 
 mod support;
 
+use chatapp_protocol::{RegisterRequest, UpdateMeRequest};
 use serde_json::json;
-use support::{Backend, Client, ClientEvent, TestServer, Ws};
+use support::{Backend, Client, ClientEvent, Refused, TestServer, Ws};
 
 on_both_backends!(
     nul_in_any_text_is_refused_with_400,
@@ -17,56 +18,55 @@ on_both_backends!(
 
 async fn nul_in_any_text_is_refused_with_400(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let anon = server.client();
-    let (alice, _) = anon.register("alice").await;
-    let (_, bob_id) = anon.register("bob").await;
-    let direct = alice.direct_with(bob_id).await;
+    let anon = server.api();
+    let (alice, _) = server.register_api("alice").await;
+    let (_, bob_id) = server.register_api("bob").await;
+    let direct = alice.direct_conversation(bob_id).await.expect("direct").id;
 
-    let good = json!({"username": "carol", "email": "carol@example.org",
-                      "password": "password-carol", "display_name": "Carol"});
+    let good = RegisterRequest {
+        username: "carol".into(),
+        email: "carol@example.org".into(),
+        password: "password-carol".into(),
+        display_name: Some("Carol".into()),
+    };
+    let nul = |text: &str| format!("{text}\u{0}x");
     for field in ["username", "email", "password", "display_name"] {
-        let mut body = good.clone();
-        body[field] = json!(format!("{}\u{0}x", body[field].as_str().expect("text")));
-        anon.post("/api/auth/register", body)
-            .await
-            .expect_error(400, "invalid_text");
+        let mut req = good.clone();
+        match field {
+            "username" => req.username = nul(&req.username),
+            "email" => req.email = nul(&req.email),
+            "password" => req.password = nul(&req.password),
+            _ => req.display_name = Some(nul("Carol")),
+        }
+        anon.register(&req).await.refused(400, "invalid_text");
     }
-    anon.post(
-        "/api/auth/login",
-        json!({"login": "alice\u{0}", "password": "password-alice"}),
-    )
-    .await
-    .expect_error(400, "invalid_text");
-    anon.post(
-        "/api/auth/login",
-        json!({"login": "alice", "password": "password-alice\u{0}"}),
-    )
-    .await
-    .expect_error(400, "invalid_text");
-    alice
-        .get("/api/users?q=b%00")
+    anon.login("alice\u{0}", "password-alice")
         .await
-        .expect_error(400, "invalid_text");
-    alice
-        .post(
-            &format!("/api/conversations/{direct}/messages"),
-            json!({"body": "hi\u{0}", "client_id": "n1"}),
-        )
+        .refused(400, "invalid_text");
+    anon.login("alice", "password-alice\u{0}")
         .await
-        .expect_error(400, "invalid_text");
+        .refused(400, "invalid_text");
     alice
-        .patch("/api/me", json!({"display_name": "A\u{0}"}))
+        .search_users("b\u{0}", None)
         .await
-        .expect_error(400, "invalid_text");
+        .refused(400, "invalid_text");
     alice
-        .post(
-            "/api/conversations",
-            json!({"kind": "group", "title": "t\u{0}", "member_ids": [bob_id]}),
-        )
+        .send_message(direct, "hi\u{0}", Some("n1"))
         .await
-        .expect_error(400, "invalid_text");
+        .refused(400, "invalid_text");
+    alice
+        .update_me(&UpdateMeRequest {
+            display_name: Some("A\u{0}".into()),
+            ..UpdateMeRequest::default()
+        })
+        .await
+        .refused(400, "invalid_text");
+    alice
+        .create_group("t\u{0}", &[bob_id])
+        .await
+        .refused(400, "invalid_text");
 
-    let mut ws = Ws::connect(&server.base, alice.token.as_deref().expect("token")).await;
+    let mut ws = Ws::connect(&server.base, &alice.token().expect("token")).await;
     ws.send(&ClientEvent::Send {
         conversation_id: direct,
         client_id: "n2".into(),
@@ -79,8 +79,9 @@ async fn nul_in_any_text_is_refused_with_400(backend: Backend) {
     ws.close().await;
 
     // Nothing of it was stored; the server is fine.
-    assert!(alice.whole_history(direct).await.is_empty());
-    anon.post("/api/auth/register", good).await.expect(201);
+    let page = alice.history(direct, None, None).await.expect("history");
+    assert!(page.messages.is_empty());
+    anon.register(&good).await.expect("registered");
 }
 
 async fn the_sign_in_limit_counts_username_and_email_as_one_account(backend: Backend) {

@@ -19,7 +19,7 @@ struct Pair {
 }
 
 async fn two_instances() -> Pair {
-    let a = TestServer::start(Backend::Postgres).await;
+    let a = TestServer::start_binary(Backend::Postgres, &[]).await;
     let b = TestServer::start_sharing(&a, &[]).await;
     let (ann, ann_id) = a.client().register("ann").await;
     let (ben, ben_id) = b.client().register("ben").await;

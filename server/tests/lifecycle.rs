@@ -16,7 +16,7 @@ on_both_backends!(
 
 async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
     const SENDS: usize = 600;
-    let mut server = TestServer::start_with(
+    let mut server = TestServer::start_binary(
         backend,
         &[
             "--ws-frames-per-second",
@@ -123,7 +123,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
 }
 
 async fn sigterm_stops_gracefully_and_data_survives_restart(backend: Backend) {
-    let mut server = TestServer::start(backend).await;
+    let mut server = TestServer::start_binary(backend, &[]).await;
     let anon = server.client();
     let (ann, _) = anon.register("ann").await;
     let group = ann.group_with("Keep", &[]).await;
@@ -152,7 +152,7 @@ async fn sigterm_stops_gracefully_and_data_survives_restart(backend: Backend) {
     let (mut ws, _) =
         Ws::connect_and_resume(&server.base, &ann.token.clone().expect("token"), &[]).await;
 
-    let pid = nix::unistd::Pid::from_raw(server.pid());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.pid()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     assert_eq!(ws.close_code().await, Some(1012), "service restart");
     let status = server.stop();
@@ -199,7 +199,7 @@ async fn sigterm_stops_gracefully_and_data_survives_restart(backend: Backend) {
 async fn concurrent_sends_get_gapless_unique_seqs(backend: Backend) {
     const TASKS: usize = 8;
     const PER_TASK: usize = 50;
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_binary(backend, &[]).await;
     let anon = server.client();
     let (owner, _) = anon.register("owner").await;
     let mut senders = Vec::new();

@@ -432,45 +432,11 @@ pub fn rms(samples: &[f32]) -> f32 {
     (samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32).sqrt()
 }
 
-/// The server binary: `CHATAPP_SERVER_BIN`, or built into this target directory.
-pub fn server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CHATAPP_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/debug/deps/e2e-… → target
-    let exe = std::env::current_exe().expect("exe");
-    let target = exe.ancestors().nth(3).expect("target dir").to_path_buf();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "chatapp-server", "--quiet", "--target-dir"])
-        .arg(&target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build -p chatapp-server");
-    assert!(status.success(), "building chatapp-server failed");
-    target.join("debug/chatapp-server")
-}
-
-/// Starts the server on a free port; returns it and its base URL.
-pub fn start_server(data: &Path) -> (Daemon, String) {
-    let mut cmd = Command::new(server_bin());
-    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut d = Daemon::spawn("chatapp-server", &mut cmd);
-    let out = d.child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("server stdout ended")
-            .expect("server stdout");
-        if let Some(rest) = line.strip_prefix("listening on ") {
-            break rest.trim().to_owned();
-        }
-    };
-    // Keep draining stdout so the server never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    (d, url)
+/// A ChatApp server for the test, in this process (chatapp-testkit) on SQLite in a
+/// temporary data dir, listening on a free port of 127.0.0.1; `base` is its URL. It is
+/// stopped when dropped (or by `stop()`, to take it away mid-test).
+pub async fn start_server() -> chatapp_testkit::TestServer {
+    chatapp_testkit::Launch::new(chatapp_testkit::Backend::Sqlite)
+        .start()
+        .await
 }

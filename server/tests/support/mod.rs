@@ -6,99 +6,13 @@
 
 pub mod media;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use nix::{sys::signal::Signal, unistd::Pid};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Where the PostgreSQL server for tests is (a database that exists, used to create and
-/// drop one fresh database per test server).
-pub fn postgres_admin_url() -> String {
-    std::env::var("CHATAPP_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A fresh PostgreSQL database, dropped when this is dropped.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> Self {
-        let admin = postgres_admin_url();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos();
-        let name = format!("chatapp_test_{}_{}", std::process::id(), nanos);
-        let mut conn = PgConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL for tests not reachable at {admin}: {e}"));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let base = admin
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .expect("admin url has a database");
-        Self {
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let admin = postgres_admin_url();
-        let name = self.name.clone();
-        // Drop may run inside a runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// A running `chatapp-server` process.
-pub struct TestServer {
-    child: Option<Child>,
-    pub base: String,
-    pub addr: String,
-    pub backend: Backend,
-    pub data_dir: tempfile::TempDir,
-    pub database: Option<TestDatabase>,
-    args: Vec<String>,
-    /// When set: the server runs with this `RUST_LOG` and its stderr is kept in `log`.
-    log_level: Option<String>,
-    /// The server's stderr lines, when captured (see [`TestServer::start_capturing_log`]).
-    pub log: Arc<Mutex<Vec<String>>>,
-}
+#[allow(unused_imports)]
+pub use chatapp_testkit::{Backend, Launch, TestDatabase, postgres_admin_url};
 
 /// Limits every test server starts with: generous, since tests register many users and
 /// send in bursts. A test of a limit sets it again (the last occurrence of a flag wins).
@@ -111,237 +25,94 @@ const GENEROUS_LIMITS: &[&str] = &[
     "0",
 ];
 
+/// A server for a test ([`chatapp_testkit::TestServer`]): in-process unless a test needs
+/// the process itself (a crash, signals, its log, several processes on one database).
+pub struct TestServer(chatapp_testkit::TestServer);
+
+impl std::ops::Deref for TestServer {
+    type Target = chatapp_testkit::TestServer;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TestServer {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 impl TestServer {
-    /// Starts a server with generous limits.
+    /// The binary these tests were built with.
+    pub const BINARY: &str = env!("CARGO_BIN_EXE_chatapp-server");
+
+    /// An in-process server with generous limits.
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, &[]).await
     }
 
-    /// Starts a second server process on the PostgreSQL database of `other`.
-    pub async fn start_sharing(other: &TestServer, extra: &[&str]) -> Self {
-        let url = other
-            .database
-            .as_ref()
-            .expect("a PostgreSQL server")
-            .url
-            .clone();
-        let mut args: Vec<String> = GENEROUS_LIMITS.iter().map(|s| (*s).to_owned()).collect();
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        args.splice(
-            0..0,
-            [
-                "--data-dir".to_owned(),
-                data_dir.path().display().to_string(),
-                "--database-url".to_owned(),
-                url,
-            ],
-        );
-        let mut server = Self {
-            child: None,
-            base: String::new(),
-            addr: String::new(),
-            backend: Backend::Postgres,
-            data_dir,
-            database: None,
-            args,
-            log_level: None,
-            log: Arc::default(),
-        };
-        server.spawn("127.0.0.1:0");
-        server
-    }
-
-    /// Starts a server (as [`TestServer::start`]) with `RUST_LOG=rust_log`, keeping what
-    /// it logs in `log`.
-    pub async fn start_capturing_log(backend: Backend, rust_log: &str) -> Self {
-        Self::launch(
-            backend,
-            &[
-                "--auth-rate-per-account",
-                "1000",
-                "--auth-rate-per-address",
-                "100000",
-            ],
-            Some(rust_log.to_owned()),
-        )
-        .await
-    }
-
+    /// An in-process server with generous limits and `extra` flags.
     pub async fn start_with(backend: Backend, extra: &[&str]) -> Self {
-        Self::launch(backend, extra, None).await
+        Self(
+            Launch::new(backend)
+                .args(GENEROUS_LIMITS)
+                .args(extra)
+                .start()
+                .await,
+        )
     }
 
-    async fn launch(backend: Backend, extra: &[&str], log_level: Option<String>) -> Self {
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let database = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(TestDatabase::create().await),
-        };
-        let mut args: Vec<String> =
-            vec!["--data-dir".into(), data_dir.path().display().to_string()];
-        if let Some(db) = &database {
-            args.push("--database-url".into());
-            args.push(db.url.clone());
-        }
-        args.extend(GENEROUS_LIMITS.iter().map(|s| (*s).to_owned()));
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut server = Self {
-            child: None,
-            base: String::new(),
-            addr: String::new(),
-            backend,
-            data_dir,
-            database,
-            args,
-            log_level,
-            log: Arc::default(),
-        };
-        server.spawn("127.0.0.1:0");
-        server
+    /// The server binary with generous limits and `extra` flags.
+    pub async fn start_binary(backend: Backend, extra: &[&str]) -> Self {
+        Self(
+            Launch::new(backend)
+                .binary(Self::BINARY)
+                .args(GENEROUS_LIMITS)
+                .args(extra)
+                .start()
+                .await,
+        )
     }
 
-    fn spawn(&mut self, listen: &str) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chatapp-server"))
-            .arg("--listen")
-            .arg(listen)
-            .args(&self.args)
-            .env_remove("DATABASE_URL")
-            .env(
-                "RUST_LOG",
-                self.log_level.clone().unwrap_or_else(|| {
-                    std::env::var("CHATAPP_TEST_LOG").unwrap_or_else(|_| "warn".into())
-                }),
-            )
-            .stdout(Stdio::piped())
-            .stderr(if self.log_level.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::inherit()
-            })
-            .spawn()
-            .expect("spawn chatapp-server");
-        if let Some(stderr) = child.stderr.take() {
-            let log = Arc::clone(&self.log);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().expect("log").push(line);
-                }
-            });
-        }
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = match lines.next() {
-            Some(Ok(line)) => line,
-            other => {
-                let status = child.wait();
-                panic!("server did not start: {other:?}, exit {status:?}");
-            }
-        };
-        let base = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_owned();
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        self.addr = base.trim_start_matches("http://").to_owned();
-        self.base = base;
-        self.child = Some(child);
+    /// A second server process on the PostgreSQL database of `other`.
+    pub async fn start_sharing(other: &TestServer, extra: &[&str]) -> Self {
+        Self(
+            Launch::new(Backend::Postgres)
+                .sharing(other)
+                .binary(Self::BINARY)
+                .args(GENEROUS_LIMITS)
+                .args(extra)
+                .start()
+                .await,
+        )
     }
 
-    /// Kills the process with SIGKILL (a crash: no shutdown code runs) and reaps it.
-    pub fn kill9(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-        nix::sys::signal::kill(pid, Signal::SIGKILL).expect("SIGKILL");
-        child.wait().expect("wait")
+    /// The server binary with `RUST_LOG=rust_log`, keeping what it logs in `log`.
+    pub async fn start_capturing_log(backend: Backend, rust_log: &str) -> Self {
+        Self(
+            Launch::new(backend)
+                .binary(Self::BINARY)
+                .args(&[
+                    "--auth-rate-per-account",
+                    "1000",
+                    "--auth-rate-per-address",
+                    "100000",
+                ])
+                .log_level(rust_log)
+                .capture_log()
+                .start()
+                .await,
+        )
     }
 
-    /// Starts the server again on the same data dir and database (a new port).
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop the server first");
-        self.spawn("127.0.0.1:0");
-    }
-
-    /// Starts the server again on the same data dir, database and port, so clients
-    /// holding its address reconnect by themselves (the server's listener sets
-    /// `SO_REUSEADDR`, so connections of the killed process in TIME_WAIT do not block it).
-    pub fn restart_on_same_port(&mut self) {
-        assert!(self.child.is_none(), "stop the server first");
-        let addr = self.addr.clone();
-        self.spawn(&addr);
-        assert_eq!(self.addr, addr, "restarted on the same port");
-    }
-
-    /// A `chatapp-client` REST client for this server, not signed in.
-    pub fn api(&self) -> chatapp_client::Api {
-        chatapp_client::Api::new(&self.base).expect("server address")
-    }
-
-    /// Registers `name` (password `password-<name>`, email `<name>@example.org`) through
-    /// `chatapp-client`; the signed-in client and the user id.
+    /// Registers `name` through `chatapp-client` (see
+    /// [`chatapp_testkit::TestServer::register`]).
     pub async fn register_api(&self, name: &str) -> (chatapp_client::Api, i64) {
-        let api = self.api();
-        let auth = api
-            .register(&chatapp_protocol::RegisterRequest {
-                username: name.to_owned(),
-                email: format!("{name}@example.org"),
-                password: format!("password-{name}"),
-                display_name: None,
-            })
-            .await
-            .expect("register");
-        (api, auth.user.id)
-    }
-
-    /// A direct connection to this server's database (to set up what the API cannot).
-    pub async fn db(&self) -> sqlx::AnyConnection {
-        sqlx::any::install_default_drivers();
-        let url = match &self.database {
-            Some(db) => db.url.clone(),
-            None => format!(
-                "sqlite://{}",
-                self.data_dir.path().join("chatapp.db").display()
-            ),
-        };
-        <sqlx::AnyConnection as Connection>::connect(&url)
-            .await
-            .expect("database")
-    }
-
-    pub fn pid(&self) -> i32 {
-        i32::try_from(self.child.as_ref().expect("running").id()).expect("pid")
-    }
-
-    /// Sends SIGTERM and waits for the process to exit.
-    pub fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-        let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return child.wait().expect("wait");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.0.register(name).await
     }
 
     pub fn client(&self) -> Client {
         Client::new(&self.base)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -687,5 +458,140 @@ impl Ws {
 
     pub async fn close(self) {
         self.socket.close().await;
+    }
+}
+
+/// Asserts that a `chatapp-client` call was refused with `status` and `code` (the error
+/// shape with a message), returning nothing else: the refusal is the result.
+pub trait Refused {
+    #[track_caller]
+    fn refused(self, status: u16, code: &str);
+}
+
+impl<T: std::fmt::Debug> Refused for Result<T, ClientError> {
+    #[track_caller]
+    fn refused(self, status: u16, code: &str) {
+        match self {
+            Err(ClientError::Api {
+                status: got,
+                code: got_code,
+                message,
+                ..
+            }) => {
+                assert_eq!(
+                    (got.as_u16(), got_code.as_str()),
+                    (status, code),
+                    "refused with another status or code ({message})"
+                );
+                assert!(!message.is_empty(), "an error without a message");
+            }
+            Err(other) => panic!("expected a {status} {code} refusal, got {other}"),
+            Ok(value) => panic!("expected a {status} {code} refusal, got {value:?}"),
+        }
+    }
+}
+
+/// Requests straight into the server's router in this process, no socket (axum's
+/// examples/testing): for malformed or hostile input that `chatapp-client` cannot send
+/// (broken JSON, wrong content types, NUL in text, unknown fields). Set up the rest of the
+/// test through `chatapp-client` on the same server's `base`.
+#[derive(Clone)]
+pub struct Raw {
+    router: axum::Router,
+    token: Option<String>,
+}
+
+impl Raw {
+    /// Raw access to `server` (started with [`Launch::start_here`]), as a client on
+    /// 127.0.0.1.
+    pub fn new(server: &chatapp_testkit::LocalServer) -> Self {
+        let router = chatapp_server::router(server.state().clone()).layer(
+            axum::extract::connect_info::MockConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40_000,
+            ))),
+        );
+        Self {
+            router,
+            token: None,
+        }
+    }
+
+    /// The same, signed in with `token` (a bearer token).
+    pub fn with_token(&self, token: &str) -> Self {
+        Self {
+            token: Some(token.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The same, signed in as `api`'s session.
+    pub fn as_user(&self, api: &chatapp_client::Api) -> Self {
+        self.with_token(&api.token().expect("signed in"))
+    }
+
+    /// Sends `method path` with `body` of `content_type` (none when `None`).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<axum::body::Body>,
+    ) -> Resp {
+        use tower::ServiceExt as _;
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(token) = &self.token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body.into()).expect("request"))
+            .await
+            .expect("the router answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        Resp {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(Method::GET, path, None, axum::body::Body::empty())
+            .await
+    }
+
+    /// `body` as JSON (which may be anything a client could write: unknown fields, NUL).
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send(
+            Method::POST,
+            path,
+            Some("application/json"),
+            body.to_string(),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.send(
+            Method::PATCH,
+            path,
+            Some("application/json"),
+            body.to_string(),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(Method::DELETE, path, None, axum::body::Body::empty())
+            .await
     }
 }
