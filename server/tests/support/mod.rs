@@ -74,6 +74,16 @@ impl TestServer {
         )
     }
 
+    /// An in-process server with generous limits and `extra` flags on this test's
+    /// runtime, for [`Raw`] requests into its router.
+    pub async fn start_local(backend: Backend, extra: &[&str]) -> chatapp_testkit::LocalServer {
+        Launch::new(backend)
+            .args(GENEROUS_LIMITS)
+            .args(extra)
+            .start_here()
+            .await
+    }
+
     /// A second server process on the PostgreSQL database of `other`.
     pub async fn start_sharing(other: &TestServer, extra: &[&str]) -> Self {
         Self(
