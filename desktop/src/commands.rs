@@ -12,7 +12,7 @@ use chatapp_client::protocol::{
 };
 use chatapp_client::{PendingMessage, Realtime, RealtimeOptions, Upload};
 use tauri::ipc::{Channel, InvokeBody, JavaScriptChannelId, Request, Response};
-use tauri::{AppHandle, Emitter, Manager, State, Webview};
+use tauri::{AppHandle, Emitter, Manager, Runtime, State, Webview};
 
 use crate::address::ServerSecurity;
 use crate::recorder::{RECORDER, RecorderEvent, RecordingInfo, Recordings};
@@ -64,7 +64,7 @@ pub async fn login(session: State<'_, Session>, input: LoginRequest) -> Res<Auth
 /// Signs out: forgets the session only once the server has ended it (else an error, and
 /// the person is still signed in).
 #[tauri::command]
-pub async fn logout(app: AppHandle, session: State<'_, Session>) -> Res<()> {
+pub async fn logout<R: Runtime>(app: AppHandle<R>, session: State<'_, Session>) -> Res<()> {
     session.sign_out().await?;
     forget_local_files(&app);
     Ok(())
@@ -72,14 +72,14 @@ pub async fn logout(app: AppHandle, session: State<'_, Session>) -> Res<()> {
 
 /// "Sign out on this computer only", when the server could not be told.
 #[tauri::command]
-pub async fn forget_session(app: AppHandle, session: State<'_, Session>) -> Res<()> {
+pub async fn forget_session<R: Runtime>(app: AppHandle<R>, session: State<'_, Session>) -> Res<()> {
     session.forget().await?;
     forget_local_files(&app);
     Ok(())
 }
 
 /// What the app kept of the person's media: recordings not sent (on disk and in memory).
-fn forget_local_files(app: &AppHandle) {
+fn forget_local_files<R: Runtime>(app: &AppHandle<R>) {
     app.state::<Recordings>().forget_all();
     if let Ok(dir) = app.path().app_cache_dir() {
         let recordings = dir.join("recordings");
@@ -111,7 +111,7 @@ fn header(request: &Request<'_>, name: &str) -> Option<String> {
 }
 
 /// Reports an upload's progress (0–1) on the channel an `x-progress` header names.
-fn with_progress(upload: Upload, webview: Webview, request: &Request<'_>) -> Upload {
+fn with_progress<R: Runtime>(upload: Upload, webview: Webview<R>, request: &Request<'_>) -> Upload {
     let Some(channel) = header(request, "x-progress")
         .and_then(|v| JavaScriptChannelId::from_str(&v).ok())
         .map(|id| id.channel_on::<_, f64>(webview))
@@ -127,8 +127,8 @@ fn with_progress(upload: Upload, webview: Webview, request: &Request<'_>) -> Upl
 
 /// The avatar's bytes come as the raw request body (no JSON), its type in `x-mime`.
 #[tauri::command]
-pub async fn upload_avatar(
-    webview: Webview,
+pub async fn upload_avatar<R: Runtime>(
+    webview: Webview<R>,
     session: State<'_, Session>,
     request: Request<'_>,
 ) -> Res<Me> {
@@ -251,8 +251,8 @@ pub async fn mark_read(session: State<'_, Session>, id: i64, seq: i64) -> Res<Re
 /// A voice file recorded elsewhere (not by the native recorder): raw body, headers
 /// `x-conversation` and `x-client-id`.
 #[tauri::command]
-pub async fn send_voice(
-    webview: Webview,
+pub async fn send_voice<R: Runtime>(
+    webview: Webview<R>,
     session: State<'_, Session>,
     request: Request<'_>,
 ) -> Res<Message> {
@@ -280,8 +280,8 @@ pub async fn send_voice(
 /// Starts the realtime connection (the client crate reconnects and resumes by itself);
 /// its events go to the window as `chatapp://event` and `chatapp://state`.
 #[tauri::command]
-pub async fn realtime_start(
-    app: AppHandle,
+pub async fn realtime_start<R: Runtime>(
+    app: AppHandle<R>,
     session: State<'_, Session>,
     cursors: HashMap<String, i64>,
 ) -> Res<()> {
@@ -344,14 +344,14 @@ pub fn realtime_send(session: State<'_, Session>, event: ClientEvent) -> bool {
 /// The network is back (the webview's `online` event): reconnect now rather than after
 /// the backoff.
 #[tauri::command]
-pub fn realtime_reconnect(app: AppHandle) {
+pub fn realtime_reconnect<R: Runtime>(app: AppHandle<R>) {
     crate::wake::reconnect(&app, "network back");
 }
 
 // ---- recorder ----------------------------------------------------------------------
 
 #[tauri::command]
-pub fn recorder_start(app: AppHandle, rec: State<'_, Recordings>) -> Res<()> {
+pub fn recorder_start<R: Runtime>(app: AppHandle<R>, rec: State<'_, Recordings>) -> Res<()> {
     let dir = app
         .path()
         .app_cache_dir()
@@ -432,12 +432,17 @@ pub async fn recording_send(
 
 /// The unread total: in the window title and on the tray icon.
 #[tauri::command]
-pub fn set_unread(app: AppHandle, count: u32) {
+pub fn set_unread<R: Runtime>(app: AppHandle<R>, count: u32) {
     crate::tray::show_unread(&app, count);
 }
 
 /// Shows a notification when the window is not focused (the web UI decides which).
 #[tauri::command]
-pub fn notify(app: AppHandle, title: String, body: String, conversation: Option<i64>) {
+pub fn notify<R: Runtime>(
+    app: AppHandle<R>,
+    title: String,
+    body: String,
+    conversation: Option<i64>,
+) {
     crate::notify::show(&app, &title, &body, conversation);
 }

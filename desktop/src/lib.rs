@@ -17,7 +17,7 @@ pub mod session;
 pub mod tray;
 pub mod wake;
 
-use tauri::Manager;
+use tauri::{Builder, Manager, Runtime};
 
 /// Every command the webview may call, named once: the handler, and the names the web
 /// UI's types are generated from (`tests/typescript.rs`), so that a command cannot be
@@ -27,7 +27,7 @@ macro_rules! commands {
         /// The commands' names, as the webview invokes them.
         pub const COMMANDS: &[&str] = &[$(stringify!($name)),*];
 
-        fn invoke_handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Sync + 'static {
+        fn invoke_handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
             tauri::generate_handler![$(commands::$name),*]
         }
     };
@@ -76,18 +76,37 @@ commands![
 /// The events the Rust side emits to the webview.
 pub const EVENTS: &[&str] = &[pump::EVENT, pump::STATE, recorder::RECORDER, notify::OPEN];
 
-/// The app with its plugins, state and commands, on the system webview (Wry); `run`
-/// starts it.
-pub fn builder() -> tauri::Builder<tauri::Wry> {
-    tauri::Builder::default()
+/// The app with its plugins, state and commands, on any Tauri runtime: [`commands`]
+/// inside [`desktop`]. `run` starts it on the system webview (Wry); tests may pass
+/// `tauri::test::mock_builder()` to the parts they need.
+pub fn builder<R: Runtime>() -> Builder<R> {
+    desktop(commands(Builder::new()))
+}
+
+/// What the webview calls: the commands, the recordings and the `chatmedia://` files.
+/// Needs no display, tray or desktop service. The commands also read a
+/// [`session::Session`], which needs the app's config directory: [`desktop`] loads it at
+/// start-up, a test manages its own.
+pub fn commands<R: Runtime>(builder: Builder<R>) -> Builder<R> {
+    builder
+        .manage(recorder::Recordings::default())
+        .register_asynchronous_uri_scheme_protocol(media::SCHEME, media::handle)
+        .invoke_handler(invoke_handler())
+}
+
+/// The desktop around the commands: one instance at a time, the window where it was left,
+/// notifications, the session from the config directory, the tray and the sleep watcher.
+/// Generic like the rest, but it wants a desktop session (on Linux the single-instance
+/// plugin claims a D-Bus name, notifications go over D-Bus). Sets the builder's `setup`
+/// (a builder has one), so a caller adds no other.
+pub fn desktop<R: Runtime>(builder: Builder<R>) -> Builder<R> {
+    builder
         // First: a second launch hands over to the running one, which comes to the front.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             tray::focus_main(app);
         }))
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
-        .manage(recorder::Recordings::default())
-        .register_asynchronous_uri_scheme_protocol(media::SCHEME, media::handle)
         .setup(|app| {
             let dir = app.path().app_config_dir()?;
             app.manage(session::Session::load(dir));
@@ -96,10 +115,11 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
             wake::watch(app.handle().clone());
             Ok(())
         })
-        .invoke_handler(invoke_handler())
 }
 
-/// Starts the app (logging from `RUST_LOG`).
+/// Starts the app (logging from `RUST_LOG`) on Wry, the one runtime that shows a window:
+/// the system webview (WebKitGTK on Linux). The context is `tauri.conf.json` with the web
+/// UI embedded.
 pub fn run() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -108,7 +128,7 @@ pub fn run() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = builder().run(tauri::generate_context!()) {
+    if let Err(e) = builder::<tauri::Wry>().run(tauri::generate_context!()) {
         tracing::error!(error = %e, "ChatApp could not start");
         std::process::exit(1);
     }

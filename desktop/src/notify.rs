@@ -33,7 +33,7 @@ fn clip(body: &str) -> String {
 }
 
 /// Shows a notification unless the window is focused.
-pub fn show(app: &AppHandle, title: &str, body: &str, conversation: Option<i64>) {
+pub fn show<R: Runtime>(app: &AppHandle<R>, title: &str, body: &str, conversation: Option<i64>) {
     if window_focused(app) {
         return;
     }
@@ -41,7 +41,7 @@ pub fn show(app: &AppHandle, title: &str, body: &str, conversation: Option<i64>)
 }
 
 /// Sets up what `show` needs (called once at start-up).
-pub fn install(app: &AppHandle) {
+pub fn install<R: Runtime>(app: &AppHandle<R>) {
     platform::install(app);
 }
 
@@ -49,11 +49,11 @@ pub fn install(app: &AppHandle) {
 mod platform {
     use std::sync::Arc;
 
-    use tauri::{AppHandle, Emitter, Manager};
+    use tauri::{AppHandle, Emitter, Manager, Runtime};
 
     use super::{Desktop, OPEN};
 
-    pub fn install(app: &AppHandle) {
+    pub fn install<R: Runtime>(app: &AppHandle<R>) {
         let handle = app.clone();
         app.manage(Desktop::new(Arc::new(move |id| {
             crate::tray::focus_main(&handle);
@@ -61,7 +61,12 @@ mod platform {
         })));
     }
 
-    pub fn show(app: &AppHandle, title: &str, body: &str, conversation: Option<i64>) {
+    pub fn show<R: Runtime>(
+        app: &AppHandle<R>,
+        title: &str,
+        body: &str,
+        conversation: Option<i64>,
+    ) {
         if let Some(desktop) = app.try_state::<Desktop>() {
             desktop.show(title, body, conversation);
         }
@@ -70,12 +75,17 @@ mod platform {
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
 mod platform {
-    use tauri::AppHandle;
+    use tauri::{AppHandle, Runtime};
     use tauri_plugin_notification::NotificationExt;
 
-    pub fn install(_app: &AppHandle) {}
+    pub fn install<R: Runtime>(_app: &AppHandle<R>) {}
 
-    pub fn show(app: &AppHandle, title: &str, body: &str, _conversation: Option<i64>) {
+    pub fn show<R: Runtime>(
+        app: &AppHandle<R>,
+        title: &str,
+        body: &str,
+        _conversation: Option<i64>,
+    ) {
         if let Err(e) = app.notification().builder().title(title).body(body).show() {
             tracing::warn!(error = %e, "notification not shown");
         }

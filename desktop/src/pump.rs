@@ -6,7 +6,7 @@
 use chatapp_client::protocol::ServerEvent;
 use chatapp_client::{ConnectionState, Event, OutboxEvent};
 use serde::Serialize;
-use tauri::{AppHandle, Emitter, Manager};
+use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tokio::sync::mpsc;
 
 use crate::session::Session;
@@ -62,7 +62,7 @@ fn to_window(event: Event) -> Option<ServerEvent> {
 }
 
 /// Forwards `events` to the window until the connection ends.
-pub fn spawn(app: AppHandle, mut events: mpsc::Receiver<Event>) {
+pub fn spawn<R: Runtime>(app: AppHandle<R>, mut events: mpsc::Receiver<Event>) {
     tauri::async_runtime::spawn(async move {
         while let Some(event) = events.recv().await {
             if let Event::State(s) = &event {

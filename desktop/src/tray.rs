@@ -1,14 +1,14 @@
 //! The tray icon (where the desktop has a tray) and the unread total in the window title.
 
 use tauri::tray::{MouseButton, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Manager};
+use tauri::{AppHandle, Manager, Runtime};
 
 const TRAY: &str = "main";
 
 /// Brings the main window to the front where it was (tray click, second launch, a
 /// clicked notification). Only a hidden window is shown again: showing a minimized one
 /// maps it anew, and the window manager would place it somewhere else.
-pub fn focus_main(app: &AppHandle) {
+pub fn focus_main<R: Runtime>(app: &AppHandle<R>) {
     if let Some(w) = app.get_webview_window("main") {
         if w.is_minimized().unwrap_or(false) {
             let _ = w.unminimize();
@@ -21,7 +21,7 @@ pub fn focus_main(app: &AppHandle) {
 
 /// Adds the tray icon. A desktop without a tray (or without the indicator library) just
 /// has none: that is not an error for the app.
-pub fn install(app: &AppHandle) {
+pub fn install<R: Runtime>(app: &AppHandle<R>) {
     let Some(icon) = app.default_window_icon().cloned() else {
         return;
     };
@@ -51,7 +51,7 @@ pub fn title_for(count: u32) -> String {
     }
 }
 
-pub fn show_unread(app: &AppHandle, count: u32) {
+pub fn show_unread<R: Runtime>(app: &AppHandle<R>, count: u32) {
     let title = title_for(count);
     if let Some(w) = app.get_webview_window("main") {
         let _ = w.set_title(&title);

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use tauri::{AppHandle, Manager};
+use tauri::{AppHandle, Manager, Runtime};
 
 use crate::session::Session;
 
@@ -43,7 +43,7 @@ impl SleepDetector {
 }
 
 /// Reconnects the realtime connection now, if there is one.
-pub fn reconnect(app: &AppHandle, why: &str) {
+pub fn reconnect<R: Runtime>(app: &AppHandle<R>, why: &str) {
     if let Some(rt) = app.state::<Session>().realtime() {
         tracing::info!(why, "reconnecting now");
         rt.reconnect_now();
@@ -51,7 +51,7 @@ pub fn reconnect(app: &AppHandle, why: &str) {
 }
 
 /// Watches for sleeps for as long as the app runs.
-pub fn watch(app: AppHandle) {
+pub fn watch<R: Runtime>(app: AppHandle<R>) {
     tauri::async_runtime::spawn(async move {
         let mut detector = SleepDetector::new(SystemTime::now(), Instant::now());
         let mut tick = tokio::time::interval(TICK);
