@@ -4,9 +4,10 @@
 
 mod support;
 
-use chatapp_protocol::{RegisterRequest, UpdateMeRequest};
-use serde_json::json;
-use support::{Backend, Client, ClientEvent, Refused, TestServer, Ws};
+use chatapp_client::{Api, ClientError};
+use chatapp_protocol::{AuthResponse, LoginRequest, RegisterRequest, UpdateMeRequest};
+use reqwest::Method;
+use support::{Backend, ClientEvent, Refused, TestServer, Ws};
 
 on_both_backends!(
     nul_in_any_text_is_refused_with_400,
@@ -97,57 +98,58 @@ async fn the_sign_in_limit_counts_username_and_email_as_one_account(backend: Bac
         ],
     )
     .await;
-    let anon = server.client();
-    anon.register("alice").await;
-    let wrong = |login: &str| json!({"login": login, "password": "not-the-password"});
+    let anon = server.api();
+    server.register_api("alice").await;
+    let wrong = "not-the-password";
     // Registration counted as the first attempt on the account.
     for login in ["alice", "ａｌｉｃｅ@example.org"] {
-        anon.post("/api/auth/login", wrong(login))
+        anon.login(login, wrong)
             .await
-            .expect_error(401, "bad_credentials");
+            .refused(401, "bad_credentials");
     }
     // The fourth attempt on the same account, by another of its names, is limited.
-    anon.post("/api/auth/login", wrong("Alice@Example.org"))
+    anon.login("Alice@Example.org", wrong)
         .await
-        .expect_error(429, "rate_limited");
-    anon.post(
-        "/api/auth/login",
-        json!({"login": "alice@example.org", "password": "password-alice"}),
-    )
-    .await
-    .expect_error(429, "rate_limited");
+        .refused(429, "rate_limited");
+    anon.login("alice@example.org", "password-alice")
+        .await
+        .refused(429, "rate_limited");
     // Another account is not affected.
-    anon.register("bob").await;
-    anon.post(
-        "/api/auth/login",
-        json!({"login": "bob@example.org", "password": "password-bob"}),
-    )
-    .await
-    .expect(200);
+    server.register_api("bob").await;
+    anon.login("bob@example.org", "password-bob")
+        .await
+        .expect("bob signs in");
 }
 
 async fn api_answers_are_not_stored_by_caches_nor_sniffed(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let anon = server.client();
-    anon.register("alice").await;
+    let anon = server.api();
+    server.register_api("alice").await;
+    // The headers of the answers as a client receives them, over HTTP: the client's
+    // requests (`Api::request`), read as responses.
     let login = anon
-        .post(
-            "/api/auth/login",
-            json!({"login": "alice", "password": "password-alice"}),
-        )
-        .await;
-    assert_eq!(login.status.as_u16(), 200);
-    let token = login.body["token"].as_str().expect("token").to_owned();
-    let alice = anon.with_token(&token);
+        .request(Method::POST, "/api/auth/login")
+        .json(&LoginRequest {
+            login: "alice".into(),
+            password: "password-alice".into(),
+        })
+        .send()
+        .await
+        .expect("login answered");
+    assert_eq!(login.status().as_u16(), 200);
+    let login_headers = login.headers().clone();
+    let auth: AuthResponse = login.json().await.expect("auth response");
+    let alice = anon.with_token(&auth.token);
+    let headers = |api: &Api, path: &str| {
+        let req = api.request(Method::GET, path);
+        async move { req.send().await.expect("answered").headers().clone() }
+    };
     let responses = [
-        ("login", login.headers),
-        ("me", alice.get("/api/me").await.headers),
-        (
-            "error",
-            alice.get("/api/conversations/999999").await.headers,
-        ),
-        ("unknown", alice.get("/api/nothing-here").await.headers),
-        ("openapi", anon.get("/api/openapi.json").await.headers),
+        ("login", login_headers),
+        ("me", headers(&alice, "/api/me").await),
+        ("error", headers(&alice, "/api/conversations/999999").await),
+        ("unknown", headers(&alice, "/api/nothing-here").await),
+        ("openapi", headers(&anon, "/api/openapi.json").await),
     ];
     for (what, headers) in responses {
         assert_eq!(
@@ -165,19 +167,32 @@ async fn api_answers_are_not_stored_by_caches_nor_sniffed(backend: Backend) {
     }
 }
 
+/// Asserts a 400 refusal with `code` whose message names `field`.
+#[track_caller]
+fn refused_naming<T: std::fmt::Debug>(result: Result<T, ClientError>, code: &str, field: &str) {
+    match result {
+        Err(ClientError::Api {
+            status,
+            code: got,
+            message,
+            ..
+        }) => {
+            assert_eq!((status.as_u16(), got.as_str()), (400, code), "{message}");
+            assert!(message.contains(field), "{message} names {field}");
+        }
+        other => panic!("expected a 400 {code} refusal, got {other:?}"),
+    }
+}
+
 async fn labels_refuse_bidi_overrides_and_invisible_only_text(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let anon = server.client();
-    let (alice, _) = anon.register("alice").await;
-    let (_, bob_id) = anon.register("bob").await;
+    let anon = server.api();
+    let (alice, _) = server.register_api("alice").await;
+    let (_, bob_id) = server.register_api("bob").await;
 
-    let expect_refused = |resp: support::Resp, code: &str, field: &str| {
-        let message = resp.body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        resp.expect_error(400, code);
-        assert!(message.contains(field), "{message} names {field}");
+    let display_name = |name: &str| UpdateMeRequest {
+        display_name: Some(name.to_owned()),
+        ..UpdateMeRequest::default()
     };
     for name in [
         "evil\u{202E}gpj.exe",
@@ -190,40 +205,35 @@ async fn labels_refuse_bidi_overrides_and_invisible_only_text(backend: Backend) 
         "al\u{AD}ice",
         "ali\u{200D}ce",
     ] {
-        expect_refused(
-            anon.post(
-                "/api/auth/register",
-                json!({"username": "carol", "email": "carol@example.org",
-                       "password": "password-carol", "display_name": name}),
-            )
+        refused_naming(
+            anon.register(&RegisterRequest {
+                username: "carol".into(),
+                email: "carol@example.org".into(),
+                password: "password-carol".into(),
+                display_name: Some(name.to_owned()),
+            })
             .await,
             "invalid_display_name",
             "display name",
         );
-        expect_refused(
-            alice.patch("/api/me", json!({"display_name": name})).await,
+        refused_naming(
+            alice.update_me(&display_name(name)).await,
             "invalid_display_name",
             "display name",
         );
-        expect_refused(
-            alice
-                .post(
-                    "/api/conversations",
-                    json!({"kind": "group", "title": name, "member_ids": [bob_id]}),
-                )
-                .await,
+        refused_naming(
+            alice.create_group(name, &[bob_id]).await,
             "invalid_title",
             "title",
         );
     }
-    let group = alice.group_with("Team", &[bob_id]).await;
-    expect_refused(
-        alice
-            .patch(
-                &format!("/api/conversations/{group}"),
-                json!({"title": "x\u{202D}y"}),
-            )
-            .await,
+    let group = alice
+        .create_group("Team", &[bob_id])
+        .await
+        .expect("group")
+        .id;
+    refused_naming(
+        alice.rename_conversation(group, "x\u{202D}y").await,
         "invalid_title",
         "title",
     );
@@ -238,69 +248,62 @@ async fn labels_refuse_bidi_overrides_and_invisible_only_text(backend: Backend) 
         "می\u{200C}خواهم",
     ] {
         alice
-            .patch("/api/me", json!({"display_name": name}))
+            .update_me(&display_name(name))
             .await
-            .expect(200);
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     // A look-alike name (Cyrillic а) shares its look-alike key with the original, so
     // clients can show the two apart by username.
     let me = alice
-        .patch("/api/me", json!({"display_name": "Bob"}))
+        .update_me(&display_name("Bob"))
         .await
-        .expect(200);
-    let bob = alice.get(&format!("/api/users/{bob_id}")).await.expect(200);
-    assert_eq!(bob["display_name"], "bob");
-    assert_eq!(me["name_key"], bob["name_key"]);
+        .expect("renamed");
+    let bob = alice.user(bob_id).await.expect("bob");
+    assert_eq!(bob.display_name, "bob");
+    assert_eq!(me.name_key, bob.name_key);
     let me = alice
-        .patch("/api/me", json!({"display_name": "\u{430}bob"}))
+        .update_me(&display_name("\u{430}bob"))
         .await
-        .expect(200);
-    assert_ne!(me["name_key"], bob["name_key"]);
+        .expect("renamed");
+    assert_ne!(me.name_key, bob.name_key);
     let me = alice
-        .patch("/api/me", json!({"display_name": "b\u{43E}b"}))
+        .update_me(&display_name("b\u{43E}b"))
         .await
-        .expect(200);
-    assert_eq!(me["name_key"], bob["name_key"], "Cyrillic о looks like o");
+        .expect("renamed");
+    assert_eq!(me.name_key, bob.name_key, "Cyrillic о looks like o");
 }
 
 async fn fullwidth_emails_are_the_same_account(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let anon = server.client();
-    anon.register("alice").await;
-    anon.post(
-        "/api/auth/register",
-        json!({"username": "alice2", "email": "ＡＬＩＣＥ@ｅｘａｍｐｌｅ.ｏｒｇ",
-               "password": "password-alice2"}),
-    )
-    .await
-    .expect_error(409, "email_taken");
-    anon.post(
-        "/api/auth/login",
-        json!({"login": "ａｌｉｃｅ@ｅｘａｍｐｌｅ.ｏｒｇ", "password": "password-alice"}),
-    )
-    .await
-    .expect(200);
-
-    let bob = anon
-        .post(
-            "/api/auth/register",
-            json!({"username": "bob", "email": "ｂｏｂ@Ｅｘａｍｐｌｅ.ｏｒｇ",
-                   "password": "password-bob"}),
-        )
+    let anon = server.api();
+    server.register_api("alice").await;
+    let register = |username: &str, email: &str| RegisterRequest {
+        username: username.to_owned(),
+        email: email.to_owned(),
+        password: format!("password-{username}"),
+        display_name: None,
+    };
+    anon.register(&register("alice2", "ＡＬＩＣＥ@ｅｘａｍｐｌｅ.ｏｒｇ"))
         .await
-        .expect(201);
-    assert_eq!(bob["user"]["email"], "bob@Example.org");
-    let bob = Client::new(&server.base).with_token(bob["token"].as_str().expect("token"));
-    bob.patch(
-        "/api/me",
-        json!({"email": "ａｌｉｃｅ@example.org", "current_password": "password-bob"}),
-    )
+        .refused(409, "email_taken");
+    anon.login("ａｌｉｃｅ@ｅｘａｍｐｌｅ.ｏｒｇ", "password-alice")
+        .await
+        .expect("alice signs in");
+
+    let bob = server.api();
+    let auth = bob
+        .register(&register("bob", "ｂｏｂ@Ｅｘａｍｐｌｅ.ｏｒｇ"))
+        .await
+        .expect("bob registered");
+    assert_eq!(auth.user.email, "bob@Example.org");
+    bob.update_me(&UpdateMeRequest {
+        email: Some("ａｌｉｃｅ@example.org".into()),
+        current_password: Some("password-bob".into()),
+        ..UpdateMeRequest::default()
+    })
     .await
-    .expect_error(409, "email_taken");
-    anon.post(
-        "/api/auth/login",
-        json!({"login": "bob@example.org", "password": "password-bob"}),
-    )
-    .await
-    .expect(200);
+    .refused(409, "email_taken");
+    anon.login("bob@example.org", "password-bob")
+        .await
+        .expect("bob signs in");
 }
