@@ -6,8 +6,10 @@
 
 mod support;
 
-use serde_json::json;
-use support::{Backend, ClientEvent, TestServer, Ws, refused_status};
+use chatapp_client::{Api, ClientError};
+use chatapp_protocol::{Message as Stored, UpdateMeRequest};
+use reqwest::Method;
+use support::{Backend, ClientEvent, Refused, TestServer, Ws, refused_status};
 use tokio_tungstenite::tungstenite::{
     Message,
     protocol::frame::{
@@ -31,12 +33,11 @@ async fn websockets_are_capped_per_user_and_per_address(backend: Backend) {
         &["--ws-max-per-user", "3", "--ws-max-per-address", "5"],
     )
     .await;
-    let anon = server.client();
-    let (ann, _) = anon.register("ann").await;
-    let (ben, _) = anon.register("ben").await;
-    let (cid, _) = anon.register("cid").await;
-    let token = |c: &support::Client| c.token.clone().expect("token");
-    let bearer = |c: &support::Client| format!("Bearer {}", token(c));
+    let (ann, _) = server.register_api("ann").await;
+    let (ben, _) = server.register_api("ben").await;
+    let (cid, _) = server.register_api("cid").await;
+    let token = |c: &Api| c.token().expect("token");
+    let bearer = |c: &Api| format!("Bearer {}", token(c));
 
     let mut anns = Vec::new();
     for _ in 0..3 {
@@ -51,18 +52,23 @@ async fn websockets_are_capped_per_user_and_per_address(backend: Backend) {
     let cid1 = Ws::connect_with(&server.base, &[("authorization", &bearer(&cid))]).await;
     assert_eq!(refused_status(cid1), 429, "a sixth socket from one address");
     // The refusal has the error shape.
-    let resp = ann
-        .request(reqwest::Method::GET, "/api/ws")
-        .header("connection", "upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(resp.status(), 429);
-    let body: serde_json::Value = resp.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "too_many_connections");
+    match Ws::connect_with(&server.base, &[("authorization", &bearer(&ann))]).await {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+            ..
+        }) => {
+            assert_eq!(
+                (status.as_u16(), code.as_str()),
+                (429, "too_many_connections"),
+                "{message}"
+            );
+            assert!(!message.is_empty(), "an error without a message");
+        }
+        Err(other) => panic!("expected a 429 too_many_connections refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal, got a socket"),
+    }
 
     // Closing frees the slots.
     anns.pop().expect("socket").close().await;
@@ -98,23 +104,18 @@ async fn sends_share_one_allowance_per_user_over_rest_and_sockets(backend: Backe
         ],
     )
     .await;
-    let anon = server.client();
-    let (ann, _) = anon.register("ann").await;
-    let (ben, ben_id) = anon.register("ben").await;
-    let conv = ann.direct_with(ben_id).await;
-    let token = ann.token.clone().expect("token");
+    let (ann, _) = server.register_api("ann").await;
+    let (ben, ben_id) = server.register_api("ben").await;
+    let conv = ann.direct_conversation(ben_id).await.expect("direct").id;
+    let token = ann.token().expect("token");
     let (mut ws1, _) = Ws::connect_and_resume(&server.base, &token, &[]).await;
     let (mut ws2, _) = Ws::connect_and_resume(&server.base, &token, &[]).await;
-    let path = format!("/api/conversations/{conv}/messages");
 
     // 2 over REST, 2 on each socket: the burst of 6 is used up.
     for i in 0..2 {
-        ann.post(
-            &path,
-            json!({"body": format!("rest {i}"), "client_id": format!("r{i}")}),
-        )
-        .await
-        .expect(201);
+        ann.send_message(conv, &format!("rest {i}"), Some(&format!("r{i}")))
+            .await
+            .expect("sent");
     }
     for (n, ws) in [&mut ws1, &mut ws2].into_iter().enumerate() {
         for i in 0..2 {
@@ -129,13 +130,19 @@ async fn sends_share_one_allowance_per_user_over_rest_and_sockets(backend: Backe
     }
     // Over the allowance: each way in is refused, with the wait where HTTP can say it.
     let refused = ann
-        .post(
-            &path,
-            json!({"body": "one too many", "client_id": "r-extra"}),
-        )
+        .send_message(conv, "one too many", Some("r-extra"))
         .await;
-    assert!(refused.headers.get("retry-after").is_some(), "Retry-After");
-    refused.expect_error(429, "rate_limited");
+    assert!(
+        matches!(
+            &refused,
+            Err(ClientError::Api {
+                retry_after: Some(_),
+                ..
+            })
+        ),
+        "Retry-After: {refused:?}"
+    );
+    refused.refused(429, "rate_limited");
     for (n, ws) in [&mut ws1, &mut ws2].into_iter().enumerate() {
         ws.send(&ClientEvent::Send {
             conversation_id: conv,
@@ -148,12 +155,29 @@ async fn sends_share_one_allowance_per_user_over_rest_and_sockets(backend: Backe
         assert_eq!(err["client_id"], format!("w{n}-extra"));
     }
     // Nothing refused was stored; ben is not limited by ann's use.
-    let history = ann.whole_history(conv).await;
+    let history = whole_history(&ann, conv).await;
     assert_eq!(history.len(), 6);
-    assert!(history.iter().all(|m| m["body"] != "one too many"));
-    ben.post(&path, json!({"body": "hi", "client_id": "b1"}))
+    assert!(history.iter().all(|m| m.body != "one too many"));
+    ben.send_message(conv, "hi", Some("b1"))
         .await
-        .expect(201);
+        .expect("sent");
+}
+
+/// Every message of a conversation, read page by page (newest page first).
+async fn whole_history(api: &Api, conversation: i64) -> Vec<Stored> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = api
+            .history(conversation, before, Some(100))
+            .await
+            .expect("history");
+        before = page.messages.first().map(|m| m.seq);
+        all.extend(page.messages);
+        if !page.has_more {
+            return all;
+        }
+    }
 }
 
 async fn frames_share_one_allowance_per_user(backend: Backend) {
@@ -162,10 +186,9 @@ async fn frames_share_one_allowance_per_user(backend: Backend) {
         &["--ws-frames-per-second", "1", "--ws-frames-burst", "4"],
     )
     .await;
-    let anon = server.client();
-    let (ann, _) = anon.register("ann").await;
-    let (ben, _) = anon.register("ben").await;
-    let token = ann.token.clone().expect("token");
+    let (ann, _) = server.register_api("ann").await;
+    let (ben, _) = server.register_api("ben").await;
+    let token = ann.token().expect("token");
     let mut ws1 = Ws::connect(&server.base, &token).await;
     let mut ws2 = Ws::connect(&server.base, &token).await;
     // 4 pings over two sockets use up the burst; the fifth frame, on either, is refused.
@@ -178,7 +201,7 @@ async fn frames_share_one_allowance_per_user(backend: Backend) {
     ws1.send(&ClientEvent::Ping).await;
     assert_eq!(ws1.next_json().await["code"], "rate_limited");
     // Another user has an allowance of their own.
-    let mut other = Ws::connect(&server.base, &ben.token.clone().expect("token")).await;
+    let mut other = Ws::connect(&server.base, &ben.token().expect("token")).await;
     other.send(&ClientEvent::Ping).await;
     assert_eq!(other.next_json().await["type"], "pong");
 }
@@ -187,9 +210,9 @@ async fn frames_share_one_allowance_per_user(backend: Backend) {
 /// conversation with her.
 struct TwoSessions {
     server: TestServer,
-    ann: support::Client,
-    ann_elsewhere: support::Client,
-    ben: support::Client,
+    ann: Api,
+    ann_elsewhere: Api,
+    ben: Api,
     conv: i64,
     ws: Ws,
     ws_elsewhere: Ws,
@@ -197,19 +220,15 @@ struct TwoSessions {
 
 async fn two_sessions(backend: Backend) -> TwoSessions {
     let server = TestServer::start(backend).await;
-    let anon = server.client();
-    let (ann, _) = anon.register("ann").await;
-    let (ben, ben_id) = anon.register("ben").await;
-    let conv = ann.direct_with(ben_id).await;
-    let login = anon
-        .post(
-            "/api/auth/login",
-            json!({"login": "ann", "password": "password-ann"}),
-        )
+    let (ann, _) = server.register_api("ann").await;
+    let (ben, ben_id) = server.register_api("ben").await;
+    let conv = ann.direct_conversation(ben_id).await.expect("direct").id;
+    let ann_elsewhere = server.api();
+    ann_elsewhere
+        .login("ann", "password-ann")
         .await
-        .expect(200);
-    let ann_elsewhere = anon.with_token(login["token"].as_str().expect("token"));
-    let token = |c: &support::Client| c.token.clone().expect("token");
+        .expect("signed in");
+    let token = |c: &Api| c.token().expect("token");
     let (ws, _) = Ws::connect_and_resume(&server.base, &token(&ann), &[]).await;
     let (ws_elsewhere, _) = Ws::connect_and_resume(&server.base, &token(&ann_elsewhere), &[]).await;
     TwoSessions {
@@ -227,12 +246,9 @@ impl TwoSessions {
     /// ben sends `body`; the socket `which` picks must receive it.
     async fn reaches(&mut self, which: fn(&mut Self) -> &mut Ws, body: &str) {
         self.ben
-            .post(
-                &format!("/api/conversations/{}/messages", self.conv),
-                json!({"body": body}),
-            )
+            .send_message(self.conv, body, None)
             .await
-            .expect(201);
+            .expect("sent");
         assert_eq!(
             which(self).next_of("message").await["message"]["body"],
             body
@@ -242,17 +258,22 @@ impl TwoSessions {
 
 async fn signing_out_closes_that_sessions_sockets_at_once(backend: Backend) {
     let mut s = two_sessions(backend).await;
-    s.ann.post("/api/auth/logout", json!({})).await.expect(204);
+    let token = s.ann.token().expect("token");
+    // `Api::logout` also takes a 401 as signed out; the exact 204 through `Api::request`.
+    let logout = s
+        .ann
+        .request(Method::POST, "/api/auth/logout")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(logout.status().as_u16(), 204);
     assert_eq!(s.ws.close_code().await, Some(4001), "session ended");
     // The other session's socket is untouched and still receives.
     s.reaches(|s| &mut s.ws_elsewhere, "still there?").await;
     // The ended session cannot come back.
     let again = Ws::connect_with(
         &s.server.base,
-        &[(
-            "authorization",
-            &format!("Bearer {}", s.ann.token.clone().expect("token")),
-        )],
+        &[("authorization", &format!("Bearer {token}"))],
     )
     .await;
     assert_eq!(refused_status(again), 401);
@@ -261,26 +282,24 @@ async fn signing_out_closes_that_sessions_sockets_at_once(backend: Backend) {
 async fn a_password_change_closes_the_other_sessions_sockets(backend: Backend) {
     let mut s = two_sessions(backend).await;
     s.ann
-        .patch(
-            "/api/me",
-            json!({"new_password": "a-brand-new-password", "current_password": "password-ann"}),
-        )
+        .update_me(&UpdateMeRequest {
+            new_password: Some("a-brand-new-password".into()),
+            current_password: Some("password-ann".into()),
+            ..UpdateMeRequest::default()
+        })
         .await
-        .expect(200);
+        .expect("password changed");
     assert_eq!(s.ws_elsewhere.close_code().await, Some(4001));
     // The session that changed the password keeps its socket.
     s.reaches(|s| &mut s.ws, "hello").await;
     // The other one's token is gone too.
-    s.ann_elsewhere
-        .get("/api/me")
-        .await
-        .expect_error(401, "unauthorized");
+    s.ann_elsewhere.me().await.refused(401, "unauthorized");
 }
 
 async fn oversized_and_non_utf8_frames_close_with_their_codes(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let (ann, _) = server.client().register("ann").await;
-    let token = ann.token.clone().expect("token");
+    let (ann, _) = server.register_api("ann").await;
+    let token = ann.token().expect("token");
 
     let (mut ws, _) = Ws::connect_and_resume(&server.base, &token, &[]).await;
     ws.send_raw(Message::text("x".repeat(65 * 1024))).await;
