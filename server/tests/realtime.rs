@@ -5,8 +5,10 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::json;
-use support::{Backend, Client, ClientEvent, TestServer, Ws, refused_status};
+use chatapp_client::Api;
+use chatapp_protocol::{Message as Stored, ServerEvent, UpdateMeRequest};
+use serde_json::{Value, json};
+use support::{Backend, ClientEvent, TestServer, Ws, refused_status};
 use tokio_tungstenite::tungstenite::Message;
 
 on_both_backends!(
@@ -26,19 +28,18 @@ struct Fixture {
     server: TestServer,
     tokens: Vec<String>,
     ids: Vec<i64>,
-    clients: Vec<Client>,
+    clients: Vec<Api>,
 }
 
 /// A server with users `names`, each signed in.
 async fn fixture(backend: Backend, names: &[&str], extra: &[&str]) -> Fixture {
     let server = TestServer::start_with(backend, extra).await;
-    let anon = server.client();
     let mut tokens = Vec::new();
     let mut ids = Vec::new();
     let mut clients = Vec::new();
     for name in names {
-        let (client, id) = anon.register(name).await;
-        tokens.push(client.token.clone().expect("token"));
+        let (client, id) = server.register_api(name).await;
+        tokens.push(client.token().expect("token"));
         ids.push(id);
         clients.push(client);
     }
@@ -48,6 +49,18 @@ async fn fixture(backend: Backend, names: &[&str], extra: &[&str]) -> Fixture {
         ids,
         clients,
     }
+}
+
+/// The `message` of an event, as the protocol's message.
+#[track_caller]
+fn stored(event: &Value) -> Stored {
+    serde_json::from_value(event["message"].clone())
+        .unwrap_or_else(|e| panic!("a message in {event}: {e}"))
+}
+
+/// Creates a group "g" owned by `owner` with `members`; its id.
+async fn group_with(owner: &Api, members: &[i64]) -> i64 {
+    owner.create_group("g", members).await.expect("group").id
 }
 
 fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientEvent {
@@ -60,7 +73,7 @@ fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientEvent {
 
 async fn delivery_reaches_every_member_connection_and_no_one_else(backend: Backend) {
     let f = fixture(backend, &["ann", "ben", "cid", "eve"], &[]).await;
-    let conv = f.clients[0].group_with("g", &[f.ids[1], f.ids[2]]).await;
+    let conv = group_with(&f.clients[0], &[f.ids[1], f.ids[2]]).await;
     let base = &f.server.base;
     let (mut ann1, _) = Ws::connect_and_resume(base, &f.tokens[0], &[]).await;
     let (mut ann2, _) = Ws::connect_and_resume(base, &f.tokens[0], &[]).await;
@@ -89,15 +102,12 @@ async fn delivery_reaches_every_member_connection_and_no_one_else(backend: Backe
 
     // A REST send reaches every connection, the sender's too.
     let sent = f.clients[1]
-        .post(
-            &format!("/api/conversations/{conv}/messages"),
-            json!({"body": "via rest"}),
-        )
+        .send_message(conv, "via rest", None)
         .await
-        .expect(201);
+        .expect("sent");
     for ws in [&mut ann1, &mut ann2, &mut ben, &mut cid] {
         let ev = ws.next_of("message").await;
-        assert_eq!(ev["message"], sent);
+        assert_eq!(stored(&ev), sent);
     }
     eve.expect_quiet().await;
 
@@ -113,7 +123,7 @@ async fn delivery_reaches_every_member_connection_and_no_one_else(backend: Backe
 
 async fn ack_comes_after_commit_and_retries_do_not_duplicate(backend: Backend) {
     let f = fixture(backend, &["ann", "ben"], &[]).await;
-    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
+    let conv = group_with(&f.clients[0], &[f.ids[1]]).await;
     let (mut ann, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
     for i in 0..20 {
@@ -123,13 +133,10 @@ async fn ack_comes_after_commit_and_retries_do_not_duplicate(backend: Backend) {
         // Acknowledged means committed: another client reads it at once.
         let seq = ack["message"]["seq"].as_i64().expect("seq");
         let page = f.clients[1]
-            .get(&format!(
-                "/api/conversations/{conv}/messages?before_seq={}&limit=1",
-                seq + 1
-            ))
+            .history(conv, Some(seq + 1), Some(1))
             .await
-            .expect(200);
-        assert_eq!(page["messages"][0], ack["message"]);
+            .expect("history");
+        assert_eq!(page.messages.first(), Some(&stored(&ack)));
     }
     // Retrying an acknowledged send returns the same message and delivers nothing new.
     ann.send(&send(conv, "k3", "m3")).await;
@@ -139,11 +146,8 @@ async fn ack_comes_after_commit_and_retries_do_not_duplicate(backend: Backend) {
         ben.next_of("message").await;
     }
     ben.expect_quiet().await;
-    let conv_now = f.clients[0]
-        .get(&format!("/api/conversations/{conv}"))
-        .await
-        .expect(200);
-    assert_eq!(conv_now["last_seq"], 20);
+    let conv_now = f.clients[0].conversation(conv).await.expect("conversation");
+    assert_eq!(conv_now.last_seq, 20);
     // Invalid sends are refused with the REST codes.
     ann.send(&send(conv, "bad", "   ")).await;
     let err = ann.next_of("error").await;
@@ -154,31 +158,29 @@ async fn ack_comes_after_commit_and_retries_do_not_duplicate(backend: Backend) {
 async fn presence_goes_online_and_offline_with_last_seen(backend: Backend) {
     let f = fixture(backend, &["ann", "ben", "stranger"], &[]).await;
     let ben_client = &f.clients[1];
-    f.clients[0].direct_with(f.ids[1]).await;
+    f.clients[0]
+        .direct_conversation(f.ids[1])
+        .await
+        .expect("direct");
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
     let (mut stranger, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[2], &[]).await;
-    let ann_path = format!("/api/users/{}", f.ids[0]);
-    assert_eq!(ben_client.get(&ann_path).await.expect(200)["online"], false);
+    let ann_profile = || async { ben_client.user(f.ids[0]).await.expect("ann") };
+    assert!(!ann_profile().await.online);
 
     let (mut ann1, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     let online = ben.next_of("presence").await;
     assert_eq!(online["user_id"], f.ids[0]);
     assert_eq!(online["online"], true);
-    assert_eq!(ben_client.get(&ann_path).await.expect(200)["online"], true);
-    let list = ben_client.get("/api/conversations").await.expect(200);
-    let ann_member = list[0]["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .find(|m| m["id"] == f.ids[0])
-        .cloned();
-    assert_eq!(ann_member.expect("ann in members")["online"], true);
+    assert!(ann_profile().await.online);
+    let list = ben_client.conversations().await.expect("conversations");
+    let ann_member = list[0].members.iter().find(|m| m.id == f.ids[0]);
+    assert!(ann_member.expect("ann in members").online);
 
     // A second connection is not news; closing one of two is not offline.
     let (ann2, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     ann2.close().await;
     ben.expect_quiet().await;
-    assert_eq!(ben_client.get(&ann_path).await.expect(200)["online"], true);
+    assert!(ann_profile().await.online);
 
     ann1.expect_quiet().await;
     ann1.close().await;
@@ -188,16 +190,21 @@ async fn presence_goes_online_and_offline_with_last_seen(backend: Backend) {
         offline["last_seen"].is_string(),
         "offline carries last_seen: {offline}"
     );
-    let profile = ben_client.get(&ann_path).await.expect(200);
-    assert_eq!(profile["online"], false);
-    assert_eq!(profile["last_seen"], offline["last_seen"]);
+    let Ok(ServerEvent::Presence { last_seen, .. }) = serde_json::from_value(offline.clone())
+    else {
+        panic!("a presence event: {offline}");
+    };
+    let profile = ann_profile().await;
+    assert!(!profile.online);
+    assert_eq!(profile.last_seen, last_seen);
+    assert!(last_seen.is_some());
     // Someone who shares no conversation with ann hears nothing of it.
     stranger.expect_quiet().await;
 }
 
 async fn typing_and_read_reach_the_other_members(backend: Backend) {
     let f = fixture(backend, &["ann", "ben", "eve"], &[]).await;
-    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
+    let conv = group_with(&f.clients[0], &[f.ids[1]]).await;
     let (mut ann, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     let (mut ann_other, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
@@ -243,8 +250,8 @@ async fn typing_and_read_reach_the_other_members(backend: Backend) {
         read,
         json!({"type": "read", "conversation_id": conv, "user_id": f.ids[1], "seq": 2})
     );
-    let list = f.clients[1].get("/api/conversations").await.expect(200);
-    assert_eq!(list[0]["unread_count"], 1);
+    let list = f.clients[1].conversations().await.expect("conversations");
+    assert_eq!(list[0].unread_count, 1);
     ben.send(&ClientEvent::Read {
         conversation_id: conv,
         seq: 99,
@@ -261,20 +268,12 @@ async fn typing_and_read_reach_the_other_members(backend: Backend) {
 
 async fn resume_delivers_missed_messages_in_order_once(backend: Backend) {
     let f = fixture(backend, &["ann", "ben"], &[]).await;
-    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
-    let other = f.clients[0].group_with("g", &[f.ids[1]]).await;
-    let lonely = f.clients[0].group_with("g", &[]).await;
+    let conv = group_with(&f.clients[0], &[f.ids[1]]).await;
+    let other = group_with(&f.clients[0], &[f.ids[1]]).await;
+    let lonely = group_with(&f.clients[0], &[]).await;
     let post = |c: i64, body: String| {
         let client = f.clients[0].clone();
-        async move {
-            client
-                .post(
-                    &format!("/api/conversations/{c}/messages"),
-                    json!({"body": body}),
-                )
-                .await
-                .expect(201)
-        }
+        async move { client.send_message(c, &body, None).await.expect("sent") }
     };
     for i in 1..=3 {
         post(conv, format!("a{i}")).await;
@@ -319,7 +318,7 @@ async fn resume_delivers_missed_messages_in_order_once(backend: Backend) {
 
     // Then live, exactly once.
     let live = post(conv, "a9".into()).await;
-    assert_eq!(ben.next_of("message").await["message"], live);
+    assert_eq!(stored(&ben.next_of("message").await), live);
     ben.expect_quiet().await;
     // A second resume on the same connection cannot rewind it.
     ben.send(&ClientEvent::Resume {
@@ -332,7 +331,7 @@ async fn resume_delivers_missed_messages_in_order_once(backend: Backend) {
 
 async fn malformed_frames_get_an_error_and_the_connection_stays_usable(backend: Backend) {
     let f = fixture(backend, &["ann", "ben"], &[]).await;
-    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
+    let conv = group_with(&f.clients[0], &[f.ids[1]]).await;
     let (mut ann, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     for bad in [
         "{not json",
@@ -388,7 +387,7 @@ async fn membership_and_profile_changes_are_pushed(backend: Backend) {
     let (mut ann, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
     let (mut cid, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[2], &[]).await;
-    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
+    let conv = group_with(&f.clients[0], &[f.ids[1]]).await;
     for ws in [&mut ann, &mut ben] {
         let ev = ws.next_of("conversation").await;
         assert_eq!(ev["conversation"]["id"], conv);
@@ -396,12 +395,9 @@ async fn membership_and_profile_changes_are_pushed(backend: Backend) {
     cid.expect_quiet().await;
 
     f.clients[0]
-        .post(
-            &format!("/api/conversations/{conv}/members"),
-            json!({"user_ids": [f.ids[2]]}),
-        )
+        .add_members(conv, &[f.ids[2]])
         .await
-        .expect(200);
+        .expect("added");
     for ws in [&mut ann, &mut ben, &mut cid] {
         let added = ws.next_of("conversation").await;
         assert_eq!(
@@ -413,24 +409,18 @@ async fn membership_and_profile_changes_are_pushed(backend: Backend) {
         );
     }
     f.clients[0]
-        .patch(
-            &format!("/api/conversations/{conv}"),
-            json!({"title": "Renamed"}),
-        )
+        .rename_conversation(conv, "Renamed")
         .await
-        .expect(200);
+        .expect("renamed");
     assert_eq!(
         ben.next_of("conversation").await["conversation"]["title"],
         "Renamed"
     );
 
-    assert_eq!(
-        f.clients[0]
-            .delete(&format!("/api/conversations/{conv}/members/{}", f.ids[1]))
-            .await
-            .status,
-        204
-    );
+    f.clients[0]
+        .remove_member(conv, f.ids[1])
+        .await
+        .expect("removed");
     let removed = ben.next_of("conversation").await;
     let members: BTreeSet<i64> = removed["conversation"]["members"]
         .as_array()
@@ -444,20 +434,20 @@ async fn membership_and_profile_changes_are_pushed(backend: Backend) {
     );
     // Removed means no more messages.
     f.clients[0]
-        .post(
-            &format!("/api/conversations/{conv}/messages"),
-            json!({"body": "after"}),
-        )
+        .send_message(conv, "after", None)
         .await
-        .expect(201);
+        .expect("sent");
     cid.next_of("message").await;
     ben.expect_quiet().await;
 
     // Profile changes reach contacts and the user's own connections.
     f.clients[2]
-        .patch("/api/me", json!({"display_name": "Cid the Great"}))
+        .update_me(&UpdateMeRequest {
+            display_name: Some("Cid the Great".into()),
+            ..UpdateMeRequest::default()
+        })
         .await
-        .expect(200);
+        .expect("renamed");
     for ws in [&mut ann, &mut cid] {
         let ev = ws.next_of("user_updated").await;
         assert_eq!(ev["user"]["display_name"], "Cid the Great");
@@ -468,7 +458,10 @@ async fn membership_and_profile_changes_are_pushed(backend: Backend) {
 
 async fn a_silent_client_is_dropped_and_goes_offline(backend: Backend) {
     let f = fixture(backend, &["ann", "ben"], &["--ws-ping-secs", "1"]).await;
-    f.clients[0].direct_with(f.ids[1]).await;
+    f.clients[0]
+        .direct_conversation(f.ids[1])
+        .await
+        .expect("direct");
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
     // ann connects and then never reads again, so never answers a ping.
     let (ann, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[0], &[]).await;
@@ -484,7 +477,7 @@ async fn a_slow_client_is_disconnected_and_resumes_without_loss(backend: Backend
     const SENDERS: usize = 8;
     const EACH: usize = 400;
     let f = fixture(backend, &["ann", "ben"], &["--ws-queue", "8"]).await;
-    let conv = f.clients[0].group_with("g", &[f.ids[1]]).await;
+    let conv = group_with(&f.clients[0], &[f.ids[1]]).await;
     // ben connects and stops reading; ann floods the conversation with large messages
     // until the socket buffers and ben's queue are full.
     let (mut ben, _) = Ws::connect_and_resume(&f.server.base, &f.tokens[1], &[]).await;
@@ -496,12 +489,9 @@ async fn a_slow_client_is_disconnected_and_resumes_without_loss(backend: Backend
             tokio::spawn(async move {
                 for n in 0..EACH {
                     client
-                        .post(
-                            &format!("/api/conversations/{conv}/messages"),
-                            json!({"body": body, "client_id": format!("{t}-{n}")}),
-                        )
+                        .send_message(conv, &body, Some(&format!("{t}-{n}")))
                         .await
-                        .expect(201);
+                        .expect("sent");
                 }
             })
         })
