@@ -23,7 +23,7 @@ use symphonia::core::{
         CodecType, DecoderOptions,
     },
     errors::Error as SymphoniaError,
-    formats::FormatOptions,
+    formats::{FormatOptions, FormatReader, Track},
     io::{MediaSourceStream, MediaSourceStreamOptions},
     meta::MetadataOptions,
     probe::Hint,
@@ -84,18 +84,91 @@ pub struct AudioInfo {
     pub waveform: Vec<u8>,
 }
 
-/// Parses the whole file at `path` as `container`. `Err` when it is not playable audio
-/// or its parameters are out of bounds.
-pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
-    let mut file = File::open(path).map_err(|e| e.to_string())?;
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
+/// Why a file is not accepted as a voice message. The messages are shown to the
+/// sender (after "not playable audio: ").
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// The file could not be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The container's layout, checked before symphonia reads it, is refused.
+    #[error("{0}")]
+    Layout(&'static str),
+    #[error("WAV format {0:#06x} (accepted: PCM, float, A-law, µ-law)")]
+    WavFormat(u16),
+    #[error("{0} bits per sample")]
+    BitsPerSample(u16),
+    #[error("a block size of {block_align} bytes for {channels} channels of {bits} bits")]
+    BlockSize {
+        block_align: u16,
+        channels: u16,
+        bits: u16,
+    },
+    #[error("a WebM timestamp scale of {0}")]
+    WebmTimestampScale(u64),
+    #[error("not a readable audio file: {0}")]
+    Unreadable(SymphoniaError),
+    #[error("no audio track")]
+    NoTrack,
+    #[error("unsupported codec in this container")]
+    UnsupportedCodec,
+    #[error("no sample rate")]
+    NoSampleRate,
+    #[error(
+        "a sample rate of {0} Hz (accepted: {min} to {max} Hz)",
+        min = SAMPLE_RATES.start(),
+        max = SAMPLE_RATES.end()
+    )]
+    SampleRate(u32),
+    #[error("{0} channels (accepted: 1 to {MAX_CHANNELS})")]
+    Channels(usize),
+    /// No decoder for the codec (and it is not Opus, measured from timestamps instead).
+    #[error("cannot decode this audio")]
+    NoDecoder,
+    #[error("damaged audio: {0}")]
+    Damaged(SymphoniaError),
+    #[error("audio packets too large")]
+    PacketTooLarge,
+    #[error("no audio in the file")]
+    NoPackets,
+    #[error("no time base")]
+    NoTimeBase,
+    #[error("the audio is empty")]
+    Empty,
+    /// Past [`MAX_DURATION_MS`].
+    #[error("longer than 6 hours")]
+    TooLong,
+}
+
+/// Parses the whole file at `path` as `container`: [`probe`], then [`decode`]. `Err`
+/// when it is not playable audio or its parameters are out of bounds.
+pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, AudioError> {
+    decode(probe(path, container)?)
+}
+
+/// A container opened, its audio track found and its parameters checked: ready to
+/// decode.
+struct Probed {
+    format: Box<dyn FormatReader>,
+    track: Track,
+    mime: &'static str,
+    sample_rate: u32,
+}
+
+/// Opens the file at `path` as `container`: the container's layout checked (for the
+/// formats symphonia cannot be trusted with), the file probed, the first audio track
+/// found, its codec matched to the container and its sample rate and channel count
+/// checked.
+fn probe(path: &Path, container: Container) -> Result<Probed, AudioError> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
     match container {
         Container::Wav => check_wav(&mut file)?,
         Container::Mp4 => check_mp4(&mut file, len)?,
         Container::WebM => check_webm(&mut file, len)?,
         Container::Mp3 | Container::Ogg => {}
     }
-    file.rewind().map_err(|e| e.to_string())?;
+    file.rewind()?;
     let stream = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
     let mut hint = Hint::new();
     hint.with_extension(match container {
@@ -112,27 +185,47 @@ pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
             &FormatOptions::default(),
             &MetadataOptions::default(),
         )
-        .map_err(|e| format!("not a readable audio file: {e}"))?;
-    let mut format = probed.format;
+        .map_err(AudioError::Unreadable)?;
+    let format = probed.format;
     let track = format
         .tracks()
         .iter()
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or("no audio track")?
+        .ok_or(AudioError::NoTrack)?
         .clone();
-    let codec = track.codec_params.codec;
-    let mime = mime_for(container, codec).ok_or("unsupported codec in this container")?;
-    let sample_rate = track.codec_params.sample_rate.ok_or("no sample rate")?;
+    let mime = mime_for(container, track.codec_params.codec).ok_or(AudioError::UnsupportedCodec)?;
+    let sample_rate = track
+        .codec_params
+        .sample_rate
+        .ok_or(AudioError::NoSampleRate)?;
     check_sample_rate(sample_rate)?;
     if let Some(channels) = track.codec_params.channels {
         check_channels(channels.count())?;
     }
+    Ok(Probed {
+        format,
+        track,
+        mime,
+        sample_rate,
+    })
+}
+
+/// Reads every packet of the probed track: the duration from the decoded frames (from
+/// the packets' timestamps when there is no decoder, as for Opus) and the waveform from
+/// the decoded samples (empty without a decoder). Stops past [`MAX_DURATION_MS`].
+fn decode(probed: Probed) -> Result<AudioInfo, AudioError> {
+    let Probed {
+        mut format,
+        track,
+        mime,
+        sample_rate,
+    } = probed;
     let time_base = track.codec_params.time_base;
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .ok();
-    if decoder.is_none() && codec != CODEC_TYPE_OPUS {
-        return Err("cannot decode this audio".into());
+    if decoder.is_none() && track.codec_params.codec != CODEC_TYPE_OPUS {
+        return Err(AudioError::NoDecoder);
     }
 
     let max_frames = MAX_DURATION_MS.saturating_mul(u64::from(sample_rate)) / 1000;
@@ -149,7 +242,7 @@ pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
                 break;
             }
             Err(SymphoniaError::ResetRequired) => break,
-            Err(e) => return Err(format!("damaged audio: {e}")),
+            Err(e) => return Err(AudioError::Damaged(e)),
         };
         if packet.track_id() != track.id {
             continue;
@@ -162,13 +255,13 @@ pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
         let decoded = match decoder.decode(&packet) {
             Ok(decoded) => decoded,
             Err(SymphoniaError::DecodeError(_)) => continue,
-            Err(e) => return Err(format!("damaged audio: {e}")),
+            Err(e) => return Err(AudioError::Damaged(e)),
         };
         let spec = *decoded.spec();
         let channels = spec.channels.count();
         check_channels(channels)?;
         if decoded.capacity() > MAX_PACKET_FRAMES {
-            return Err("audio packets too large".into());
+            return Err(AudioError::PacketTooLarge);
         }
         let buf = samples.get_or_insert_with(|| SampleBuffer::new(decoded.capacity() as u64, spec));
         if buf.capacity() < decoded.capacity() * channels {
@@ -180,29 +273,29 @@ pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
         }
         frames = frames.saturating_add((buf.samples().len() / channels) as u64);
         if frames > max_frames {
-            return Err("longer than 6 hours".into());
+            return Err(AudioError::TooLong);
         }
     }
     if packets == 0 {
-        return Err("no audio in the file".into());
+        return Err(AudioError::NoPackets);
     }
     let duration_ms = if decoder.is_some() && frames > 0 {
         frames.saturating_mul(1000) / u64::from(sample_rate)
     } else {
-        let tb = time_base.ok_or("no time base")?;
+        let tb = time_base.ok_or(AudioError::NoTimeBase)?;
         // end_ts × numer / denom seconds, in u128 so that no timestamp can overflow it.
         let ms = u128::from(end_ts) * u128::from(tb.numer) * 1000 / u128::from(tb.denom.max(1));
         u64::try_from(ms).unwrap_or(u64::MAX)
     };
     if duration_ms == 0 {
-        return Err("the audio is empty".into());
+        return Err(AudioError::Empty);
     }
     if duration_ms > MAX_DURATION_MS {
-        return Err("longer than 6 hours".into());
+        return Err(AudioError::TooLong);
     }
     Ok(AudioInfo {
         mime,
-        duration_ms: i64::try_from(duration_ms).map_err(|_| "too long")?,
+        duration_ms: i64::try_from(duration_ms).map_err(|_| AudioError::TooLong)?,
         waveform: if decoder.is_some() {
             reduce(&peaks.finish())
         } else {
@@ -211,23 +304,19 @@ pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, String> {
     })
 }
 
-fn check_sample_rate(rate: u32) -> Result<(), String> {
+fn check_sample_rate(rate: u32) -> Result<(), AudioError> {
     if SAMPLE_RATES.contains(&rate) {
         Ok(())
     } else {
-        Err(format!(
-            "a sample rate of {rate} Hz (accepted: {} to {} Hz)",
-            SAMPLE_RATES.start(),
-            SAMPLE_RATES.end()
-        ))
+        Err(AudioError::SampleRate(rate))
     }
 }
 
-fn check_channels(count: usize) -> Result<(), String> {
+fn check_channels(count: usize) -> Result<(), AudioError> {
     if (1..=MAX_CHANNELS).contains(&count) {
         Ok(())
     } else {
-        Err(format!("{count} channels (accepted: 1 to {MAX_CHANNELS})"))
+        Err(AudioError::Channels(count))
     }
 }
 
@@ -235,46 +324,47 @@ fn check_channels(count: usize) -> Result<(), String> {
 /// A-law or µ-law, a sane sample rate and channel count, and a block size that matches
 /// them. Every format chunk before the audio data is checked, so a second one cannot
 /// smuggle in what the first did not say.
-fn check_wav<R: Read + Seek>(file: &mut R) -> Result<(), String> {
+fn check_wav<R: Read + Seek>(file: &mut R) -> Result<(), AudioError> {
     let mut riff = [0u8; 12];
     file.read_exact(&mut riff)
-        .map_err(|_| "truncated WAV header")?;
+        .map_err(|_| AudioError::Layout("truncated WAV header"))?;
     let mut formats = 0;
     for _ in 0..64 {
         let mut header = [0u8; 8];
         file.read_exact(&mut header)
-            .map_err(|_| "no audio data in the WAV file")?;
+            .map_err(|_| AudioError::Layout("no audio data in the WAV file"))?;
         let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         let mut skip = i64::from(size) + i64::from(size & 1); // chunks are padded to even sizes
         match &header[..4] {
             b"data" if formats > 0 => return Ok(()),
-            b"data" => return Err("no format chunk before the audio data".into()),
+            b"data" => return Err(AudioError::Layout("no format chunk before the audio data")),
             b"fmt " => {
                 let mut fmt = [0u8; 40];
                 let len = usize::try_from(size).unwrap_or(usize::MAX).min(fmt.len());
                 file.read_exact(&mut fmt[..len])
-                    .map_err(|_| "truncated WAV format chunk")?;
+                    .map_err(|_| AudioError::Layout("truncated WAV format chunk"))?;
                 check_wav_format(&fmt[..len])?;
                 formats += 1;
                 skip -= i64::try_from(len).unwrap_or(0);
             }
             _ => {}
         }
-        file.seek(SeekFrom::Current(skip))
-            .map_err(|e| e.to_string())?;
+        file.seek(SeekFrom::Current(skip))?;
     }
-    Err("too many chunks before the WAV audio data".into())
+    Err(AudioError::Layout(
+        "too many chunks before the WAV audio data",
+    ))
 }
 
 /// One WAV format chunk (`WAVEFORMATEX`, possibly extensible).
-fn check_wav_format(fmt: &[u8]) -> Result<(), String> {
+fn check_wav_format(fmt: &[u8]) -> Result<(), AudioError> {
     const PCM: u16 = 1;
     const FLOAT: u16 = 3;
     const ALAW: u16 = 6;
     const MULAW: u16 = 7;
     const EXTENSIBLE: u16 = 0xFFFE;
     if fmt.len() < 16 {
-        return Err("the WAV format chunk is too short".into());
+        return Err(AudioError::Layout("the WAV format chunk is too short"));
     }
     let u16_at = |i: usize| u16::from_le_bytes([fmt[i], fmt[i + 1]]);
     let channels = u16_at(2);
@@ -284,35 +374,37 @@ fn check_wav_format(fmt: &[u8]) -> Result<(), String> {
     let tag = match u16_at(0) {
         // The sub-format GUID starts with the format tag it stands for.
         EXTENSIBLE if fmt.len() >= 40 => u16_at(24),
-        EXTENSIBLE => return Err("the WAV extensible format chunk is too short".into()),
+        EXTENSIBLE => {
+            return Err(AudioError::Layout(
+                "the WAV extensible format chunk is too short",
+            ));
+        }
         tag => tag,
     };
     let bits_ok = match tag {
         PCM => matches!(bits, 8 | 16 | 24 | 32),
         FLOAT => matches!(bits, 32 | 64),
         ALAW | MULAW => bits == 8,
-        other => {
-            return Err(format!(
-                "WAV format {other:#06x} (accepted: PCM, float, A-law, µ-law)"
-            ));
-        }
+        other => return Err(AudioError::WavFormat(other)),
     };
     if !bits_ok {
-        return Err(format!("{bits} bits per sample"));
+        return Err(AudioError::BitsPerSample(bits));
     }
     check_sample_rate(rate)?;
     check_channels(usize::from(channels))?;
     if u32::from(block_align) != u32::from(channels) * u32::from(bits / 8) {
-        return Err(format!(
-            "a block size of {block_align} bytes for {channels} channels of {bits} bits"
-        ));
+        return Err(AudioError::BlockSize {
+            block_align,
+            channels,
+            bits,
+        });
     }
     Ok(())
 }
 
 /// Checks an MP4 file's time scales (movie and every track) before symphonia builds
 /// time bases from them: symphonia 0.5 panics on a time scale of 0.
-fn check_mp4<R: Read + Seek>(file: &mut R, len: u64) -> Result<(), String> {
+fn check_mp4<R: Read + Seek>(file: &mut R, len: u64) -> Result<(), AudioError> {
     let mut budget = 4096; // boxes read at most
     check_mp4_boxes(file, 0, len, &mut budget)
 }
@@ -322,12 +414,14 @@ fn check_mp4_boxes<R: Read + Seek>(
     start: u64,
     end: u64,
     budget: &mut u32,
-) -> Result<(), String> {
-    let truncated = |_| "truncated MP4 box".to_owned();
+) -> Result<(), AudioError> {
+    let truncated = |_| AudioError::Layout("truncated MP4 box");
     let mut pos = start;
     while pos.saturating_add(8) <= end {
-        *budget = budget.checked_sub(1).ok_or("too many MP4 boxes")?;
-        file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+        *budget = budget
+            .checked_sub(1)
+            .ok_or(AudioError::Layout("too many MP4 boxes"))?;
+        file.seek(SeekFrom::Start(pos))?;
         let mut header = [0u8; 8];
         file.read_exact(&mut header).map_err(truncated)?;
         let kind = [header[4], header[5], header[6], header[7]];
@@ -341,9 +435,11 @@ fn check_mp4_boxes<R: Read + Seek>(
                 }
                 size => (u64::from(size), 8),
             };
-        let box_end = pos.checked_add(size).ok_or("MP4 box too large")?;
+        let box_end = pos
+            .checked_add(size)
+            .ok_or(AudioError::Layout("MP4 box too large"))?;
         if size < header_len || box_end > end {
-            return Err("damaged MP4 box sizes".into());
+            return Err(AudioError::Layout("damaged MP4 box sizes"));
         }
         match &kind {
             b"moov" | b"trak" | b"mdia" => {
@@ -361,9 +457,9 @@ fn check_mp4_boxes<R: Read + Seek>(
                     .get(at..at + 4)
                     .filter(|_| n >= at + 4)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                    .ok_or("truncated MP4 header")?;
+                    .ok_or(AudioError::Layout("truncated MP4 header"))?;
                 if scale == 0 {
-                    return Err("an MP4 time scale of 0".into());
+                    return Err(AudioError::Layout("an MP4 time scale of 0"));
                 }
             }
             _ => {}
@@ -376,7 +472,7 @@ fn check_mp4_boxes<R: Read + Seek>(
 /// Checks a WebM file's layout before symphonia reads it: every element of known size
 /// ends within the file (symphonia 0.5 panics on some truncated ones) and the
 /// `TimestampScale` fits a time base (it panics on 0 and on values over `u32::MAX`).
-fn check_webm<R: Read + Seek>(file: &mut R, len: u64) -> Result<(), String> {
+fn check_webm<R: Read + Seek>(file: &mut R, len: u64) -> Result<(), AudioError> {
     const SEGMENT: u32 = 0x1853_8067;
     const INFO: u32 = 0x1549_A966;
     const CLUSTER: u32 = 0x1F43_B675;
@@ -391,20 +487,22 @@ fn check_webm<R: Read + Seek>(file: &mut R, len: u64) -> Result<(), String> {
         let Some(&parent_end) = stack.last() else {
             return Ok(());
         };
-        file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+        file.seek(SeekFrom::Start(pos))?;
         let Some((id, id_len)) = ebml_varint(file, false)? else {
-            return Err("truncated WebM element".into());
+            return Err(AudioError::Layout("truncated WebM element"));
         };
         let Some((size, size_len)) = ebml_varint(file, true)? else {
-            return Err("truncated WebM element".into());
+            return Err(AudioError::Layout("truncated WebM element"));
         };
         let data = pos + id_len + size_len;
         let end = match size {
-            Some(size) => data.checked_add(size).ok_or("WebM element too large")?,
+            Some(size) => data
+                .checked_add(size)
+                .ok_or(AudioError::Layout("WebM element too large"))?,
             None => parent_end, // unknown size: it runs to the end of its parent
         };
         if end > parent_end {
-            return Err("truncated WebM file".into());
+            return Err(AudioError::Layout("truncated WebM file"));
         }
         match id.and_then(|id| u32::try_from(id).ok()).unwrap_or(0) {
             SEGMENT | INFO | CLUSTER => {
@@ -414,34 +512,37 @@ fn check_webm<R: Read + Seek>(file: &mut R, len: u64) -> Result<(), String> {
             TIMESTAMP_SCALE => {
                 let size = end - data;
                 if size > 8 {
-                    return Err("damaged WebM timestamp scale".into());
+                    return Err(AudioError::Layout("damaged WebM timestamp scale"));
                 }
                 let mut value = [0u8; 8];
                 let at = usize::try_from(8 - size).unwrap_or(0);
                 file.read_exact(&mut value[at..])
-                    .map_err(|_| "truncated WebM file")?;
+                    .map_err(|_| AudioError::Layout("truncated WebM file"))?;
                 let scale = u64::from_be_bytes(value);
                 if scale == 0 || scale > u64::from(u32::MAX) {
-                    return Err(format!("a WebM timestamp scale of {scale}"));
+                    return Err(AudioError::WebmTimestampScale(scale));
                 }
                 pos = end;
             }
             _ => pos = end,
         }
     }
-    Err("too many WebM elements".into())
+    Err(AudioError::Layout("too many WebM elements"))
 }
 
 /// One EBML variable-length integer: its value and length; for sizes, `None` as the value
 /// means "unknown". `Ok(None)` at the end of the file.
-fn ebml_varint<R: Read>(file: &mut R, is_size: bool) -> Result<Option<(Option<u64>, u64)>, String> {
+fn ebml_varint<R: Read>(
+    file: &mut R,
+    is_size: bool,
+) -> Result<Option<(Option<u64>, u64)>, AudioError> {
     let mut first = [0u8; 1];
-    if file.read(&mut first).map_err(|e| e.to_string())? == 0 {
+    if file.read(&mut first)? == 0 {
         return Ok(None);
     }
     let len = first[0].leading_zeros() + 1;
     if len > 8 || (!is_size && len > 4) {
-        return Err("damaged WebM element".into());
+        return Err(AudioError::Layout("damaged WebM element"));
     }
     let mut rest = [0u8; 7];
     let rest = &mut rest[..usize::try_from(len - 1).unwrap_or(0)];
@@ -601,6 +702,35 @@ mod tests {
         ] {
             assert!(check_wav(&mut bad.clone()).is_err(), "{:?}", bad.get_ref());
         }
+    }
+
+    #[test]
+    fn refusals_say_what_is_out_of_bounds() {
+        assert_eq!(
+            AudioError::SampleRate(0).to_string(),
+            "a sample rate of 0 Hz (accepted: 8000 to 192000 Hz)"
+        );
+        assert_eq!(
+            AudioError::Channels(9).to_string(),
+            "9 channels (accepted: 1 to 8)"
+        );
+        assert_eq!(
+            AudioError::WavFormat(0x11).to_string(),
+            "WAV format 0x0011 (accepted: PCM, float, A-law, µ-law)"
+        );
+        assert_eq!(
+            AudioError::BlockSize {
+                block_align: 1,
+                channels: 2,
+                bits: 16
+            }
+            .to_string(),
+            "a block size of 1 bytes for 2 channels of 16 bits"
+        );
+        assert!(matches!(
+            check_wav(&mut std::io::Cursor::new(b"RIFF")),
+            Err(AudioError::Layout("truncated WAV header"))
+        ));
     }
 
     #[test]
