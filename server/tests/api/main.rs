@@ -14,6 +14,7 @@ mod conversations;
 mod malformed;
 mod messages;
 mod read_state;
+mod statuses;
 mod users;
 
 use axum::body::{Body, Bytes};
