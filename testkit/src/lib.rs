@@ -136,6 +136,7 @@ pub struct Launch {
     log_level: Option<String>,
     capture_log: bool,
     database_url: Option<String>,
+    postgres_admin: Option<String>,
 }
 
 impl Launch {
@@ -148,7 +149,15 @@ impl Launch {
             log_level: None,
             capture_log: false,
             database_url: None,
+            postgres_admin: None,
         }
+    }
+
+    /// Creates its PostgreSQL database on the server of `admin_url` (a database that
+    /// exists there) instead of `postgres_admin_url()`.
+    pub fn postgres_admin(mut self, admin_url: &str) -> Self {
+        self.postgres_admin = Some(admin_url.to_owned());
+        self
     }
 
     /// Adds command-line flags (a flag given twice takes its last value).
@@ -189,7 +198,10 @@ impl Launch {
     async fn storage(&mut self) -> (tempfile::TempDir, Option<TestDatabase>, String, Vec<String>) {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let database = match (self.backend, &self.database_url) {
-            (Backend::Postgres, None) => Some(TestDatabase::create().await),
+            (Backend::Postgres, None) => Some(match &self.postgres_admin {
+                Some(admin) => TestDatabase::create_on(admin, "chatapp_test").await,
+                None => TestDatabase::create().await,
+            }),
             _ => None,
         };
         let database_url = match (&self.database_url, &database) {
@@ -429,6 +441,11 @@ impl TestServer {
         }
         self.running = Running::Binary(child);
         base
+    }
+
+    /// Whether it is running (not stopped or killed).
+    pub fn is_running(&self) -> bool {
+        !matches!(self.running, Running::Stopped)
     }
 
     /// Whether it runs as a child process (`Launch::binary`).
