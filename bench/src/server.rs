@@ -57,7 +57,8 @@ impl Server {
                     .binary(bin)
                     .postgres_admin(&cli.postgres_admin_url)
                     .log_level(
-                        &std::env::var("CHATAPP_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+                        &std::env::var("CHATAPP_BENCH_SERVER_LOG")
+                            .unwrap_or_else(|_| "warn".into()),
                     )
                     // No limit may shape what is measured.
                     .args(&[
