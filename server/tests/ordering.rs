@@ -7,8 +7,8 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
-use support::{Backend, Client, ClientEvent, TestServer, Ws};
+use chatapp_client::Api;
+use support::{Backend, ClientEvent, TestServer, Ws};
 
 const USERS: usize = 20;
 const PER_USER: usize = 100;
@@ -97,12 +97,11 @@ async fn live_groups_deliver_everything_once_in_order(backend: Backend) {
         ],
     )
     .await;
-    let anon = server.client();
-    let mut users: Vec<(Client, i64)> = Vec::new();
+    let mut users: Vec<(Api, i64)> = Vec::new();
     for i in 0..USERS {
-        users.push(anon.register(&format!("member{i}")).await);
+        users.push(server.register_api(&format!("member{i}")).await);
     }
-    let (late_client, late_id) = anon.register("latecomer").await;
+    let (late_client, late_id) = server.register_api("latecomer").await;
     let owner = users[0].0.clone();
     let member_ids: Vec<i64> = users[1..].iter().map(|(_, id)| *id).collect();
 
@@ -113,25 +112,29 @@ async fn live_groups_deliver_everything_once_in_order(backend: Backend) {
         if created_before {
             group = Some(
                 owner
-                    .group_with(&format!("round {round}"), &member_ids)
-                    .await,
+                    .create_group(&format!("round {round}"), &member_ids)
+                    .await
+                    .expect("group")
+                    .id,
             );
         }
         let mut sockets = Vec::new();
         for (client, _) in &users {
-            let mut ws = Ws::connect(&server.base, client.token.as_deref().expect("token")).await;
+            let mut ws = Ws::connect(&server.base, client.token().as_deref().expect("token")).await;
             go_live(&mut ws, round).await;
             sockets.push(ws);
         }
         let mut late_ws =
-            Ws::connect(&server.base, late_client.token.as_deref().expect("token")).await;
+            Ws::connect(&server.base, late_client.token().as_deref().expect("token")).await;
         go_live(&mut late_ws, round).await;
         let group = match group {
             Some(id) => id,
             None => {
                 owner
-                    .group_with(&format!("round {round}"), &member_ids)
+                    .create_group(&format!("round {round}"), &member_ids)
                     .await
+                    .expect("group")
+                    .id
             }
         };
 
@@ -165,17 +168,16 @@ async fn live_groups_deliver_everything_once_in_order(backend: Backend) {
         let adder = {
             let owner = owner.clone();
             tokio::spawn(async move {
-                let path = format!("/api/conversations/{group}");
-                let before = owner.get(&path).await.expect(200)["last_seq"]
-                    .as_i64()
-                    .expect("last_seq");
-                owner
-                    .post(&format!("{path}/members"), json!({"user_ids": [late_id]}))
-                    .await
-                    .expect(200);
-                let after = owner.get(&path).await.expect(200)["last_seq"]
-                    .as_i64()
-                    .expect("last_seq");
+                let last_seq = || async {
+                    owner
+                        .conversation(group)
+                        .await
+                        .expect("conversation")
+                        .last_seq
+                };
+                let before = last_seq().await;
+                owner.add_members(group, &[late_id]).await.expect("added");
+                let after = last_seq().await;
                 added_tx.send(true).expect("senders wait");
                 (before, after)
             })
