@@ -4,26 +4,28 @@
 
 mod support;
 
-use serde_json::json;
+use chatapp_client::Api;
+use chatapp_protocol::Message as Stored;
+use reqwest::Method;
 use sqlx::{Connection, PgConnection};
-use support::{Backend, Client, ClientEvent, TestServer, Ws};
+use support::{Backend, ClientEvent, TestServer, Ws};
 
 /// Two server processes on one database; ann signed in on A, ben on B, both in a group.
 struct Pair {
     a: TestServer,
     b: TestServer,
-    ann: Client,
+    ann: Api,
     ann_id: i64,
-    ben: Client,
+    ben: Api,
     conv: i64,
 }
 
 async fn two_instances() -> Pair {
     let a = TestServer::start_binary(Backend::Postgres, &[]).await;
     let b = TestServer::start_sharing(&a, &[]).await;
-    let (ann, ann_id) = a.client().register("ann").await;
-    let (ben, ben_id) = b.client().register("ben").await;
-    let conv = ann.group_with("two", &[ben_id]).await;
+    let (ann, ann_id) = a.register_api("ann").await;
+    let (ben, ben_id) = b.register_api("ben").await;
+    let conv = ann.create_group("two", &[ben_id]).await.expect("group").id;
     Pair {
         a,
         b,
@@ -44,8 +46,8 @@ async fn messages_and_presence_cross_between_instances() {
         ben,
         conv,
     } = two_instances().await;
-    let ann_token = ann.token.clone().expect("token");
-    let ben_token = ben.token.clone().expect("token");
+    let ann_token = ann.token().expect("token");
+    let ben_token = ben.token().expect("token");
 
     // ben on B; ann comes online on A: B tells ben, and B's REST says so.
     let (mut ben_ws, _) = Ws::connect_and_resume(&b.base, &ben_token, &[]).await;
@@ -53,11 +55,10 @@ async fn messages_and_presence_cross_between_instances() {
     let online = ben_ws.next_of("presence").await;
     assert_eq!(online["user_id"], ann_id);
     assert_eq!(online["online"], true);
-    let on_b = ben.with_base(&b.base);
-    assert_eq!(
-        on_b.get(&format!("/api/users/{ann_id}")).await.expect(200)["online"],
-        true
-    );
+    // ben's client talks to B.
+    let on_b = &ben;
+    assert_eq!(on_b.base_url(), b.base);
+    assert!(on_b.user(ann_id).await.expect("ann").online);
 
     // A message sent on A reaches ben on B, once.
     ann_ws
@@ -71,14 +72,10 @@ async fn messages_and_presence_cross_between_instances() {
     let got = ben_ws.next_of("message").await;
     assert_eq!(got["message"], ack["message"]);
     // And back: a REST send on B reaches ann on A.
-    let sent = on_b
-        .post(
-            &format!("/api/conversations/{conv}/messages"),
-            json!({"body": "back"}),
-        )
-        .await
-        .expect(201);
-    assert_eq!(ann_ws.next_of("message").await["message"], sent);
+    let sent = on_b.send_message(conv, "back", None).await.expect("sent");
+    let got = ann_ws.next_of("message").await;
+    let got: Stored = serde_json::from_value(got["message"].clone()).expect("a message");
+    assert_eq!(got, sent);
     ben_ws.next_of("message").await;
 
     // Typing, read and renames cross too.
@@ -100,12 +97,9 @@ async fn messages_and_presence_cross_between_instances() {
         (read["user_id"].as_i64(), read["seq"].as_i64()),
         (Some(ann_id), Some(2))
     );
-    ann.patch(
-        &format!("/api/conversations/{conv}"),
-        json!({"title": "renamed"}),
-    )
-    .await
-    .expect(200);
+    ann.rename_conversation(conv, "renamed")
+        .await
+        .expect("renamed");
     assert_eq!(
         ben_ws.next_of("conversation").await["conversation"]["title"],
         "renamed"
@@ -117,10 +111,7 @@ async fn messages_and_presence_cross_between_instances() {
     let offline = ben_ws.next_of("presence").await;
     assert_eq!(offline["online"], false);
     assert!(offline["last_seen"].is_string());
-    assert_eq!(
-        on_b.get(&format!("/api/users/{ann_id}")).await.expect(200)["online"],
-        false
-    );
+    assert!(!on_b.user(ann_id).await.expect("ann").online);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,10 +124,8 @@ async fn an_instance_that_loses_its_listener_reconnects_and_catches_up() {
         conv,
         ..
     } = two_instances().await;
-    let (mut ben_ws, _) =
-        Ws::connect_and_resume(&b.base, ben.token.as_deref().expect("token"), &[]).await;
-    let path = format!("/api/conversations/{conv}/messages");
-    ann.post(&path, json!({"body": "before"})).await.expect(201);
+    let (mut ben_ws, _) = Ws::connect_and_resume(&b.base, &ben.token().expect("token"), &[]).await;
+    ann.send_message(conv, "before", None).await.expect("sent");
     assert_eq!(ben_ws.next_of("message").await["message"]["seq"], 1);
 
     // Cut every listening connection of this database (both instances').
@@ -160,14 +149,14 @@ async fn an_instance_that_loses_its_listener_reconnects_and_catches_up() {
 
     // Sent while B may still be reconnecting: B catches up, in order, once.
     for i in 2..=4 {
-        ann.post(&path, json!({"body": format!("during {i}")}))
+        ann.send_message(conv, &format!("during {i}"), None)
             .await
-            .expect(201);
+            .expect("sent");
     }
     for seq in 2..=4 {
         assert_eq!(ben_ws.next_of("message").await["message"]["seq"], seq);
     }
-    ann.post(&path, json!({"body": "after"})).await.expect(201);
+    ann.send_message(conv, "after", None).await.expect("sent");
     assert_eq!(ben_ws.next_of("message").await["message"]["seq"], 5);
     ben_ws.expect_quiet().await;
 }
@@ -175,10 +164,16 @@ async fn an_instance_that_loses_its_listener_reconnects_and_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_on_one_instance_closes_the_sessions_sockets_on_the_other() {
     let Pair { a, b, ann, .. } = two_instances().await;
-    let token = ann.token.clone().expect("token");
+    let token = ann.token().expect("token");
     // ann's socket is on B; she signs out through A.
     let (mut on_b, _) = Ws::connect_and_resume(&b.base, &token, &[]).await;
-    ann.post("/api/auth/logout", json!({})).await.expect(204);
+    // `Api::logout` also takes a 401 as signed out; the exact 204 through `Api::request`.
+    let logout = ann
+        .request(Method::POST, "/api/auth/logout")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(logout.status().as_u16(), 204);
     assert_eq!(on_b.close_code().await, Some(4001), "session ended");
     drop(a);
 }
