@@ -5,7 +5,9 @@ mod support;
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::{Value, json};
+use chatapp_client::Api;
+use chatapp_protocol::{Message as Stored, SendMessageRequest};
+use reqwest::Method;
 use support::{Backend, ClientEvent, TestServer, Ws};
 
 on_both_backends!(
@@ -13,6 +15,54 @@ on_both_backends!(
     concurrent_sends_get_gapless_unique_seqs,
     acknowledged_messages_survive_kill_9_exactly_once,
 );
+
+/// Every message of a conversation, read page by page (newest page first).
+async fn whole_history(api: &Api, conversation: i64) -> Vec<Stored> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = api
+            .history(conversation, before, Some(100))
+            .await
+            .expect("history");
+        before = page.messages.first().map(|m| m.seq);
+        all.extend(page.messages);
+        if !page.has_more {
+            return all;
+        }
+    }
+}
+
+/// Sends a text message with a `client_id` as `Api::send_message` does, keeping the
+/// status: 201 when it was stored now, 200 when a retry returned the stored one.
+async fn send_keeping_status(
+    api: &Api,
+    conversation: i64,
+    body: &str,
+    client_id: &str,
+) -> (u16, Stored) {
+    let resp = api
+        .request(
+            Method::POST,
+            &format!("/api/conversations/{conversation}/messages"),
+        )
+        .json(&SendMessageRequest {
+            body: body.to_owned(),
+            client_id: Some(client_id.to_owned()),
+        })
+        .send()
+        .await
+        .expect("answered");
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.expect("body");
+    let message = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{status}: not a message ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, message)
+}
 
 async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
     const SENDS: usize = 600;
@@ -26,10 +76,9 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
         ],
     )
     .await;
-    let anon = server.client();
-    let (ann, _) = anon.register("ann").await;
-    let group = ann.group_with("Crash", &[]).await;
-    let token = ann.token.clone().expect("token");
+    let (ann, _) = server.register_api("ann").await;
+    let group = ann.create_group("Crash", &[]).await.expect("group").id;
+    let token = ann.token().expect("token");
     let (mut ws, _) = Ws::connect_and_resume(&server.base, &token, &[]).await;
     // Pipeline every send without waiting, then read acks; crash the server mid-stream.
     for i in 0..SENDS {
@@ -40,13 +89,13 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
         })
         .await;
     }
-    let mut acked: HashMap<String, Value> = HashMap::new();
+    let mut acked: HashMap<String, Stored> = HashMap::new();
     let mut killed = false;
     while let Some(ev) = ws.next_frame().await {
         if ev["type"] == "ack" {
             acked.insert(
                 ev["client_id"].as_str().expect("client_id").to_owned(),
-                ev["message"].clone(),
+                serde_json::from_value(ev["message"].clone()).expect("a message"),
             );
             if acked.len() == 100 && !killed {
                 assert!(!server.kill9().success());
@@ -61,16 +110,11 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
     );
 
     server.restart();
-    let ann = ann.with_base(&server.base);
-    let stored = ann.whole_history(group).await;
-    let by_client_id: HashMap<String, Value> = stored
+    ann.set_base_url(&server.base).expect("address");
+    let stored = whole_history(&ann, group).await;
+    let by_client_id: HashMap<String, Stored> = stored
         .iter()
-        .map(|m| {
-            (
-                m["client_id"].as_str().expect("client_id").to_owned(),
-                m.clone(),
-            )
-        })
+        .map(|m| (m.client_id.clone().expect("client_id"), m.clone()))
         .collect();
     assert_eq!(
         by_client_id.len(),
@@ -84,10 +128,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
             "acknowledged {client_id} survived the crash as acknowledged"
         );
     }
-    let mut seqs: Vec<i64> = stored
-        .iter()
-        .map(|m| m["seq"].as_i64().expect("seq"))
-        .collect();
+    let mut seqs: Vec<i64> = stored.iter().map(|m| m.seq).collect();
     seqs.sort_unstable();
     assert_eq!(
         seqs,
@@ -98,41 +139,29 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
     // The client retries everything: nothing is duplicated, everything lands once.
     for i in 0..SENDS {
         let client_id = format!("crash-{i}");
-        let resp = ann
-            .post(
-                &format!("/api/conversations/{group}/messages"),
-                json!({"body": format!("message {i}"), "client_id": client_id}),
-            )
-            .await;
+        let (status, message) =
+            send_keeping_status(&ann, group, &format!("message {i}"), &client_id).await;
         let expected = if by_client_id.contains_key(&client_id) {
             200
         } else {
             201
         };
-        let message = resp.expect(expected);
+        assert_eq!(status, expected, "{client_id}");
         if let Some(before) = by_client_id.get(&client_id) {
             assert_eq!(&message, before);
         }
     }
-    let conv = ann
-        .get(&format!("/api/conversations/{group}"))
-        .await
-        .expect(200);
-    assert_eq!(conv["last_seq"], i64::try_from(SENDS).expect("fits"));
+    let conv = ann.conversation(group).await.expect("conversation");
+    assert_eq!(conv.last_seq, i64::try_from(SENDS).expect("fits"));
     assert!(server.stop().success());
 }
 
 async fn sigterm_stops_gracefully_and_data_survives_restart(backend: Backend) {
     let mut server = TestServer::start_binary(backend, &[]).await;
-    let anon = server.client();
-    let (ann, _) = anon.register("ann").await;
-    let group = ann.group_with("Keep", &[]).await;
-    ann.post(
-        &format!("/api/conversations/{group}/messages"),
-        json!({"body": "kept", "client_id": "k1"}),
-    )
-    .await
-    .expect(201);
+    let (ann, _) = server.register_api("ann").await;
+    let group = ann.create_group("Keep", &[]).await.expect("group").id;
+    let (status, _) = send_keeping_status(&ann, group, "kept", "k1").await;
+    assert_eq!(status, 201);
     if backend == Backend::Sqlite {
         assert!(
             server.data_dir.path().join("chatapp.db").exists(),
@@ -142,15 +171,14 @@ async fn sigterm_stops_gracefully_and_data_survives_restart(backend: Backend) {
     let secret_path = server.data_dir.path().join("secret.key");
     let secret = std::fs::read_to_string(&secret_path).expect("generated secret key");
     let (ben, ann_id) = {
-        let (ben, _) = anon.register("ben").await;
-        let me = ann.get("/api/me").await.expect(200);
-        assert!(me["last_seen"].is_null(), "never connected yet: {me}");
-        (ben, me["id"].as_i64().expect("id"))
+        let (ben, _) = server.register_api("ben").await;
+        let me = ann.me().await.expect("me");
+        assert!(me.last_seen.is_none(), "never connected yet: {me:?}");
+        (ben, me.id)
     };
     // ann is connected when the server stops: told to come back later, and her last
     // seen is recorded on the way out.
-    let (mut ws, _) =
-        Ws::connect_and_resume(&server.base, &ann.token.clone().expect("token"), &[]).await;
+    let (mut ws, _) = Ws::connect_and_resume(&server.base, &ann.token().expect("token"), &[]).await;
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(server.pid()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
@@ -167,32 +195,21 @@ async fn sigterm_stops_gracefully_and_data_survives_restart(backend: Backend) {
         secret,
         "secret kept"
     );
-    let ann = ann.with_base(&server.base);
-    ann.get("/api/me").await.expect(200);
-    let seen = ben
-        .with_base(&server.base)
-        .get(&format!("/api/users/{ann_id}"))
-        .await
-        .expect(200);
+    ann.set_base_url(&server.base).expect("address");
+    ann.me().await.expect("me");
+    ben.set_base_url(&server.base).expect("address");
+    let seen = ben.user(ann_id).await.expect("ann");
     assert!(
-        seen["last_seen"].is_string(),
-        "last seen recorded at shutdown: {seen}"
+        seen.last_seen.is_some(),
+        "last seen recorded at shutdown: {seen:?}"
     );
-    assert_eq!(seen["online"], false);
-    let page = ann
-        .get(&format!("/api/conversations/{group}/messages"))
-        .await
-        .expect(200);
-    assert_eq!(page["messages"][0]["body"], "kept");
+    assert!(!seen.online);
+    let page = ann.history(group, None, None).await.expect("history");
+    assert_eq!(page.messages[0].body, "kept");
     // The retry of an acknowledged send after the restart still does not duplicate.
-    let retry = ann
-        .post(
-            &format!("/api/conversations/{group}/messages"),
-            json!({"body": "kept", "client_id": "k1"}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(retry["seq"], 1);
+    let (status, retry) = send_keeping_status(&ann, group, "kept", "k1").await;
+    assert_eq!(status, 200);
+    assert_eq!(retry.seq, 1);
     assert!(server.stop().success());
 }
 
@@ -200,16 +217,15 @@ async fn concurrent_sends_get_gapless_unique_seqs(backend: Backend) {
     const TASKS: usize = 8;
     const PER_TASK: usize = 50;
     let server = TestServer::start_binary(backend, &[]).await;
-    let anon = server.client();
-    let (owner, _) = anon.register("owner").await;
+    let (owner, _) = server.register_api("owner").await;
     let mut senders = Vec::new();
     let mut ids = Vec::new();
     for i in 0..TASKS {
-        let (client, id) = anon.register(&format!("sender{i}")).await;
+        let (client, id) = server.register_api(&format!("sender{i}")).await;
         senders.push(client);
         ids.push(id);
     }
-    let group = owner.group_with("Busy", &ids).await;
+    let group = owner.create_group("Busy", &ids).await.expect("group").id;
 
     let tasks: Vec<_> = senders
         .into_iter()
@@ -218,14 +234,15 @@ async fn concurrent_sends_get_gapless_unique_seqs(backend: Backend) {
             tokio::spawn(async move {
                 let mut seqs = Vec::new();
                 for n in 0..PER_TASK {
-                    let m = client
-                        .post(
-                            &format!("/api/conversations/{group}/messages"),
-                            json!({"body": format!("{t}/{n}"), "client_id": format!("t{t}-{n}")}),
-                        )
-                        .await
-                        .expect(201);
-                    seqs.push(m["seq"].as_i64().expect("seq"));
+                    let (status, m) = send_keeping_status(
+                        &client,
+                        group,
+                        &format!("{t}/{n}"),
+                        &format!("t{t}-{n}"),
+                    )
+                    .await;
+                    assert_eq!(status, 201);
+                    seqs.push(m.seq);
                 }
                 seqs
             })
@@ -250,17 +267,13 @@ async fn concurrent_sends_get_gapless_unique_seqs(backend: Backend) {
     );
 
     // And the stored history agrees.
-    let mut stored: Vec<i64> = owner
-        .whole_history(group)
+    let mut stored: Vec<i64> = whole_history(&owner, group)
         .await
         .iter()
-        .map(|m| m["seq"].as_i64().expect("seq"))
+        .map(|m| m.seq)
         .collect();
     stored.sort_unstable();
     assert_eq!(stored, (1..=total).collect::<Vec<i64>>());
-    let conv = owner
-        .get(&format!("/api/conversations/{group}"))
-        .await
-        .expect(200);
-    assert_eq!(conv["last_seq"], total);
+    let conv = owner.conversation(group).await.expect("conversation");
+    assert_eq!(conv.last_seq, total);
 }
