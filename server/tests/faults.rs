@@ -9,10 +9,11 @@ mod support;
 
 use std::collections::HashMap;
 
+use chatapp_client::{Api, ClientError};
+use chatapp_protocol::RegisterRequest;
 use futures_util::future::join_all;
-use serde_json::{Value, json};
 use sqlx::{AnyConnection, Connection, Executor};
-use support::{Backend, Client, ClientEvent, TestServer, Ws};
+use support::{Backend, ClientEvent, TestServer, Ws};
 
 const CAP_MB: u64 = 2;
 
@@ -54,18 +55,31 @@ async fn fill_to_cap(db: &mut AnyConnection) {
     }
 }
 
-async fn send_rest(client: &Client, conversation: i64, client_id: &str, body: &str) -> Outcome {
-    let resp = client
-        .post(
-            &format!("/api/conversations/{conversation}/messages"),
-            json!({"body": body, "client_id": client_id}),
-        )
-        .await;
-    if resp.status.as_u16() == 201 {
-        assert_eq!(resp.body["client_id"], client_id, "{}", resp.body);
-        return Outcome::Acked;
+async fn send_rest(api: &Api, conversation: i64, client_id: &str, body: &str) -> Outcome {
+    match api.send_message(conversation, body, Some(client_id)).await {
+        Ok(message) => {
+            assert_eq!(message.client_id.as_deref(), Some(client_id), "{message:?}");
+            Outcome::Acked
+        }
+        Err(err) => refusal(err),
     }
-    Outcome::Refused(resp.status.as_u16(), error_code(&resp.body))
+}
+
+/// A refusal in the error shape: its status and code.
+#[track_caller]
+fn refusal(err: ClientError) -> Outcome {
+    match err {
+        ClientError::Api {
+            status,
+            code,
+            message,
+            ..
+        } => {
+            assert!(!message.is_empty(), "an error without a message ({code})");
+            Outcome::Refused(status.as_u16(), code)
+        }
+        other => panic!("expected an answer, got {other}"),
+    }
 }
 
 async fn send_ws(ws: &mut Ws, conversation: i64, client_id: &str, body: &str) -> Outcome {
@@ -92,46 +106,52 @@ async fn send_ws(ws: &mut Ws, conversation: i64, client_id: &str, body: &str) ->
     }
 }
 
-async fn register(anon: &Client, name: &str) -> Outcome {
-    let resp = anon
-        .post(
-            "/api/auth/register",
-            json!({"username": name, "email": format!("{name}@example.org"),
-                   "password": format!("password-{name}")}),
-        )
-        .await;
-    if resp.status.as_u16() == 201 {
-        return Outcome::Acked;
+/// Registers `name` with a client of its own (not signed in before).
+async fn register(anon: &Api, name: &str) -> Outcome {
+    let fresh = Api::new(&anon.base_url()).expect("address");
+    let req = RegisterRequest {
+        username: name.to_owned(),
+        email: format!("{name}@example.org"),
+        password: format!("password-{name}"),
+        display_name: None,
+    };
+    match fresh.register(&req).await {
+        Ok(_) => Outcome::Acked,
+        Err(err) => refusal(err),
     }
-    Outcome::Refused(resp.status.as_u16(), error_code(&resp.body))
-}
-
-fn error_code(body: &Value) -> String {
-    body["error"]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// client_id → how many times it is in the conversation, as `reader` sees it.
-async fn stored_client_ids(reader: &Client, conversation: i64) -> HashMap<String, usize> {
+async fn stored_client_ids(reader: &Api, conversation: i64) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
-    for m in reader.whole_history(conversation).await {
-        if let Some(id) = m["client_id"].as_str() {
-            *counts.entry(id.to_owned()).or_default() += 1;
+    let mut before = None;
+    loop {
+        let page = reader
+            .history(conversation, before, Some(100))
+            .await
+            .expect("history");
+        before = page.messages.first().map(|m| m.seq);
+        for m in page.messages {
+            if let Some(id) = m.client_id {
+                *counts.entry(id).or_default() += 1;
+            }
+        }
+        if !page.has_more {
+            return counts;
         }
     }
-    counts
 }
 
-async fn login_status(anon: &Client, name: &str) -> u16 {
-    anon.post(
-        "/api/auth/login",
-        json!({"login": name, "password": format!("password-{name}")}),
-    )
-    .await
-    .status
-    .as_u16()
+/// The status of signing in as `name` (200 when it succeeds), with a client of its own.
+async fn login_status(anon: &Api, name: &str) -> u16 {
+    let fresh = Api::new(&anon.base_url()).expect("address");
+    match fresh.login(name, &format!("password-{name}")).await {
+        Ok(_) => 200,
+        Err(err) => err
+            .status()
+            .unwrap_or_else(|| panic!("no answer: {err}"))
+            .as_u16(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,11 +169,11 @@ async fn a_full_sqlite_database_refuses_writes_visibly_keeps_every_ack_and_recov
         ],
     )
     .await;
-    let anon = server.client();
-    let (alice, _) = anon.register("alice").await;
-    let (bob, bob_id) = anon.register("bob").await;
-    let conversation = alice.direct_with(bob_id).await;
-    let alice_token = alice.token.clone().expect("token");
+    let anon = server.api();
+    let (alice, _) = server.register_api("alice").await;
+    let (bob, bob_id) = server.register_api("bob").await;
+    let conversation = alice.direct_conversation(bob_id).await.expect("direct").id;
+    let alice_token = alice.token().expect("token");
     let mut ws = Ws::connect(&server.base, &alice_token).await;
 
     let mut db = server.db().await;
@@ -239,8 +259,8 @@ async fn a_full_sqlite_database_refuses_writes_visibly_keeps_every_ack_and_recov
     // After a restart: every acknowledged write exactly once, every refused one absent.
     server.stop();
     server.restart();
-    let anon = server.client();
-    let bob = bob.with_base(&server.base);
+    let anon = server.api();
+    bob.set_base_url(&server.base).expect("address");
     let stored = stored_client_ids(&bob, conversation).await;
     for (client_id, outcome) in &sends {
         let expected = match outcome {
