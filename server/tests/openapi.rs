@@ -10,9 +10,10 @@ mod support;
 
 use std::collections::BTreeSet;
 
+use chatapp_testkit::LocalServer;
 use reqwest::{Method, header};
 use serde_json::{Value, json};
-use support::{Backend, TestServer};
+use support::{Backend, Raw, Resp, TestServer};
 
 /// The operations anyone may call: everything else needs a Bearer token or the cookie.
 const PUBLIC: &[(&str, &str)] = &[
@@ -235,20 +236,62 @@ fn check_documented(op: &Operation<'_>, what: &str, status: u16, content_type: &
     }
 }
 
-/// Sends `request` and checks the answer is documented for `op`; returns the status.
-async fn probe(op: &Operation<'_>, what: &str, request: reqwest::RequestBuilder) -> u16 {
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
+/// Checks the answer `resp` is documented for `op`; returns the status.
+#[track_caller]
+fn probe(op: &Operation<'_>, what: &str, resp: Resp) -> u16 {
+    let status = resp.status.as_u16();
+    let content_type = resp
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let bytes = response.bytes().await.expect("body");
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    check_documented(op, what, status, &content_type, &body);
+    check_documented(op, what, status, &content_type, &resp.body);
     status
+}
+
+/// `method path` with `headers` (and `body` of `content_type`) straight into the server's
+/// router, as [`Raw`] sends it, for the headers `Raw` does not set (another
+/// `Authorization` scheme, the session cookie).
+async fn with_headers(
+    server: &LocalServer,
+    method: Method,
+    path: &str,
+    headers: &[(header::HeaderName, String)],
+    body: Option<(&str, &'static str)>,
+) -> Resp {
+    use tower::ServiceExt as _;
+    let router = chatapp_server::router(server.state().clone()).layer(
+        axum::extract::connect_info::MockConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40_000,
+        ))),
+    );
+    let mut req = axum::http::Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        req = req.header(name, value);
+    }
+    let body = match body {
+        Some((content_type, body)) => {
+            req = req.header(header::CONTENT_TYPE, content_type);
+            axum::body::Body::from(body)
+        }
+        None => axum::body::Body::empty(),
+    };
+    let resp = router
+        .oneshot(req.body(body).expect("request"))
+        .await
+        .expect("the router answers");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    Resp {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
 }
 
 /// The path with every `{param}` replaced: integers by `id`, strings by `"x"`; or every
@@ -267,55 +310,77 @@ fn fill_path(op: &Operation<'_>, id: i64, bad: Option<&str>) -> String {
     path
 }
 
+/// The probes send what no client would (no or foreign credentials, malformed ids, the
+/// wrong Content-Type, broken or oversized JSON): in-process into `router()` ([`Raw`]),
+/// since none of it depends on the transport (body limits and timeouts are layers of
+/// the router).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_answers_as_documented() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let anon = server.client();
-    let doc = anon.get("/api/openapi.json").await.expect(200);
+    let server = TestServer::start_local(Backend::Sqlite, &[]).await;
+    let raw = Raw::new(&server);
+    let doc = raw.get("/api/openapi.json").await.expect(200);
     assert_eq!(doc, document(), "the served document is api()'s");
-    let (alice, _) = anon.register("alice").await;
-    let (_bob, bob_id) = anon.register("bob").await;
+    let (alice, _) = server.register("alice").await;
+    let (_bob, bob_id) = server.register("bob").await;
     // A conversation both are in, so ids name something real.
-    let conversation = alice.direct_with(bob_id).await;
-    let token = alice.token.clone().expect("token");
-    let http = reqwest::Client::new();
-    let url = |path: &str| format!("{}{path}", server.base);
-    let big = json!({ "padding": "x".repeat(chatapp_server::JSON_BODY_LIMIT + 1) });
+    let conversation = alice.direct_conversation(bob_id).await.expect("direct").id;
+    let token = alice.token().expect("token");
+    let signed_in = raw.with_token(&token);
+    let big = json!({ "padding": "x".repeat(chatapp_server::JSON_BODY_LIMIT + 1) }).to_string();
 
     for op in operations(&doc) {
         let method: Method = op.method.to_uppercase().parse().expect("method");
         let path = fill_path(&op, conversation, None);
         let body_type = op.body_type();
-        let with_body = |request: reqwest::RequestBuilder| match body_type {
-            Some("application/json") => request.json(&json!({})),
-            _ => request,
+        let json_body =
+            (body_type == Some("application/json")).then_some(("application/json", "{}"));
+        let with_body = |raw: &Raw, path: &str| {
+            let (raw, method, path) = (raw.clone(), method.clone(), path.to_owned());
+            async move {
+                match json_body {
+                    Some((content_type, body)) => {
+                        raw.send(method, &path, Some(content_type), body).await
+                    }
+                    None => {
+                        raw.send(method, &path, None, axum::body::Body::empty())
+                            .await
+                    }
+                }
+            }
         };
 
         // No credentials: public operations answer, the others refuse with 401.
-        let status = probe(
-            &op,
-            "no credentials",
-            with_body(http.request(method.clone(), url(&path))),
-        )
-        .await;
+        let status = probe(&op, "no credentials", with_body(&raw, &path).await);
         if op.is_public() {
             assert_ne!(status, 401, "{} is public", op.name());
         } else {
             assert_eq!(status, 401, "{} without credentials", op.name());
             // An unknown token, and another scheme than Bearer: 401 too.
             for authorization in ["Bearer not-a-session", "Basic YWxpY2U6cHc="] {
-                let request = http
-                    .request(method.clone(), url(&path))
-                    .header(header::AUTHORIZATION, authorization);
-                let status = probe(&op, authorization, with_body(request)).await;
+                let resp = with_headers(
+                    &server,
+                    method.clone(),
+                    &path,
+                    &[(header::AUTHORIZATION, authorization.to_owned())],
+                    json_body,
+                )
+                .await;
+                let status = probe(&op, authorization, resp);
                 assert_eq!(status, 401, "{} with {authorization}", op.name());
             }
             // The session cookie without Origin and CSRF token: refused where it must be.
-            let request = http.request(method.clone(), url(&path)).header(
-                header::COOKIE,
-                format!("{}={token}", chatapp_server::auth::SESSION_COOKIE),
-            );
-            let status = probe(&op, "cookie without CSRF token", with_body(request)).await;
+            let resp = with_headers(
+                &server,
+                method.clone(),
+                &path,
+                &[(
+                    header::COOKIE,
+                    format!("{}={token}", chatapp_server::auth::SESSION_COOKIE),
+                )],
+                json_body,
+            )
+            .await;
+            let status = probe(&op, "cookie without CSRF token", resp);
             if op.method != "get" {
                 assert_eq!(status, 403, "{} with a bare cookie", op.name());
             }
@@ -325,38 +390,53 @@ async fn the_server_answers_as_documented() {
         if op.path == "/api/auth/logout" {
             continue;
         }
-        let signed_in = |request: reqwest::RequestBuilder| request.bearer_auth(&token);
         if !op.params("path").is_empty() {
             for bad in ["not-a-number", "99999999999999999999", "%00"] {
-                let request = signed_in(http.request(
-                    method.clone(),
-                    url(&fill_path(&op, conversation, Some(bad))),
-                ));
-                probe(&op, &format!("path {bad}"), with_body(request)).await;
+                let resp = with_body(&signed_in, &fill_path(&op, conversation, Some(bad))).await;
+                probe(&op, &format!("path {bad}"), resp);
             }
         }
         if !op.params("query").is_empty() {
-            let request = signed_in(http.request(method.clone(), url(&format!("{path}?limit=x"))));
-            assert_eq!(probe(&op, "query", request).await, 400, "{}", op.name());
+            let resp = signed_in
+                .send(
+                    method.clone(),
+                    &format!("{path}?limit=x"),
+                    None,
+                    axum::body::Body::empty(),
+                )
+                .await;
+            assert_eq!(probe(&op, "query", resp), 400, "{}", op.name());
         }
         if let Some(body_type) = body_type {
-            let request = signed_in(http.request(method.clone(), url(&path)))
-                .header(header::CONTENT_TYPE, "text/plain")
-                .body("hello");
-            let status = probe(&op, "text/plain body", request).await;
+            let resp = signed_in
+                .send(method.clone(), &path, Some("text/plain"), "hello")
+                .await;
+            let status = probe(&op, "text/plain body", resp);
             assert_eq!(status, 415, "{} with a text/plain body", op.name());
             if body_type == "application/json" {
-                let request = signed_in(http.request(method.clone(), url(&path)))
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body("{\"unterminated");
-                assert_eq!(probe(&op, "malformed JSON", request).await, 400);
-                let request = signed_in(http.request(method.clone(), url(&path))).json(&big);
-                assert_eq!(probe(&op, "oversized JSON", request).await, 413);
+                let resp = signed_in
+                    .send(
+                        method.clone(),
+                        &path,
+                        Some("application/json"),
+                        "{\"unterminated",
+                    )
+                    .await;
+                assert_eq!(probe(&op, "malformed JSON", resp), 400);
+                let resp = signed_in
+                    .send(method.clone(), &path, Some("application/json"), big.clone())
+                    .await;
+                assert_eq!(probe(&op, "oversized JSON", resp), 413);
             } else {
-                let request = signed_in(http.request(method.clone(), url(&path)))
-                    .header(header::CONTENT_TYPE, "multipart/form-data")
-                    .body("no boundary");
-                probe(&op, "multipart without boundary", request).await;
+                let resp = signed_in
+                    .send(
+                        method.clone(),
+                        &path,
+                        Some("multipart/form-data"),
+                        "no boundary",
+                    )
+                    .await;
+                probe(&op, "multipart without boundary", resp);
             }
         }
     }
