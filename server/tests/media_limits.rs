@@ -1,17 +1,21 @@
-//! Hostile and careless uploads, over real HTTP on SQLite and PostgreSQL: media that would
-//! cost too much to decode or that trips a decoder, request headers and bodies that
-//! arrive too slowly or not at all, and forms that are not forms.
+//! Hostile and careless uploads on SQLite and PostgreSQL: media that would cost too much
+//! to decode or that trips a decoder (sent through `chatapp-client`), forms that are not
+//! forms (in-process into the router through `support::Raw`: no client sends them), and
+//! request headers and bodies that arrive too slowly or not at all (byte by byte over
+//! real sockets: only a connection shows them).
 
 mod support;
 
 use std::time::{Duration, Instant};
 
+use chatapp_client::{Api, ClientError, Upload};
+use reqwest::Method;
 use serde_json::Value;
 use support::{
-    Backend, Client, TestServer,
+    Backend, Raw, TestServer,
     media::{
-        WavFormat, blob_count, encode, ffmpeg, image_file, pair, put_avatar, temp_count, upload,
-        wav, wav_of,
+        WavFormat, blob_count, encode, ffmpeg, image_file, pair, refused_as, temp_count, wav,
+        wav_of,
     },
 };
 use tokio::{
@@ -62,10 +66,11 @@ async fn huge_images_are_refused_before_decoding(backend: Backend) {
     let bomb = image_file(dir.path(), "bomb.png", "color=c=black:s=8192x8192");
     assert!(bomb.len() < 1024 * 1024, "{} bytes", bomb.len());
     let started = Instant::now();
-    let refused = put_avatar(&ann, bomb, "bomb.png", "image/png").await;
+    let refused = ann
+        .put_avatar(Upload::new(bomb, "bomb.png", "image/png"))
+        .await;
     assert!(started.elapsed() < MUST_END_WITHIN);
-    let message = refused.body["error"]["message"].to_string();
-    refused.expect_error(415, "unsupported_media_type");
+    let message = refused_as("bomb.png", refused, 415, "unsupported_media_type");
     assert!(message.contains("8192×8192"), "{message}");
 
     // Headers claiming more than any decoder would accept: refused from the header alone.
@@ -81,17 +86,17 @@ async fn huge_images_are_refused_before_decoding(backend: Backend) {
         }),
     ];
     for (name, bytes) in claims {
-        let refused = put_avatar(&ann, bytes, name, "image/png").await;
-        assert_eq!(refused.status, 415, "{name}: {}", refused.body);
-        refused.expect_error(415, "unsupported_media_type");
+        let refused = ann.put_avatar(Upload::new(bytes, name, "image/png")).await;
+        refused_as(name, refused, 415, "unsupported_media_type");
     }
 
     // A large but sensible photo is still taken, cropped to its centre.
     let photo = image_file(dir.path(), "photo.png", "color=c=green:s=1600x900");
-    let me = put_avatar(&ann, photo, "photo.png", "image/png")
+    let me = ann
+        .put_avatar(Upload::new(photo, "photo.png", "image/png"))
         .await
-        .expect(200);
-    assert!(me["avatar_url"].is_string());
+        .expect("a sensible photo");
+    assert!(me.avatar_url.is_some());
     assert_eq!(blob_count(&server), 2);
     assert_eq!(temp_count(&server), 0);
 }
@@ -195,18 +200,20 @@ async fn absurd_audio_parameters_are_refused(backend: Backend) {
         ),
     ];
     for (name, bytes) in cases {
-        let refused = upload(&ann, conv, bytes, "x.wav", "audio/wav", None).await;
-        assert_eq!(refused.status, 415, "{name}: {}", refused.body);
-        refused.expect_error(415, "unsupported_media_type");
+        let refused = ann
+            .upload_voice(conv, Upload::new(bytes, "x.wav", "audio/wav"))
+            .await;
+        refused_as(name, refused, 415, "unsupported_media_type");
     }
     // A plain WAV is still fine, and nothing of the refused ones was kept.
-    let ok = upload(&ann, conv, wav(96_044), "ok.wav", "audio/wav", None)
+    let ok = ann
+        .upload_voice(conv, Upload::new(wav(96_044), "ok.wav", "audio/wav"))
         .await
-        .expect(201);
-    assert_eq!(ok["attachment"]["duration_ms"], 1000);
+        .expect("a plain WAV");
+    assert_eq!(ok.attachment.expect("attachment").duration_ms, Some(1000));
     assert_eq!(blob_count(&server), 1);
     assert_eq!(temp_count(&server), 0);
-    assert_eq!(ann.whole_history(conv).await.len(), 1);
+    assert_eq!(whole_history(&ann, conv).await.len(), 1);
 }
 
 /// Deterministic noise.
@@ -285,32 +292,26 @@ async fn damaged_audio_is_refused_or_measured_without_a_panic(backend: Backend) 
     ));
 
     for (name, bytes) in cases {
-        let response = upload(&ann, conv, bytes, "x.bin", "audio/wav", None).await;
-        match response.status.as_u16() {
-            201 => {
-                let ms = response.body["attachment"]["duration_ms"]
-                    .as_i64()
+        let response = ann
+            .upload_voice(conv, Upload::new(bytes, "x.bin", "audio/wav"))
+            .await;
+        match response {
+            Ok(message) => {
+                let ms = message
+                    .attachment
+                    .and_then(|a| a.duration_ms)
                     .expect("duration");
                 assert!((1..=3150).contains(&ms), "{name}: {ms} ms from a 3 s file");
             }
-            415 => response.expect_error(415, "unsupported_media_type"),
-            other => panic!("{name}: {other} {}", response.body),
+            refused @ Err(ClientError::Api { .. }) => {
+                refused_as(&name, refused, 415, "unsupported_media_type");
+            }
+            Err(other) => panic!("{name}: {other}"),
         }
     }
     assert_eq!(temp_count(&server), 0);
     let log = server.log.lock().expect("log").join("\n");
     assert!(!log.contains("panicked"), "a decoder panicked:\n{log}");
-}
-
-/// Sends `head` and `body` as a raw HTTP/1.1 request; the status and JSON body of the answer.
-async fn raw_request(server: &TestServer, head: &str, body: &[u8]) -> (u16, String, Value) {
-    let mut tcp = TcpStream::connect(&server.addr).await.expect("connect");
-    tcp.write_all(head.as_bytes()).await.expect("head");
-    tcp.write_all(body).await.expect("body");
-    let (status, headers, json) = tokio::time::timeout(MUST_END_WITHIN, read_response(&mut tcp))
-        .await
-        .expect("an answer");
-    (status, headers, json)
 }
 
 /// Reads one HTTP/1.1 response: status, the head as text, the body as JSON.
@@ -365,14 +366,14 @@ fn assert_error_shape(what: &str, status: u16, head: &str, body: &Value, want: (
 }
 
 async fn malformed_forms_get_the_error_shape(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_local(backend, &[]).await;
     let (ann, _, _, conv) = pair(&server).await;
-    let token = ann.token.clone().expect("token");
+    let raw = Raw::new(&server).as_user(&ann);
     let voice = format!("/api/conversations/{conv}/voice");
     // (what, method, path, content type, body, expected status and code)
     type Case<'a> = (
         &'a str,
-        &'a str,
+        Method,
         &'a str,
         Option<&'a str>,
         &'a [u8],
@@ -381,7 +382,7 @@ async fn malformed_forms_get_the_error_shape(backend: Backend) {
     let cases: [Case; 5] = [
         (
             "not a form",
-            "POST",
+            Method::POST,
             &voice,
             Some("text/plain"),
             b"hello",
@@ -389,7 +390,7 @@ async fn malformed_forms_get_the_error_shape(backend: Backend) {
         ),
         (
             "no content type",
-            "PUT",
+            Method::PUT,
             "/api/me/avatar",
             None,
             b"hello",
@@ -397,7 +398,7 @@ async fn malformed_forms_get_the_error_shape(backend: Backend) {
         ),
         (
             "form without a boundary",
-            "POST",
+            Method::POST,
             &voice,
             Some("multipart/form-data"),
             b"--x\r\n",
@@ -405,7 +406,7 @@ async fn malformed_forms_get_the_error_shape(backend: Backend) {
         ),
         (
             "form with a broken part",
-            "POST",
+            Method::POST,
             &voice,
             Some("multipart/form-data; boundary=XyZ"),
             b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nRIFF",
@@ -413,7 +414,7 @@ async fn malformed_forms_get_the_error_shape(backend: Backend) {
         ),
         (
             "avatar form that is all garbage",
-            "PUT",
+            Method::PUT,
             "/api/me/avatar",
             Some("multipart/form-data; boundary=XyZ"),
             b"\x00\x01garbage\r\n\r\n",
@@ -421,19 +422,40 @@ async fn malformed_forms_get_the_error_shape(backend: Backend) {
         ),
     ];
     for (what, method, path, content_type, body, want) in cases {
-        let content_type = content_type
-            .map(|c| format!("Content-Type: {c}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-             {content_type}Content-Length: {}\r\nConnection: close\r\n\r\n",
-            server.addr,
-            body.len()
+        let resp = raw.send(method, path, content_type, body.to_vec()).await;
+        assert_eq!(resp.status, want.0, "{what}: {}", resp.body);
+        let answered_as = resp
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            answered_as.starts_with("application/json"),
+            "{what}: {answered_as:?}"
         );
-        let (status, head, json) = raw_request(&server, &head, body).await;
-        assert_error_shape(what, status, &head, &json, want);
+        resp.expect_error(want.0, want.1);
     }
     assert_eq!(temp_count(&server), 0);
+}
+
+/// Every message of a conversation, read page by page through `chatapp-client`.
+async fn whole_history(api: &Api, conversation: i64) -> Vec<chatapp_protocol::Message> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = api
+            .history(conversation, before, Some(100))
+            .await
+            .expect("history");
+        before = page.messages.first().map(|m| m.seq);
+        let mut older = page.messages;
+        older.append(&mut all);
+        all = older;
+        if !page.has_more {
+            return all;
+        }
+    }
 }
 
 /// Waits until `done` holds, for at most [`MUST_END_WITHIN`].
@@ -497,9 +519,7 @@ async fn slow_headers_are_disconnected(backend: Backend) {
         "{answer:?}"
     );
     // Clients that send their requests normally are served as before.
-    Client::send(server.client().request(reqwest::Method::GET, "/healthz"))
-        .await
-        .expect(200);
+    server.api().health().await.expect("healthz");
 }
 
 /// Starts a voice upload over a raw connection: the request head and the first `sent`
@@ -540,7 +560,7 @@ async fn stalled_upload_is_cut_off_and_its_temp_file_removed(backend: Backend) {
     )
     .await;
     let (ann, _, _, conv) = pair(&server).await;
-    let mut tcp = start_upload(&server, ann.token.as_deref().expect("token"), conv, 65_536).await;
+    let mut tcp = start_upload(&server, &ann.token().expect("token"), conv, 65_536).await;
     // Nothing more is sent, and the connection stays open.
     let (status, head, body) = tokio::time::timeout(MUST_END_WITHIN, read_response(&mut tcp))
         .await
@@ -559,7 +579,7 @@ async fn stalled_upload_is_cut_off_and_its_temp_file_removed(backend: Backend) {
     );
     assert!(closed_by_server(&mut tcp).await, "the connection is closed");
     assert_eq!(blob_count(&server), 0);
-    assert!(ann.whole_history(conv).await.is_empty());
+    assert!(whole_history(&ann, conv).await.is_empty());
 }
 
 async fn trickling_upload_is_cut_off_at_the_deadline(backend: Backend) {
@@ -574,7 +594,7 @@ async fn trickling_upload_is_cut_off_at_the_deadline(backend: Backend) {
     )
     .await;
     let (ann, _, _, conv) = pair(&server).await;
-    let tcp = start_upload(&server, ann.token.as_deref().expect("token"), conv, 4096).await;
+    let tcp = start_upload(&server, &ann.token().expect("token"), conv, 4096).await;
     let (mut read, mut write) = tcp.into_split();
     // Ten bytes a second: never idle, never done.
     let trickle = tokio::spawn(async move {
@@ -603,7 +623,7 @@ async fn trickling_upload_is_cut_off_at_the_deadline(backend: Backend) {
 async fn abandoned_upload_leaves_no_temp_file(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (ann, _, _, conv) = pair(&server).await;
-    let tcp = start_upload(&server, ann.token.as_deref().expect("token"), conv, 65_536).await;
+    let tcp = start_upload(&server, &ann.token().expect("token"), conv, 65_536).await;
     drop(tcp);
     eventually("the abandoned upload's temporary file is removed", || {
         temp_count(&server) == 0
@@ -611,9 +631,9 @@ async fn abandoned_upload_leaves_no_temp_file(backend: Backend) {
     .await;
     assert_eq!(blob_count(&server), 0);
     // The server is fine and takes the next upload.
-    upload(&ann, conv, wav(48_044), "v.wav", "audio/wav", None)
+    ann.upload_voice(conv, Upload::new(wav(48_044), "v.wav", "audio/wav"))
         .await
-        .expect(201);
+        .expect("the next upload");
 }
 
 async fn decoding_audio_is_quiet_in_the_log(backend: Backend) {
@@ -627,9 +647,9 @@ async fn decoding_audio_is_quiet_in_the_log(backend: Backend) {
         ("t.wav", &["-c:a", "pcm_s16le", "-ac", "3"]),
     ] {
         let bytes = ffmpeg(dir.path(), file, "sine=duration=1", codec);
-        upload(&ann, conv, bytes, file, "audio/wav", None)
+        ann.upload_voice(conv, Upload::new(bytes, file, "audio/wav"))
             .await
-            .expect(201);
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
     let log = server.log.lock().expect("log").clone();
     assert!(

@@ -1,11 +1,16 @@
-//! Media helpers shared by the media tests: files made by ffmpeg, hand-made WAVs, the
-//! upload requests, and what the blob store holds.
+//! Media helpers shared by the media tests: files made by ffmpeg, hand-made WAVs, users
+//! through `chatapp-client`, hand-written forms for [`Raw`] requests, and what the blob
+//! store holds.
 
 use std::{path::Path, process::Command};
 
-use reqwest::multipart::{Form, Part};
+use chatapp_client::{Api, ClientError};
+use chatapp_protocol::RegisterRequest;
+use chatapp_testkit::LocalServer;
+use reqwest::Method;
+use serde_json::Value;
 
-use super::{Client, Resp, TestServer};
+use super::{Raw, Resp, TestServer};
 
 /// Runs ffmpeg on the lavfi source `input` with `args`, writing `dir/file`; its bytes.
 pub fn ffmpeg(dir: &Path, file: &str, input: &str, args: &[&str]) -> Vec<u8> {
@@ -98,66 +103,160 @@ pub fn wav(size: usize) -> Vec<u8> {
     wav_of(WavFormat::default(), &samples)
 }
 
-/// Uploads `bytes` as a voice message to `conversation`.
-pub async fn upload(
-    client: &Client,
-    conversation: i64,
-    bytes: Vec<u8>,
-    filename: &str,
-    mime: &str,
-    client_id: Option<&str>,
-) -> Resp {
-    let mut form = Form::new().part(
-        "file",
-        Part::bytes(bytes)
-            .file_name(filename.to_owned())
-            .mime_str(mime)
-            .expect("mime"),
-    );
-    if let Some(id) = client_id {
-        form = form.text("client_id", id.to_owned());
-    }
-    Client::send(
-        client
-            .request(
-                reqwest::Method::POST,
-                &format!("/api/conversations/{conversation}/voice"),
-            )
-            .multipart(form),
-    )
-    .await
+/// A server whose files the media tests look at: the in-process [`TestServer`] or the
+/// [`LocalServer`] that [`Raw`] requests go into.
+pub trait MediaServer {
+    /// Its data dir (the blob store is `blobs/` in it).
+    fn data_dir(&self) -> &Path;
+    /// A `chatapp-client` REST client for it, not signed in.
+    fn client(&self) -> Api;
 }
 
-/// Uploads `bytes` as the client's avatar.
-pub async fn put_avatar(client: &Client, bytes: Vec<u8>, filename: &str, mime: &str) -> Resp {
-    let form = Form::new().part(
-        "file",
-        Part::bytes(bytes)
-            .file_name(filename.to_owned())
-            .mime_str(mime)
-            .expect("mime"),
-    );
-    Client::send(
-        client
-            .request(reqwest::Method::PUT, "/api/me/avatar")
-            .multipart(form),
-    )
-    .await
+impl MediaServer for TestServer {
+    fn data_dir(&self) -> &Path {
+        self.0.data_dir.path()
+    }
+    fn client(&self) -> Api {
+        self.0.api()
+    }
+}
+
+impl MediaServer for LocalServer {
+    fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+    fn client(&self) -> Api {
+        LocalServer::api(self)
+    }
+}
+
+/// Registers `name` (password `password-<name>`) through `chatapp-client`; the client
+/// signed in as them and their id.
+async fn register(server: &impl MediaServer, name: &str) -> (Api, i64) {
+    let api = server.client();
+    let auth = api
+        .register(&RegisterRequest {
+            username: name.to_owned(),
+            email: format!("{name}@example.org"),
+            password: format!("password-{name}"),
+            display_name: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("register {name}: {e}"));
+    (api, auth.user.id)
 }
 
 /// Registers ann, ben and eve; ann and ben share a direct conversation.
-pub async fn pair(server: &TestServer) -> (Client, Client, Client, i64) {
-    let anon = server.client();
-    let (ann, _) = anon.register("ann").await;
-    let (ben, ben_id) = anon.register("ben").await;
-    let (eve, _) = anon.register("eve").await;
-    let conv = ann.direct_with(ben_id).await;
+pub async fn pair(server: &impl MediaServer) -> (Api, Api, Api, i64) {
+    let (ann, _) = register(server, "ann").await;
+    let (ben, ben_id) = register(server, "ben").await;
+    let (eve, _) = register(server, "eve").await;
+    let conv = ann.direct_conversation(ben_id).await.expect("direct").id;
     (ann, ben, eve, conv)
 }
 
+/// Asserts that `result` is the server's refusal with `status` and `code` (the error
+/// shape, a message), saying `what` was refused when it is not; the message.
+#[track_caller]
+pub fn refused_as<T: std::fmt::Debug>(
+    what: &str,
+    result: Result<T, ClientError>,
+    status: u16,
+    code: &str,
+) -> String {
+    match result {
+        Err(ClientError::Api {
+            status: got,
+            code: got_code,
+            message,
+            ..
+        }) => {
+            assert_eq!(
+                (got.as_u16(), got_code.as_str()),
+                (status, code),
+                "{what}: refused with another status or code ({message})"
+            );
+            assert!(!message.is_empty(), "{what}: an error without a message");
+            message
+        }
+        Err(other) => panic!("{what}: expected a {status} {code} refusal, got {other}"),
+        Ok(value) => panic!("{what}: expected a {status} {code} refusal, got {value:?}"),
+    }
+}
+
+/// A protocol value as the JSON the server sends for it.
+pub fn json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("a protocol value is JSON")
+}
+
+/// The JSON of a [`Raw`] answer as a protocol value.
+#[track_caller]
+pub fn typed<T: serde::de::DeserializeOwned>(body: Value) -> T {
+    serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("not a {}: {e}: {body}", std::any::type_name::<T>()))
+}
+
+/// The boundary of the forms [`form`] writes.
+const BOUNDARY: &str = "chatapp-media-test-4f1c9a";
+
+/// A `multipart/form-data` body as a browser writes it, for [`Raw`] requests: a
+/// `client_id` field (when given), then a `file` part `(bytes, file name, type)` (when
+/// given). Its content type and bytes.
+pub fn form(file: Option<(&[u8], &str, &str)>, client_id: Option<&str>) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    if let Some(id) = client_id {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\n{id}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some((bytes, file_name, mime)) = file {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+                 filename=\"{file_name}\"\r\nContent-Type: {mime}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+/// Uploads `bytes` as a voice message to `conversation` through `raw` (for the exact
+/// status, which `chatapp-client` does not show).
+pub async fn raw_upload(
+    raw: &Raw,
+    conversation: i64,
+    bytes: &[u8],
+    file_name: &str,
+    mime: &str,
+    client_id: Option<&str>,
+) -> Resp {
+    let (content_type, body) = form(Some((bytes, file_name, mime)), client_id);
+    raw.send(
+        Method::POST,
+        &format!("/api/conversations/{conversation}/voice"),
+        Some(&content_type),
+        body,
+    )
+    .await
+}
+
+/// Uploads `bytes` as the avatar through `raw` (for the exact status).
+pub async fn raw_put_avatar(raw: &Raw, bytes: &[u8], file_name: &str, mime: &str) -> Resp {
+    let (content_type, body) = form(Some((bytes, file_name, mime)), None);
+    raw.send(Method::PUT, "/api/me/avatar", Some(&content_type), body)
+        .await
+}
+
 /// How many files the blob store keeps.
-pub fn blob_count(server: &TestServer) -> usize {
-    let files = server.data_dir.path().join("blobs/files");
+pub fn blob_count(server: &impl MediaServer) -> usize {
+    let files = server.data_dir().join("blobs/files");
     std::fs::read_dir(files)
         .map(|shards| {
             shards
@@ -169,8 +268,8 @@ pub fn blob_count(server: &TestServer) -> usize {
 }
 
 /// How many uploads are being written (files in `blobs/tmp`).
-pub fn temp_count(server: &TestServer) -> usize {
-    std::fs::read_dir(server.data_dir.path().join("blobs/tmp"))
+pub fn temp_count(server: &impl MediaServer) -> usize {
+    std::fs::read_dir(server.data_dir().join("blobs/tmp"))
         .map(|dir| dir.count())
         .unwrap_or(0)
 }
