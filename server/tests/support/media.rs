@@ -109,14 +109,14 @@ pub trait MediaServer {
     /// Its data dir (the blob store is `blobs/` in it).
     fn data_dir(&self) -> &Path;
     /// A `chatapp-client` REST client for it, not signed in.
-    fn client(&self) -> Api;
+    fn anonymous(&self) -> Api;
 }
 
 impl MediaServer for TestServer {
     fn data_dir(&self) -> &Path {
         self.0.data_dir.path()
     }
-    fn client(&self) -> Api {
+    fn anonymous(&self) -> Api {
         self.0.api()
     }
 }
@@ -125,7 +125,7 @@ impl MediaServer for LocalServer {
     fn data_dir(&self) -> &Path {
         self.data_dir.path()
     }
-    fn client(&self) -> Api {
+    fn anonymous(&self) -> Api {
         LocalServer::api(self)
     }
 }
@@ -133,7 +133,7 @@ impl MediaServer for LocalServer {
 /// Registers `name` (password `password-<name>`) through `chatapp-client`; the client
 /// signed in as them and their id.
 async fn register(server: &impl MediaServer, name: &str) -> (Api, i64) {
-    let api = server.client();
+    let api = server.anonymous();
     let auth = api
         .register(&RegisterRequest {
             username: name.to_owned(),
