@@ -251,8 +251,8 @@ fn probe(op: &Operation<'_>, what: &str, resp: Resp) -> u16 {
 }
 
 /// `method path` with `headers` (and `body` of `content_type`) straight into the server's
-/// router, as [`Raw`] sends it, for the headers `Raw` does not set (another
-/// `Authorization` scheme, the session cookie).
+/// router through [`Raw::request`], for the headers a client does not send (another
+/// `Authorization` scheme, the session cookie without its CSRF token).
 async fn with_headers(
     server: &LocalServer,
     method: Method,
@@ -260,38 +260,17 @@ async fn with_headers(
     headers: &[(header::HeaderName, String)],
     body: Option<(&str, &'static str)>,
 ) -> Resp {
-    use tower::ServiceExt as _;
-    let router = chatapp_server::router(server.state().clone()).layer(
-        axum::extract::connect_info::MockConnectInfo(std::net::SocketAddr::from((
-            [127, 0, 0, 1],
-            40_000,
-        ))),
-    );
-    let mut req = axum::http::Request::builder().method(method).uri(path);
-    for (name, value) in headers {
-        req = req.header(name, value);
-    }
-    let body = match body {
-        Some((content_type, body)) => {
-            req = req.header(header::CONTENT_TYPE, content_type);
-            axum::body::Body::from(body)
-        }
-        None => axum::body::Body::empty(),
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let (content_type, body) = match body {
+        Some((content_type, body)) => (Some(content_type), axum::body::Body::from(body)),
+        None => (None, axum::body::Body::empty()),
     };
-    let resp = router
-        .oneshot(req.body(body).expect("request"))
+    Raw::new(server)
+        .request(method, path, &headers, content_type, body)
         .await
-        .expect("the router answers");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    Resp {
-        status,
-        headers,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
 }
 
 /// The path with every `{param}` replaced: integers by `id`, strings by `"x"`; or every

@@ -17,8 +17,8 @@ mod read_state;
 mod statuses;
 mod users;
 
-use axum::body::{Body, Bytes};
-use reqwest::{Method, StatusCode, header::HeaderMap};
+use axum::body::Body;
+use reqwest::Method;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
@@ -34,24 +34,6 @@ pub fn typed<T: DeserializeOwned>(json: Value) -> T {
         .unwrap_or_else(|e| panic!("not a {}: {e}: {json}", std::any::type_name::<T>()))
 }
 
-/// An answer to [`browser`]: status, headers and the body as it came.
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub bytes: Bytes,
-}
-
-impl Answer {
-    /// As a [`support::Resp`] (the body as JSON), for its `expect` and `expect_error`.
-    pub fn json(self) -> support::Resp {
-        support::Resp {
-            status: self.status,
-            headers: self.headers,
-            body: serde_json::from_slice(&self.bytes).unwrap_or(Value::Null),
-        }
-    }
-}
-
 /// A request as a browser sends it (with `headers` such as `Cookie`, `Origin` and
 /// `X-CSRF-Token`, and `Host` set to the server's address), straight into the router of
 /// `server` as [`support::Raw`] does, from 127.0.0.1. `json` is sent as
@@ -62,41 +44,15 @@ pub async fn browser(
     path: &str,
     headers: &[(&str, &str)],
     json: Option<String>,
-) -> Answer {
-    use tower::ServiceExt as _;
-    let router = chatapp_server::router(server.state().clone()).layer(
-        axum::extract::connect_info::MockConnectInfo(std::net::SocketAddr::from((
-            [127, 0, 0, 1],
-            40_000,
-        ))),
-    );
+) -> support::Resp {
     let host = server.base.trim_start_matches("http://");
-    let mut req = axum::http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", host);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let body = match json {
-        Some(json) => {
-            req = req.header("content-type", "application/json");
-            Body::from(json)
-        }
-        None => Body::empty(),
+    let mut all = vec![("host", host)];
+    all.extend_from_slice(headers);
+    let (content_type, body) = match json {
+        Some(json) => (Some("application/json"), Body::from(json)),
+        None => (None, Body::empty()),
     };
-    let resp = router
-        .oneshot(req.body(body).expect("request"))
+    support::Raw::new(server)
+        .request(method, path, &all, content_type, body)
         .await
-        .expect("the router answers");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    Answer {
-        status,
-        headers,
-        bytes,
-    }
 }

@@ -263,7 +263,7 @@ async fn every_success_answers_with_its_documented_status(backend: Backend) {
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let auth: AuthResponse = typed(by_cookie.json().expect(200));
+    let auth: AuthResponse = typed(by_cookie.expect(200));
     let list: Vec<Conversation> = typed(
         browser(
             &server,
@@ -273,7 +273,6 @@ async fn every_success_answers_with_its_documented_status(backend: Backend) {
             None,
         )
         .await
-        .json()
         .expect(200),
     );
     assert_eq!(list.len(), 1, "ben left the group: the direct one");
@@ -296,7 +295,6 @@ async fn every_success_answers_with_its_documented_status(backend: Backend) {
             ),
         )
         .await
-        .json()
         .expect(201),
     );
     assert_eq!(created.owner_id, Some(ben_id));

@@ -1,6 +1,7 @@
-//! Test support: start the real `chatapp-server` binary on an ephemeral port (SQLite in a
-//! temporary data dir, or a fresh PostgreSQL database), talk to it over real HTTP, and
-//! stop it (SIGTERM, then wait) when the test ends.
+//! Test support for the server's tests: servers from `chatapp-testkit` (in-process by
+//! default, the binary where a test needs the process) with generous limits, the scenario
+//! macro for both databases, the WebSocket reader (`Ws`), refusals of `chatapp-client`
+//! calls (`Refused`), and `Raw` requests into the router for what no client sends.
 
 #![allow(dead_code)]
 
@@ -9,7 +10,7 @@ pub mod media;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, header::HeaderMap};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[allow(unused_imports)]
 pub use chatapp_testkit::{Backend, Launch, TestDatabase, postgres_admin_url};
@@ -120,26 +121,16 @@ impl TestServer {
     pub async fn register_api(&self, name: &str) -> (chatapp_client::Api, i64) {
         self.0.register(name).await
     }
-
-    pub fn client(&self) -> Client {
-        Client::new(&self.base)
-    }
 }
 
-/// A thin JSON-over-HTTP client that keeps a bearer token.
-#[derive(Clone)]
-pub struct Client {
-    pub http: reqwest::Client,
-    pub base: String,
-    pub token: Option<String>,
-}
-
-/// A response: status, headers and the body as JSON (`Value::Null` when empty or not JSON).
+/// A response: status, headers, the body as JSON (`Value::Null` when empty or not JSON)
+/// and as it came.
 #[derive(Debug)]
 pub struct Resp {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
+    pub bytes: axum::body::Bytes,
 }
 
 impl Resp {
@@ -174,133 +165,6 @@ impl Resp {
             "error without message: {}",
             self.body
         );
-    }
-}
-
-impl Client {
-    pub fn new(base: &str) -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("http client"),
-            base: base.to_owned(),
-            token: None,
-        }
-    }
-
-    pub fn with_token(&self, token: &str) -> Self {
-        Self {
-            token: Some(token.to_owned()),
-            ..self.clone()
-        }
-    }
-
-    /// The same client (and token) against another address, e.g. after a restart.
-    pub fn with_base(&self, base: &str) -> Self {
-        Self {
-            base: base.to_owned(),
-            ..self.clone()
-        }
-    }
-
-    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        req
-    }
-
-    pub async fn send(req: reqwest::RequestBuilder) -> Resp {
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.expect("body");
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    pub async fn get(&self, path: &str) -> Resp {
-        Self::send(self.request(Method::GET, path)).await
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> Resp {
-        Self::send(self.request(Method::POST, path).json(&body)).await
-    }
-
-    pub async fn patch(&self, path: &str, body: Value) -> Resp {
-        Self::send(self.request(Method::PATCH, path).json(&body)).await
-    }
-
-    pub async fn delete(&self, path: &str) -> Resp {
-        Self::send(self.request(Method::DELETE, path)).await
-    }
-
-    /// Creates the direct conversation with `user_id` (asserting it is new); its id.
-    pub async fn direct_with(&self, user_id: i64) -> i64 {
-        self.post(
-            "/api/conversations",
-            json!({"kind": "direct", "user_id": user_id}),
-        )
-        .await
-        .expect(201)["id"]
-            .as_i64()
-            .expect("id")
-    }
-
-    /// Creates a group owned by this user with `members`; its id.
-    pub async fn group_with(&self, title: &str, members: &[i64]) -> i64 {
-        self.post(
-            "/api/conversations",
-            json!({"kind": "group", "title": title, "member_ids": members}),
-        )
-        .await
-        .expect(201)["id"]
-            .as_i64()
-            .expect("id")
-    }
-
-    /// Every message of a conversation, read page by page (newest page first).
-    pub async fn whole_history(&self, conversation: i64) -> Vec<Value> {
-        let mut all = Vec::new();
-        let mut before = None::<i64>;
-        loop {
-            let path = match before {
-                Some(b) => {
-                    format!("/api/conversations/{conversation}/messages?limit=100&before_seq={b}")
-                }
-                None => format!("/api/conversations/{conversation}/messages?limit=100"),
-            };
-            let page = self.get(&path).await.expect(200);
-            let messages = page["messages"].as_array().expect("messages").clone();
-            before = messages.first().map(|m| m["seq"].as_i64().expect("seq"));
-            all.extend(messages);
-            if page["has_more"] == false {
-                return all;
-            }
-        }
-    }
-
-    /// Registers `name` (password `password-<name>`, email `<name>@example.org`) and returns
-    /// a client signed in as them plus their user id.
-    pub async fn register(&self, name: &str) -> (Client, i64) {
-        let body = self
-            .post(
-                "/api/auth/register",
-                json!({"username": name, "email": format!("{name}@example.org"), "password": format!("password-{name}")}),
-            )
-            .await
-            .expect(201);
-        let token = body["token"].as_str().expect("token");
-        (
-            self.with_token(token),
-            body["user"]["id"].as_i64().expect("id"),
-        )
     }
 }
 
@@ -548,13 +412,33 @@ impl Raw {
         content_type: Option<&str>,
         body: impl Into<axum::body::Body>,
     ) -> Resp {
+        self.request(method, path, &[], content_type, body).await
+    }
+
+    /// Sends `method path` with request `headers` (e.g. `Cookie`, `Origin`, `Host`, another
+    /// `Authorization` scheme: they replace the bearer token) and `body` of `content_type`.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: impl Into<axum::body::Body>,
+    ) -> Resp {
         use tower::ServiceExt as _;
         let mut req = axum::http::Request::builder().method(method).uri(path);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        if let Some(token) = &self.token {
+        if let Some(token) = &self.token
+            && !headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        {
             req = req.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let resp = self
             .router
@@ -571,6 +455,7 @@ impl Raw {
             status,
             headers,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            bytes,
         }
     }
 
