@@ -157,7 +157,7 @@ async fn login_status(anon: &Api, name: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_sqlite_database_refuses_writes_visibly_keeps_every_ack_and_recovers() {
     let cap = CAP_MB.to_string();
-    let mut server = TestServer::start_binary(
+    let mut server = TestServer::start_with(
         Backend::Sqlite,
         &[
             "--auth-rate-per-account",
