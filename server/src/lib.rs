@@ -108,8 +108,6 @@ impl AppState {
             Backend::Sqlite => 1,
             Backend::Postgres => 1,
         });
-        let writer =
-            MessageWriter::start(store.clone(), writers, store.backend() == Backend::Sqlite);
         let hub = Hub::new(
             config.ws_queue,
             ConnLimits {
@@ -118,7 +116,14 @@ impl AppState {
             },
         );
         let user_limits = UserLimits::new(&config);
-        Self(Arc::new(AppInner {
+        // The writer delivers what it commits through the state it is part of.
+        Self(Arc::new_cyclic(|inner| AppInner {
+            writer: MessageWriter::start(
+                store.clone(),
+                writers,
+                store.backend() == Backend::Sqlite,
+                Arc::new(messages::Delivery(inner.clone())),
+            ),
             store,
             config,
             secret,
@@ -126,7 +131,6 @@ impl AppState {
             user_limits,
             websockets: TaskTracker::new(),
             hub,
-            writer,
             broker,
             media,
         }))

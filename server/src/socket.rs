@@ -18,9 +18,9 @@ use crate::{
     auth::{AuthUser, ClientAddr, check_same_origin},
     error::{ApiError, ApiResult},
     events::Change,
-    messages,
+    messages::{self, writer::Origin},
     realtime::{
-        Conn, Frames, Outbound,
+        Conn, Frames,
         connection::{self, MAX_FRAME},
         encode,
     },
@@ -114,29 +114,23 @@ fn reply_api_error(conn: &Conn, err: &ApiError, client_id: Option<String>) {
 
 impl Domain {
     async fn send(&mut self, conn: &Conn, conversation_id: i64, client_id: String, body: String) {
-        let result = messages::send_text(
+        // The writer acknowledges on this connection, in seq order with what it delivers.
+        let origin = Origin {
+            user_id: conn.user_id(),
+            conn_id: conn.id(),
+            client_id: client_id.clone(),
+        };
+        if let Err(err) = messages::send_text(
             &self.state,
             conn.user_id(),
             conversation_id,
             body,
             Some(client_id.clone()),
-            Some(conn.id()),
+            Some(origin),
         )
-        .await;
-        match result {
-            Ok((row, _)) => {
-                let frame = encode(&ServerEvent::Ack {
-                    client_id,
-                    message: views::message(&row),
-                });
-                conn.reply(Outbound::Message {
-                    conversation_id,
-                    seq: row.seq,
-                    frame,
-                    ack: true,
-                });
-            }
-            Err(err) => reply_api_error(conn, &err, Some(client_id)),
+        .await
+        {
+            reply_api_error(conn, &err, Some(client_id));
         }
     }
 

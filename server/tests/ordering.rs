@@ -30,6 +30,8 @@ struct Seen {
     messages: Vec<(i64, i64)>,
     /// seqs of this connection's own `ack`s.
     acks: Vec<i64>,
+    /// seqs of `message` and `ack` events together, in arrival order.
+    arrivals: Vec<i64>,
 }
 
 impl Seen {
@@ -52,8 +54,13 @@ async fn collect(ws: &mut Ws, conversation: i64, done: impl Fn(&Seen) -> bool) -
                     m["seq"].as_i64().expect("seq"),
                     m["sender_id"].as_i64().expect("sender"),
                 ));
+                seen.arrivals.push(m["seq"].as_i64().expect("seq"));
             }
-            Some("ack") => seen.acks.push(ev["message"]["seq"].as_i64().expect("seq")),
+            Some("ack") => {
+                let seq = ev["message"]["seq"].as_i64().expect("seq");
+                seen.acks.push(seq);
+                seen.arrivals.push(seq);
+            }
             Some("error") => panic!("unexpected error event: {ev}"),
             _ => {}
         }
@@ -243,4 +250,86 @@ async fn live_groups_deliver_everything_once_in_order(backend: Backend) {
     }
 }
 
-on_both_backends!(live_groups_deliver_everything_once_in_order);
+/// Everyone in a group sends at once over their one connection: each connection gets the
+/// conversation in seq order with its own sends as `ack`s in their places — never its own
+/// message back as a `message` — and no connection reads the store to fill a gap (the
+/// writer hands each committed batch on in seq order, acknowledgements included).
+async fn concurrent_senders_get_no_echo_and_no_gap(backend: Backend) {
+    let server = TestServer::start_local(
+        backend,
+        &[
+            "--ws-frames-per-second",
+            "100000",
+            "--ws-frames-burst",
+            "100000",
+            "--ws-queue",
+            "100000",
+        ],
+    )
+    .await;
+    let mut users: Vec<(Api, i64)> = Vec::new();
+    for i in 0..USERS {
+        users.push(server.register(&format!("sender{i}")).await);
+    }
+    let member_ids: Vec<i64> = users[1..].iter().map(|(_, id)| *id).collect();
+    let group = users[0]
+        .0
+        .create_group("all at once", &member_ids)
+        .await
+        .expect("group")
+        .id;
+    let mut sockets = Vec::new();
+    for (client, _) in &users {
+        let mut ws = Ws::connect(&server.base, client.token().as_deref().expect("token")).await;
+        assert!(ws.resume(&[(group, 0)]).await.is_empty());
+        sockets.push(ws);
+    }
+    let mut tasks = Vec::new();
+    for (i, mut ws) in sockets.into_iter().enumerate() {
+        let me = users[i].1;
+        tasks.push(tokio::spawn(async move {
+            for n in 0..PER_USER {
+                ws.send(&ClientEvent::Send {
+                    conversation_id: group,
+                    client_id: format!("u{i}-{n}"),
+                    body: format!("message {n} from {i}"),
+                })
+                .await;
+            }
+            let seen = collect(&mut ws, group, |s| s.arrivals.len() >= USERS * PER_USER).await;
+            ws.close().await;
+            (me, seen)
+        }));
+    }
+    for task in tasks {
+        let (me, seen) = task.await.expect("sender task");
+        let echoes: Vec<i64> = seen
+            .messages
+            .iter()
+            .filter(|(_, sender)| *sender == me)
+            .map(|(seq, _)| *seq)
+            .collect();
+        assert!(
+            echoes.is_empty(),
+            "user {me} got {} of its own messages back as `message` (seqs {:?}…)",
+            echoes.len(),
+            &echoes[..echoes.len().min(10)]
+        );
+        assert_eq!(seen.acks.len(), PER_USER, "user {me}: one ack per send");
+        let want: Vec<i64> = (1..=TOTAL).collect();
+        assert_eq!(
+            seen.arrivals, want,
+            "user {me}: messages and acks not each once in seq order"
+        );
+    }
+    assert_eq!(
+        server.state().hub.gap_fills(),
+        0,
+        "a healthy connection read the store to fill a gap"
+    );
+}
+
+on_both_backends!(
+    live_groups_deliver_everything_once_in_order,
+    concurrent_senders_get_no_echo_and_no_gap,
+);

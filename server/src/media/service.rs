@@ -152,13 +152,12 @@ impl Media {
                 body: String::new(),
                 client_id,
                 file: Some(file),
+                origin: None,
             })
             .await;
         match written {
-            Ok((row, true)) => {
-                state.publish_message(&row, None).await;
-                Ok((row, true))
-            }
+            // Delivered to the members by the writer.
+            Ok((row, true)) => Ok((row, true)),
             Ok((row, false)) => {
                 // A retry: the first upload's file stands; this copy goes.
                 self.forget(&id).await;

@@ -4,33 +4,39 @@
 pub mod routes;
 pub mod writer;
 
-use chatapp_protocol::{MAX_BODY_CHARS, MAX_CLIENT_ID_LEN, MessageKind, ReadState};
+use std::sync::Weak;
+
+use chatapp_protocol::{MAX_BODY_CHARS, MAX_CLIENT_ID_LEN, MessageKind, ReadState, ServerEvent};
+use futures_util::future::BoxFuture;
 
 use crate::{
-    AppState,
+    AppInner, AppState,
     error::{ApiError, ApiResult},
     events::Change,
+    realtime::{Outbound, encode},
     store::MessageRow,
+    views,
 };
-use writer::OwnedNewMessage;
+use writer::{Committed, Deliver, OwnedNewMessage, Origin};
 
-/// Sends a text message (REST or WebSocket): validates, stores it (group commit), then
-/// publishes it to the members — all connections but `origin`, which gets the ack.
-/// Returns the message and whether it is new (a retried `client_id` is not).
+/// Sends a text message (REST or WebSocket): validates, stores it (group commit); the
+/// writer then delivers it to the members' connections and the acknowledgement to
+/// `origin`'s (see [`Delivery`]). Returns the message and whether it is new (a retried
+/// `client_id` is not).
 pub async fn send_text(
     state: &AppState,
     sender_id: i64,
     conversation_id: i64,
     body: String,
     client_id: Option<String>,
-    origin: Option<u64>,
+    origin: Option<Origin>,
 ) -> ApiResult<(MessageRow, bool)> {
     validate_body(&body)?;
     if let Some(client_id) = &client_id {
         validate_client_id(client_id)?;
     }
     state.user_limits.check_send(sender_id)?;
-    let (row, created) = state
+    let written = state
         .writer
         .write(OwnedNewMessage {
             conversation_id,
@@ -39,12 +45,51 @@ pub async fn send_text(
             body,
             client_id,
             file: None,
+            origin,
         })
         .await?;
-    if created {
-        state.publish_message(&row, origin).await;
+    Ok(written)
+}
+
+/// What the writer does with each committed batch, in seq order: a new message is
+/// published (to every connection of every member here and on the other instances but the
+/// one that sent it), and the sending connection gets its `ack` (also for a retry) in the
+/// same place in its queue.
+pub(crate) struct Delivery(pub(crate) Weak<AppInner>);
+
+impl Deliver for Delivery {
+    fn committed<'a>(&'a self, batch: &'a [Committed]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(inner) = self.0.upgrade() else {
+                return;
+            };
+            let state = AppState(inner);
+            for committed in batch {
+                let row = &committed.row;
+                if committed.created {
+                    state
+                        .publish_message(row, committed.origin.as_ref().map(|o| o.conn_id))
+                        .await;
+                }
+                if let Some(origin) = &committed.origin {
+                    let frame = encode(&ServerEvent::Ack {
+                        client_id: origin.client_id.clone(),
+                        message: views::message(row),
+                    });
+                    state.hub.send_to_conn(
+                        origin.user_id,
+                        origin.conn_id,
+                        Outbound::Message {
+                            conversation_id: row.conversation_id,
+                            seq: row.seq,
+                            frame,
+                            ack: true,
+                        },
+                    );
+                }
+            }
+        })
     }
-    Ok((row, created))
 }
 
 /// Moves `user_id`'s read position forward (never back) to `seq` and tells the members.

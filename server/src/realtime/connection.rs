@@ -333,6 +333,7 @@ impl Writer {
                     return Ok(());
                 }
                 if seq > cursor + 1 {
+                    self.state.hub.count_gap_fill();
                     self.replay(conversation_id, cursor, seq - 1).await?;
                 }
                 self.cursors.insert(conversation_id, seq);

@@ -179,6 +179,9 @@ pub struct Hub {
     limits: ConnLimits,
     /// Cancelled at shutdown; every connection's `kill` is a child of it.
     shutdown: CancellationToken,
+    /// How often a connection found a gap in a conversation's live messages and read
+    /// the store to fill it (a connection that fell behind; never a healthy one).
+    gap_fills: AtomicU64,
 }
 
 #[derive(Default)]
@@ -201,7 +204,18 @@ impl Hub {
             queue_len: queue_len.max(1),
             limits,
             shutdown: CancellationToken::new(),
+            gap_fills: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a gap filled from the store (see [`Hub::gap_fills`]).
+    pub(crate) fn count_gap_fill(&self) {
+        self.gap_fills.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many gaps connections have filled from the store since the start.
+    pub fn gap_fills(&self) -> u64 {
+        self.gap_fills.load(Ordering::Relaxed)
     }
 
     /// Whether one more connection of `user_id` from `addr` is within the limits (a
