@@ -17,7 +17,7 @@ use crate::{
     store::MessageRow,
     views,
 };
-use writer::{Committed, Deliver, OwnedNewMessage, Origin};
+use writer::{Committed, Deliver, Origin, OwnedNewMessage};
 
 /// Sends a text message (REST or WebSocket): validates, stores it (group commit); the
 /// writer then delivers it to the members' connections and the acknowledgement to
