@@ -60,6 +60,8 @@ struct Light<'a> {
 struct LightMessage<'a> {
     #[serde(borrow)]
     body: &'a str,
+    #[serde(default)]
+    sender_id: Option<i64>,
 }
 
 /// One load step, as seen by every connection.
@@ -82,6 +84,9 @@ pub struct Stats {
     pub ack: Histogram<u64>,
     pub errors: u64,
     pub disconnects: u64,
+    /// The connection's own messages that came back to it as `message` (not counted as
+    /// deliveries).
+    pub echoes: u64,
 }
 
 impl Stats {
@@ -91,6 +96,7 @@ impl Stats {
             ack: Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"),
             errors: 0,
             disconnects: 0,
+            echoes: 0,
         }
     }
 
@@ -99,12 +105,15 @@ impl Stats {
         let _ = self.ack.add(&other.ack);
         self.errors += other.errors;
         self.disconnects += other.disconnects;
+        self.echoes += other.echoes;
     }
 }
 
-/// Drives one connection through the steps it is given until `steps` closes.
+/// Drives one connection (of user `me`) through the steps it is given until `steps`
+/// closes.
 pub async fn drive(
     mut ws: Ws,
+    me: i64,
     conversation_id: i64,
     epoch: Instant,
     mut steps: watch::Receiver<Option<Step>>,
@@ -158,8 +167,12 @@ pub async fn drive(
                 let Message::Text(text) = frame else { continue };
                 let now = micros(epoch, Instant::now());
                 let Ok(ev) = serde_json::from_str::<Light<'_>>(&text) else { continue };
+                let own = ev.message.as_ref().and_then(|m| m.sender_id) == Some(me);
                 let sent = ev.message.and_then(|m| m.body.parse::<u64>().ok());
                 match (ev.kind, sent) {
+                    ("message", Some(sent)) if own && sent >= window.0 && sent < window.1 => {
+                        lock(&stats).echoes += 1;
+                    }
                     ("message", Some(sent)) if sent >= window.0 && sent < window.1 => {
                         let _ = lock(&stats).delivery.record(now.saturating_sub(sent).max(1));
                     }

@@ -35,6 +35,7 @@ pub async fn run(
         let phase = (i as f64 + 0.5) / n as f64;
         tokio::spawn(client::drive(
             ws,
+            setup.users[i].0,
             setup.conversation_of[i],
             epoch,
             steps_rx.clone(),
@@ -54,9 +55,9 @@ pub async fn run(
         server.backend
     );
     println!(
-        "| target sends/s | sends/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | ack p99 ms | errors | server CPU (cores) | machine CPU | server RSS MiB |"
+        "| target sends/s | sends/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | ack p99 ms | echoes | errors | server CPU (cores) | machine CPU | server RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &rate in rates {
         for s in &all_stats {
             *client::lock(s) = Stats::new();
@@ -84,7 +85,7 @@ pub async fn run(
         let d = &total.delivery;
         let p99 = ms(d.value_at_quantile(0.99));
         println!(
-            "| {rate:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.0}% | {:.0} |",
+            "| {rate:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.2} | {:.0}% | {:.0} |",
             total.ack.len() as f64 / window,
             d.len() as f64 / window,
             ms(d.value_at_quantile(0.5)),
@@ -92,6 +93,7 @@ pub async fn run(
             ms(d.value_at_quantile(0.999)),
             ms(d.max()),
             ms(total.ack.value_at_quantile(0.99)),
+            total.echoes,
             total.errors + total.disconnects,
             used.process_cores,
             used.machine_fraction * 100.0,
