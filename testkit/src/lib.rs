@@ -306,7 +306,9 @@ impl LocalServer {
     }
 }
 
-async fn register(api: chatapp_client::Api, name: &str) -> (chatapp_client::Api, i64) {
+/// Registers `name` (password `password-<name>`, email `<name>@example.org`) with `api`,
+/// which then holds their session; it and the user id.
+pub async fn register(api: chatapp_client::Api, name: &str) -> (chatapp_client::Api, i64) {
     let auth = api
         .register(&chatapp_protocol::RegisterRequest {
             username: name.to_owned(),

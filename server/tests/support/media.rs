@@ -4,12 +4,13 @@
 
 use std::{path::Path, process::Command};
 
-use chatapp_client::{Api, ClientError};
-use chatapp_protocol::RegisterRequest;
+use chatapp_client::Api;
 use chatapp_testkit::LocalServer;
 use reqwest::Method;
 use serde_json::Value;
 
+#[allow(unused_imports)]
+pub use super::refused_as;
 use super::{Raw, Resp, TestServer};
 
 /// Runs ffmpeg on the lavfi source `input` with `args`, writing `dir/file`; its bytes.
@@ -130,20 +131,9 @@ impl MediaServer for LocalServer {
     }
 }
 
-/// Registers `name` (password `password-<name>`) through `chatapp-client`; the client
-/// signed in as them and their id.
+/// Registers `name` through `chatapp-client` ([`chatapp_testkit::register`]).
 async fn register(server: &impl MediaServer, name: &str) -> (Api, i64) {
-    let api = server.anonymous();
-    let auth = api
-        .register(&RegisterRequest {
-            username: name.to_owned(),
-            email: format!("{name}@example.org"),
-            password: format!("password-{name}"),
-            display_name: None,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("register {name}: {e}"));
-    (api, auth.user.id)
+    chatapp_testkit::register(server.anonymous(), name).await
 }
 
 /// Registers ann, ben and eve; ann and ben share a direct conversation.
@@ -153,35 +143,6 @@ pub async fn pair(server: &impl MediaServer) -> (Api, Api, Api, i64) {
     let (eve, _) = register(server, "eve").await;
     let conv = ann.direct_conversation(ben_id).await.expect("direct").id;
     (ann, ben, eve, conv)
-}
-
-/// Asserts that `result` is the server's refusal with `status` and `code` (the error
-/// shape, a message), saying `what` was refused when it is not; the message.
-#[track_caller]
-pub fn refused_as<T: std::fmt::Debug>(
-    what: &str,
-    result: Result<T, ClientError>,
-    status: u16,
-    code: &str,
-) -> String {
-    match result {
-        Err(ClientError::Api {
-            status: got,
-            code: got_code,
-            message,
-            ..
-        }) => {
-            assert_eq!(
-                (got.as_u16(), got_code.as_str()),
-                (status, code),
-                "{what}: refused with another status or code ({message})"
-            );
-            assert!(!message.is_empty(), "{what}: an error without a message");
-            message
-        }
-        Err(other) => panic!("{what}: expected a {status} {code} refusal, got {other}"),
-        Ok(value) => panic!("{what}: expected a {status} {code} refusal, got {value:?}"),
-    }
 }
 
 /// A protocol value as the JSON the server sends for it.

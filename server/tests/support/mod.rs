@@ -345,23 +345,36 @@ pub trait Refused {
 impl<T: std::fmt::Debug> Refused for Result<T, ClientError> {
     #[track_caller]
     fn refused(self, status: u16, code: &str) {
-        match self {
-            Err(ClientError::Api {
-                status: got,
-                code: got_code,
-                message,
-                ..
-            }) => {
-                assert_eq!(
-                    (got.as_u16(), got_code.as_str()),
-                    (status, code),
-                    "refused with another status or code ({message})"
-                );
-                assert!(!message.is_empty(), "an error without a message");
-            }
-            Err(other) => panic!("expected a {status} {code} refusal, got {other}"),
-            Ok(value) => panic!("expected a {status} {code} refusal, got {value:?}"),
+        refused_as("the call", self, status, code);
+    }
+}
+
+/// Asserts that `result` is the server's refusal with `status` and `code` (the error
+/// shape, a message), saying `what` was refused when it is not; the message.
+#[track_caller]
+pub fn refused_as<T: std::fmt::Debug>(
+    what: &str,
+    result: Result<T, ClientError>,
+    status: u16,
+    code: &str,
+) -> String {
+    match result {
+        Err(ClientError::Api {
+            status: got,
+            code: got_code,
+            message,
+            ..
+        }) => {
+            assert_eq!(
+                (got.as_u16(), got_code.as_str()),
+                (status, code),
+                "{what}: refused with another status or code ({message})"
+            );
+            assert!(!message.is_empty(), "{what}: an error without a message");
+            message
         }
+        Err(other) => panic!("{what}: expected a {status} {code} refusal, got {other}"),
+        Ok(value) => panic!("{what}: expected a {status} {code} refusal, got {value:?}"),
     }
 }
 
