@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// jemalloc instead of glibc's malloc: its background thread returns memory freed when
+/// connections close to the system (BENCHMARKS.md, idle connections).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = chatapp_server::Config::parse();

@@ -27,6 +27,9 @@ use crate::{
     views,
 };
 
+/// Initial read buffer of a connection (see `ws_handler`).
+const READ_BUFFER: usize = 1024;
+
 /// At most one `typing` per conversation per connection in this interval.
 const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -65,7 +68,9 @@ pub async fn ws_handler(
     let tracker = state.websockets.clone();
     let (user_id, session_id) = (auth.id(), auth.session_id);
     Ok(ws
-        .read_buffer_size(4 * 1024)
+        // What tungstenite reads into (kept per connection, idle or not): a client's frames
+        // are a few hundred bytes; a larger one makes it grow as far as that frame needs.
+        .read_buffer_size(READ_BUFFER)
         // The frames of one wake-up collect here and go out in one write when the writer
         // task flushes (or at 16 KiB), instead of one system call per frame.
         .write_buffer_size(16 * 1024)

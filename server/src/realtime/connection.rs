@@ -13,7 +13,7 @@ use std::{collections::HashMap, future::Future, net::IpAddr, time::Duration};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chatapp_protocol::{ClientEvent, ServerEvent};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{CloseReason, Outbound, encode, hub::Kill};
 use crate::{AppState, views};
@@ -74,73 +74,82 @@ enum Control {
 
 /// Runs an upgraded connection of `user_id` (session `session_id`, from `addr`) until it
 /// ends: greets it with `hello`, hands its frames to `frames`, delivers its queue.
-pub async fn run<F: Frames>(
+///
+/// The socket is registered and split before the connection's future is made, so that
+/// the future (kept for the connection's whole life) holds the two halves, not the
+/// socket itself, and none of its rare paths sizes it: the first and last presence
+/// changes are boxed.
+pub fn run<F: Frames>(
     state: AppState,
     user_id: i64,
     session_id: i64,
     addr: IpAddr,
     hello: Utf8Bytes,
     frames: F,
-    mut socket: WebSocket,
-) {
-    let Some(reg) = state.hub.register(user_id, session_id, addr) else {
-        // Admitted before the upgrade, but others got there first.
-        let _ = socket
-            .send(close_message(CloseReason::TooManyConnections))
-            .await;
-        return;
-    };
-    if reg.first {
-        state.came_online(user_id).await;
-    }
-    let (sink, stream) = socket.split();
-    let (ctrl_tx, ctrl_rx) = mpsc::channel(4);
-    let writer = Writer {
-        state: state.clone(),
-        user_id,
-        sink,
-        cursors: HashMap::new(),
-    };
-    let kill = reg.kill.clone();
-    let mut write_task = tokio::spawn(writer.run(hello, reg.rx, ctrl_rx, kill.clone()));
-    let reader = Reader {
-        conn: Conn {
+    socket: WebSocket,
+) -> impl Future<Output = ()> + Send {
+    let reg = state.hub.register(user_id, session_id, addr);
+    let (mut sink, stream) = socket.split();
+    async move {
+        let Some(reg) = reg else {
+            // Admitted before the upgrade, but others got there first.
+            let _ = sink
+                .send(close_message(CloseReason::TooManyConnections))
+                .await;
+            return;
+        };
+        if reg.first {
+            Box::pin(state.came_online(user_id)).await;
+        }
+        // Said once, by the first frame: a oneshot, not a queue (an idle connection keeps it).
+        let (ctrl_tx, ctrl_rx) = oneshot::channel();
+        let writer = Writer {
             state: state.clone(),
             user_id,
-            id: reg.id,
-        },
-        ctrl: Some(ctrl_tx),
-        frames,
-    };
-    let writer_done = tokio::select! {
-        reason = reader.run(stream, kill.clone()) => {
-            if let Some(reason) = reason {
-                kill.kill(reason);
+            sink,
+            cursors: HashMap::new(),
+        };
+        let kill = reg.kill.clone();
+        let mut write_task = tokio::spawn(writer.run(hello, reg.rx, ctrl_rx, kill.clone()));
+        let reader = Reader {
+            conn: Conn {
+                state: state.clone(),
+                user_id,
+                id: reg.id,
+            },
+            ctrl: Some(ctrl_tx),
+            frames,
+        };
+        let writer_done = tokio::select! {
+            reason = reader.run(stream, kill.clone()) => {
+                if let Some(reason) = reason {
+                    kill.kill(reason);
+                }
+                false
             }
-            false
+            _ = &mut write_task => true,
+        };
+        // Ends the writer (with the close frame of the first reason given, if any).
+        kill.kill(CloseReason::Normal);
+        // Give the writer a moment to send its close frame (never poll a finished task again).
+        if !writer_done
+            && tokio::time::timeout(Duration::from_secs(2), &mut write_task)
+                .await
+                .is_err()
+        {
+            write_task.abort();
         }
-        _ = &mut write_task => true,
-    };
-    // Ends the writer (with the close frame of the first reason given, if any).
-    kill.kill(CloseReason::Normal);
-    // Give the writer a moment to send its close frame (never poll a finished task again).
-    if !writer_done
-        && tokio::time::timeout(Duration::from_secs(2), &mut write_task)
-            .await
-            .is_err()
-    {
-        write_task.abort();
+        if state.hub.unregister(user_id, reg.id) {
+            Box::pin(state.went_offline(user_id)).await;
+        }
+        tracing::debug!(user_id, conn = reg.id, "connection closed");
     }
-    if state.hub.unregister(user_id, reg.id) {
-        state.went_offline(user_id).await;
-    }
-    tracing::debug!(user_id, conn = reg.id, "connection closed");
 }
 
 struct Reader<F> {
     conn: Conn,
     /// Until the first frame: how the writer is told to start.
-    ctrl: Option<mpsc::Sender<Control>>,
+    ctrl: Option<oneshot::Sender<Control>>,
     frames: F,
 }
 
@@ -149,19 +158,25 @@ impl<F: Frames> Reader<F> {
     /// if it should.
     async fn run(mut self, mut stream: SplitStream<WebSocket>, kill: Kill) -> Option<CloseReason> {
         let idle = self.conn.state.config.ws_ping_interval() * 5 / 2;
+        // One kill future and one idle timer for the connection's life, not one of each
+        // per frame: moving the timer's deadline later does not touch the timer wheel.
+        let killed = kill.killed();
+        let silence = tokio::time::sleep(idle);
+        tokio::pin!(killed, silence);
         loop {
             let next = tokio::select! {
-                () = kill.killed() => return None,
-                next = tokio::time::timeout(idle, stream.next()) => next,
-            };
-            let frame = match next {
-                Err(_) => {
+                () = &mut killed => return None,
+                () = &mut silence => {
                     tracing::debug!(user_id = self.conn.user_id, "no answer to pings; closing");
                     return Some(CloseReason::Unresponsive);
                 }
-                Ok(Some(Err(err))) => return read_error_reason(err),
-                Ok(None | Some(Ok(Message::Close(_)))) => return None,
-                Ok(Some(Ok(frame))) => frame,
+                next = stream.next() => next,
+            };
+            silence.as_mut().reset(tokio::time::Instant::now() + idle);
+            let frame = match next {
+                Some(Err(err)) => return read_error_reason(err),
+                None | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(frame)) => frame,
             };
             match frame {
                 Message::Text(text) => {
@@ -183,9 +198,9 @@ impl<F: Frames> Reader<F> {
     }
 
     /// Starts the writer (once) the way the first frame asks.
-    async fn start(&mut self, control: Control) {
+    fn start(&mut self, control: Control) {
         if let Some(ctrl) = self.ctrl.take() {
-            let _ = ctrl.send(control).await;
+            let _ = ctrl.send(control);
         }
     }
 
@@ -193,7 +208,7 @@ impl<F: Frames> Reader<F> {
         let event = match serde_json::from_str::<ClientEvent>(text) {
             Ok(event) => event,
             Err(err) => {
-                self.start(Control::Live).await;
+                self.start(Control::Live);
                 self.conn
                     .reply_error("invalid_frame", &format!("malformed frame: {err}"), None);
                 return;
@@ -204,7 +219,7 @@ impl<F: Frames> Reader<F> {
                 let cursors: Vec<(i64, i64)> = cursors.into_iter().collect();
                 match self.ctrl.take() {
                     Some(ctrl) => {
-                        let _ = ctrl.send(Control::Resume(cursors)).await;
+                        let _ = ctrl.send(Control::Resume(cursors));
                     }
                     None => self.conn.reply_error(
                         "invalid_frame",
@@ -214,12 +229,14 @@ impl<F: Frames> Reader<F> {
                 }
             }
             ClientEvent::Ping => {
-                self.start(Control::Live).await;
+                self.start(Control::Live);
                 self.conn.reply(Outbound::Event(encode(&ServerEvent::Pong)));
             }
             event => {
-                self.start(Control::Live).await;
-                self.frames.frame(event, &self.conn).await;
+                self.start(Control::Live);
+                // Boxed, as every path that reads the store here: an idle connection then
+                // keeps only what waiting takes, not the largest state of a rare path.
+                Box::pin(self.frames.frame(event, &self.conn)).await;
             }
         }
     }
@@ -240,7 +257,7 @@ impl Writer {
         mut self,
         hello: Utf8Bytes,
         mut rx: mpsc::Receiver<Outbound>,
-        mut ctrl: mpsc::Receiver<Control>,
+        mut ctrl: oneshot::Receiver<Control>,
         kill: Kill,
     ) {
         if self.sink.send(Message::Text(hello)).await.is_err() {
@@ -248,25 +265,27 @@ impl Writer {
         }
         let mut ping = tokio::time::interval(self.state.config.ws_ping_interval());
         ping.reset();
+        let killed = kill.killed();
+        tokio::pin!(killed);
         // Wait for the client's first frame.
         let control = loop {
             tokio::select! {
-                () = kill.killed() => return self.close(&kill).await,
-                control = ctrl.recv() => break control,
+                () = &mut killed => return self.close(&kill).await,
+                control = &mut ctrl => break control.ok(),
                 _ = ping.tick() => if self.sink.send(Message::Ping(Default::default())).await.is_err() { return },
             }
         };
-        if self.go_live().await.is_err() {
+        if Box::pin(self.go_live()).await.is_err() {
             return;
         }
         if let Some(Control::Resume(cursors)) = control
-            && self.resume(cursors).await.is_err()
+            && Box::pin(self.resume(cursors)).await.is_err()
         {
             return;
         }
         loop {
             tokio::select! {
-                () = kill.killed() => return self.close(&kill).await,
+                () = &mut killed => return self.close(&kill).await,
                 item = rx.recv() => {
                     let Some(item) = item else { return };
                     if self.deliver_all(item, &mut rx).await.is_err() {
@@ -315,7 +334,7 @@ impl Writer {
             } => {
                 let cursor = match self.cursors.get(&conversation_id).copied() {
                     Some(cursor) => Some(cursor),
-                    None => self.start_position(conversation_id).await?,
+                    None => Box::pin(self.start_position(conversation_id)).await?,
                 };
                 let Some(cursor) = cursor else {
                     // Not a member (routed by a list read before a removal): only the
@@ -334,7 +353,7 @@ impl Writer {
                 }
                 if seq > cursor + 1 {
                     self.state.hub.count_gap_fill();
-                    self.replay(conversation_id, cursor, seq - 1).await?;
+                    Box::pin(self.replay(conversation_id, cursor, seq - 1)).await?;
                 }
                 self.cursors.insert(conversation_id, seq);
                 self.sink.feed(Message::Text(frame)).await
