@@ -4,12 +4,14 @@
 //! answered before commit.
 //!
 //! Jobs are sharded by conversation, so one conversation's sends keep their order and
-//! two writers never contend for the same conversation row. After each commit the writer
-//! hands the batch, in seq order, to its [`Deliver`] (the new messages to the members,
-//! each acknowledgement to the connection that sent it) before it answers anyone or takes
-//! the next batch: so every connection gets a conversation's messages and its own
-//! acknowledgements in seq order, and none sees a gap to fill from the store or its own
-//! message come back.
+//! two writers never contend for the same conversation row. Each committed batch, with
+//! the answers owed for it, is delivered in commit order and, within it, in seq order by
+//! the [`Deliver`] (the new messages to the members, each acknowledgement to the
+//! connection that sent it) before anyone is answered: so every connection gets a
+//! conversation's messages and its own acknowledgements in seq order, and none sees a
+//! gap to fill from the store or its own message come back. A writer on its own thread
+//! hands the batches to a delivery task on the main runtime and goes on; one on the main
+//! runtime delivers them itself (see [`Handoff`]).
 
 use std::sync::Arc;
 
@@ -59,9 +61,11 @@ pub trait Deliver: Send + Sync + 'static {
     fn committed<'a>(&'a self, batch: &'a [Committed]) -> BoxFuture<'a, ()>;
 }
 
+type Reply = oneshot::Sender<StoreResult<(MessageRow, bool)>>;
+
 struct Job {
     message: OwnedNewMessage,
-    reply: oneshot::Sender<StoreResult<(MessageRow, bool)>>,
+    reply: Reply,
 }
 
 #[derive(Clone)]
@@ -84,8 +88,10 @@ impl MessageWriter {
             .map(|i| {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let store = store.clone();
-                let deliver = Arc::clone(&deliver);
                 if own_thread {
+                    let (done_tx, done_rx) = mpsc::channel(DELIVERY_QUEUE);
+                    tokio::spawn(deliver_batches(done_rx, Arc::clone(&deliver)));
+                    let handoff = Handoff::Task(done_tx);
                     let spawned = std::thread::Builder::new()
                         .name(format!("msg-writer-{i}"))
                         .spawn(move || {
@@ -93,7 +99,7 @@ impl MessageWriter {
                                 .enable_all()
                                 .build()
                             {
-                                Ok(rt) => rt.block_on(run(store, rx, deliver)),
+                                Ok(rt) => rt.block_on(run(store, rx, handoff)),
                                 Err(err) => tracing::error!(error = %err, "message writer runtime"),
                             }
                         });
@@ -101,7 +107,7 @@ impl MessageWriter {
                         tracing::error!(error = %err, "cannot start a message writer thread");
                     }
                 } else {
-                    tokio::spawn(run(store, rx, deliver));
+                    tokio::spawn(run(store, rx, Handoff::Inline(Arc::clone(&deliver))));
                 }
                 tx
             })
@@ -125,7 +131,28 @@ impl MessageWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>, deliver: Arc<dyn Deliver>) {
+/// A committed batch on its way to delivery, with the answers owed for it.
+struct Done {
+    committed: Vec<Committed>,
+    replies: Vec<(Reply, StoreResult<(MessageRow, bool)>)>,
+}
+
+/// Committed batches waiting for delivery before the writer waits for the delivery task.
+const DELIVERY_QUEUE: usize = 64;
+
+/// Where a writer's committed batches go.
+enum Handoff {
+    /// A writer on a thread of its own (SQLite) hands them to a delivery task on the main
+    /// runtime and goes on committing: the fan-out wakes the connections' tasks from
+    /// inside their runtime, and the next commit overlaps the last delivery.
+    Task(mpsc::Sender<Done>),
+    /// A writer on the main runtime (PostgreSQL) delivers each batch itself before it
+    /// takes the next: overlapping them there made the writer's round trips to the
+    /// database wait behind the woken connections' tasks (BENCHMARKS.md, section 9).
+    Inline(Arc<dyn Deliver>),
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, handoff: Handoff) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let batch: Vec<NewMessage<'_>> = jobs
@@ -164,11 +191,33 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, deliver: Arc<dyn Deliver
                 })
             })
             .collect();
-        if !committed.is_empty() {
-            deliver.committed(&committed).await;
+        let replies = jobs.drain(..).map(|job| job.reply).zip(results).collect();
+        let done = Done { committed, replies };
+        match &handoff {
+            Handoff::Task(task) => {
+                if task.send(done).await.is_err() {
+                    return;
+                }
+            }
+            Handoff::Inline(deliver) => deliver_done(deliver.as_ref(), done).await,
         }
-        for (job, result) in jobs.drain(..).zip(results) {
-            let _ = job.reply.send(result);
-        }
+    }
+}
+
+/// Delivers each committed batch, in commit order, then answers its senders.
+async fn deliver_batches(mut batches: mpsc::Receiver<Done>, deliver: Arc<dyn Deliver>) {
+    while let Some(done) = batches.recv().await {
+        deliver_done(deliver.as_ref(), done).await;
+    }
+}
+
+/// Delivers one committed batch (messages and acknowledgements in seq order), then
+/// answers its senders.
+async fn deliver_done(deliver: &dyn Deliver, Done { committed, replies }: Done) {
+    if !committed.is_empty() {
+        deliver.committed(&committed).await;
+    }
+    for (reply, result) in replies {
+        let _ = reply.send(result);
     }
 }
