@@ -59,7 +59,7 @@ export async function startServer(extraArgs = [], opts = {}) {
   };
 }
 
-export async function launchBrowser() {
+export async function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -68,6 +68,7 @@ export async function launchBrowser() {
       // a fake microphone (a tone) that needs no permission prompt, for voice messages
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
       '--autoplay-policy=no-user-gesture-required',
+      ...extraArgs,
     ],
   });
 }

@@ -10,9 +10,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const ARTIFACTS = process.env.CHATAPP_ARTIFACTS ?? join(here, 'artifacts');
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
-/** A person with their own browser context, registered through the sign-up form. */
-export async function register(browser, base, username, { displayName = '', viewport = { width: 1280, height: 800 } } = {}) {
+/** A person with their own browser context, registered through the sign-up form.
+ *  `prepare(context)` runs before the first page loads (init scripts, routes). */
+export async function register(browser, base, username, { displayName = '', viewport = { width: 1280, height: 800 }, prepare } = {}) {
   const context = await browser.newContext({ viewport });
+  if (prepare) await prepare(context);
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(e.message));

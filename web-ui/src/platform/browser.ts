@@ -30,7 +30,9 @@ export async function askNotifications(): Promise<boolean> {
 
 /** Shows a notification while the page is hidden. Text only: the body is never markup. */
 export function notify(title: string, body: string, onClick: () => void): void {
-  if (typeof Notification === 'undefined' || Notification.permission !== 'granted' || !document.hidden) return;
+  // `document.hidden` first: reading `Notification.permission` asks the browser process
+  // (a synchronous IPC), on every incoming message otherwise.
+  if (!document.hidden || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
   const n = new Notification(title, { body: body.slice(0, 200), tag: title });
   n.onclick = () => {
     window.focus();

@@ -68,9 +68,14 @@ function decode(s: string): string {
   }
 }
 
+// One formatter each, made once: `toLocale…String(undefined, options)` builds a new
+// `Intl.DateTimeFormat` on every call (tens of µs; every new message formats its time).
+const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const WEEKDAY = new Intl.DateTimeFormat(undefined, { weekday: 'short' });
+const MONTH_DAY = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
 export function timeOfDay(iso: string): string {
-  const d = new Date(iso);
-  return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  return TIME.format(new Date(iso));
 }
 
 /** For the list: time today, weekday this week, else the date. */
@@ -79,8 +84,8 @@ export function shortWhen(iso: string, now = new Date()): string {
   if (Number.isNaN(d.getTime())) return '';
   if (d.toDateString() === now.toDateString()) return timeOfDay(iso);
   const days = (now.getTime() - d.getTime()) / 86_400_000;
-  if (days < 6) return d.toLocaleDateString(undefined, { weekday: 'short' });
-  return d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+  if (days < 6) return WEEKDAY.format(d);
+  return MONTH_DAY.format(d);
 }
 
 export function dayLabel(iso: string, now = new Date()): string {
@@ -102,7 +107,7 @@ export function lastSeen(iso: string | null, now = Date.now()): string {
   if (mins < 1) return 'last seen just now';
   if (mins < 60) return `last seen ${mins} min ago`;
   if (mins < 24 * 60) return `last seen at ${timeOfDay(iso)}`;
-  return `last seen ${new Date(iso).toLocaleDateString(undefined, { month: 'short', day: 'numeric' })}`;
+  return `last seen ${MONTH_DAY.format(new Date(iso))}`;
 }
 
 /** m:ss */

@@ -113,6 +113,8 @@ export class ChatStore {
   #lastTypingSent = new Map<number, number>();
   #sentAt = new Map<string, number>();
   #resendTimer: ReturnType<typeof setInterval> | null = null;
+  /** The conversation in view to its end on a visible page (see `watch`). */
+  #watching: number | null = null;
 
   constructor(api: ApiClient, realtime: RealtimeClient, storage: KeyValueStorage, hooks: StoreHooks = {}) {
     this.#api = api;
@@ -556,7 +558,10 @@ export class ChatStore {
         c.last_seq = m.seq;
         c.last_message = m;
         c.last_activity_at = m.created_at;
-        if (!mine && m.seq > c.last_read_seq) c.unread_count += 1;
+        // In view (see `watch`): read as it arrives, never counted unread. Counting it and
+        // then taking it back after the render cost a second render per message (badge,
+        // window title, list) and a forced layout between the two.
+        if (!mine && m.seq > c.last_read_seq && !(live && this.#watching === m.conversation_id)) c.unread_count += 1;
         if (mine) {
           c.last_read_seq = Math.max(c.last_read_seq, m.seq);
           c.unread_count = 0;
@@ -574,6 +579,7 @@ export class ChatStore {
       t.items = items;
       if (added && firstGap(items)) void this.#fillUpTo(m.conversation_id, m.seq);
       if (added && live && !mine) this.#hooks.onIncoming?.(m, c);
+      if (added && live && !mine && this.#watching === m.conversation_id) this.markRead(m.conversation_id);
     } else if (live && !mine) {
       this.#hooks.onIncoming?.(m, c);
     }
@@ -680,6 +686,17 @@ export class ChatStore {
     if (now - (this.#lastTypingSent.get(conversationId) ?? 0) < TYPING_SEND_EVERY_MS) return;
     this.#lastTypingSent.set(conversationId, now);
     this.#realtime.send({ type: 'typing', conversation_id: conversationId });
+  }
+
+  /** The screen says whether conversation `id` is in view to its end on a visible page:
+   *  then it is read now, and what arrives there while it stays so is read at once. */
+  watch(id: number, inView: boolean): void {
+    if (inView) {
+      this.#watching = id;
+      this.markRead(id);
+    } else if (this.#watching === id) {
+      this.#watching = null;
+    }
   }
 
   /** Marks everything held in an open conversation as read. */

@@ -209,6 +209,24 @@ describe('ChatStore', () => {
     expect(store.readers(9, 2)).toEqual([2]);
   });
 
+  it('reads at once what arrives in the conversation in view, and counts it unread once out of view', async () => {
+    await store.open(9);
+    rt.goLive();
+    store.watch(9, true);
+    rt.emit({ type: 'message', message: msg(9, 2) });
+    expect(store.conversations[9]!.unread_count).toBe(0);
+    expect(store.unreadTotal).toBe(0);
+    expect(rt.sent).toContainEqual({ type: 'read', conversation_id: 9, seq: 2 });
+    // Another conversation's screen going away does not stop this one being watched.
+    store.watch(7, false);
+    rt.emit({ type: 'message', message: msg(9, 3) });
+    expect(store.conversations[9]!.unread_count).toBe(0);
+    store.watch(9, false);
+    rt.emit({ type: 'message', message: msg(9, 4) });
+    expect(store.conversations[9]!.unread_count).toBe(1);
+    expect(rt.sent).not.toContainEqual({ type: 'read', conversation_id: 9, seq: 4 });
+  });
+
   it('knows who has read what from the conversation as loaded, before any live event', async () => {
     api.conversations.mockResolvedValueOnce([conv(9, 3, 2)]);
     await store.refreshConversations();
