@@ -16,6 +16,8 @@ pub mod recorder;
 pub mod session;
 pub mod tray;
 pub mod wake;
+#[cfg(target_os = "linux")]
+pub mod webview;
 
 use tauri::{Builder, Manager, Runtime};
 
@@ -128,7 +130,11 @@ pub fn run() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = builder::<tauri::Wry>().run(tauri::generate_context!()) {
+    let builder = builder::<tauri::Wry>();
+    // The webview's memory settings (Wry only: the mock runtime of the tests has no WebKit).
+    #[cfg(target_os = "linux")]
+    let builder = builder.plugin(webview::plugin());
+    if let Err(e) = builder.run(tauri::generate_context!()) {
         tracing::error!(error = %e, "ChatApp could not start");
         std::process::exit(1);
     }
