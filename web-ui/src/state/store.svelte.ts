@@ -25,10 +25,6 @@ const PAGE = 50;
 const TYPING_MS = 5000;
 const TYPING_SEND_EVERY_MS = 3000;
 const RESEND_AFTER_MS = 10_000;
-/** A read position is sent this long after it moved, once for all the moves in between:
- *  not in the task that shows an arriving message (its frame comes sooner), and one frame
- *  a burst instead of one a message (every member's screens hear each one). */
-export const READ_SEND_DELAY_MS = 250;
 /** Refusals that pass by themselves: the message is sent again later, not marked failed. */
 const TRANSIENT = new Set(['rate_limited', 'storage_full', 'internal']);
 
@@ -117,8 +113,6 @@ export class ChatStore {
   #lastTypingSent = new Map<number, number>();
   #sentAt = new Map<string, number>();
   #resendTimer: ReturnType<typeof setInterval> | null = null;
-  /** Conversations whose read position is waiting to be sent (see `markRead`). */
-  #readTimers = new Map<number, ReturnType<typeof setTimeout>>();
   /** The conversation in view to its end on a visible page (see `watch`). */
   #watching: number | null = null;
 
@@ -264,8 +258,6 @@ export class ChatStore {
     this.#realtime.stop();
     if (this.#resendTimer !== null) clearInterval(this.#resendTimer);
     this.#resendTimer = null;
-    for (const t of this.#readTimers.values()) clearTimeout(t);
-    this.#readTimers.clear();
     this.#me = null;
     this.#users = {};
     this.#conversations = {};
@@ -716,23 +708,9 @@ export class ChatStore {
     if (seq <= c.last_read_seq) return;
     c.last_read_seq = seq;
     c.unread_count = Math.max(0, c.last_seq - seq);
-    this.#sendReadSoon(conversationId);
-  }
-
-  /** Tells the server the conversation's read position in `READ_SEND_DELAY_MS` (the
-   *  newest by then), over the socket or, when it is not live, over REST. */
-  #sendReadSoon(conversationId: number): void {
-    if (this.#readTimers.has(conversationId)) return;
-    const timer = setTimeout(() => {
-      this.#readTimers.delete(conversationId);
-      const c = this.#conversations[conversationId];
-      if (!c) return;
-      const seq = c.last_read_seq;
-      if (!this.#realtime.send({ type: 'read', conversation_id: conversationId, seq })) {
-        void this.#api.markRead(conversationId, seq).catch(() => {});
-      }
-    }, READ_SEND_DELAY_MS);
-    this.#readTimers.set(conversationId, timer);
+    if (!this.#realtime.send({ type: 'read', conversation_id: conversationId, seq })) {
+      void this.#api.markRead(conversationId, seq).catch(() => {});
+    }
   }
 
   // ---- link destinations ---------------------------------------------------------

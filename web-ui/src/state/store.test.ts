@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApiError, type ApiClient, type ConnectionState, type RealtimeClient } from '../api/client';
 import type { ClientEvent, Conversation, Me, Message, ServerEvent, User } from '../api/generated';
 import type { KeyValueStorage } from '../api/outbox';
-import { ChatStore, conversationTitle, isolate, READ_SEND_DELAY_MS } from './store.svelte';
+import { ChatStore, conversationTitle, isolate } from './store.svelte';
 
 const ME: Me = { id: 1, username: 'ann', display_name: 'Ann', name_key: 'ann', email: 'a@x', avatar_url: null, avatar_small_url: null, online: true, last_seen: null, created_at: '2026-01-01T00:00:00Z' };
 const BEN: User = { id: 2, username: 'ben', display_name: 'Ben', name_key: 'ben', avatar_url: null, avatar_small_url: null, online: false, last_seen: null };
@@ -212,15 +212,11 @@ describe('ChatStore', () => {
   it('reads at once what arrives in the conversation in view, and counts it unread once out of view', async () => {
     await store.open(9);
     rt.goLive();
-    vi.useFakeTimers();
     store.watch(9, true);
     rt.emit({ type: 'message', message: msg(9, 2) });
     expect(store.conversations[9]!.unread_count).toBe(0);
     expect(store.unreadTotal).toBe(0);
-    // Sent a moment later (not in the task that shows the message), once for the burst.
-    expect(rt.sent).not.toContainEqual({ type: 'read', conversation_id: 9, seq: 2 });
-    vi.advanceTimersByTime(READ_SEND_DELAY_MS);
-    expect(rt.sent.filter((f) => f.type === 'read')).toEqual([{ type: 'read', conversation_id: 9, seq: 2 }]);
+    expect(rt.sent).toContainEqual({ type: 'read', conversation_id: 9, seq: 2 });
     // Another conversation's screen going away does not stop this one being watched.
     store.watch(7, false);
     rt.emit({ type: 'message', message: msg(9, 3) });
@@ -228,10 +224,7 @@ describe('ChatStore', () => {
     store.watch(9, false);
     rt.emit({ type: 'message', message: msg(9, 4) });
     expect(store.conversations[9]!.unread_count).toBe(1);
-    vi.advanceTimersByTime(READ_SEND_DELAY_MS);
-    expect(rt.sent).toContainEqual({ type: 'read', conversation_id: 9, seq: 3 });
     expect(rt.sent).not.toContainEqual({ type: 'read', conversation_id: 9, seq: 4 });
-    vi.useRealTimers();
   });
 
   it('knows who has read what from the conversation as loaded, before any live event', async () => {
