@@ -1,8 +1,8 @@
 //! Messages: insert with a per-conversation seq, idempotent by `client_id`, history pages.
 
-use chatapp_protocol::MessageKind;
 mod batch;
 
+use chatapp_protocol::MessageKind;
 use sqlx::{AnyConnection, FromRow};
 
 use super::{Store, StoreError, StoreResult, is_unique_violation, now_ms};

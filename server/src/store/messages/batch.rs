@@ -26,24 +26,26 @@ impl Store {
         let mut results: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
         let now = now_ms();
         let rows = Rows(self.backend);
-        // Each step's end, for the trace line below (where a batch's time goes).
-        let mut steps = [std::time::Instant::now(); 7];
+        // Each step's time, for the trace line below (where a batch's time goes).
+        let mut laps = Laps::start();
         let mut tx = self.write_tx().await?;
-        steps[1] = std::time::Instant::now();
+        let begin_us = laps.lap();
 
         let stored = stored_by_client_id(&mut tx, rows, batch).await?;
-        steps[2] = std::time::Instant::now();
+        let replays_us = laps.lap();
         let Triage { fresh, repeats } = triage(batch, &stored, &mut results);
         let members = memberships(&mut tx, rows, batch, &fresh).await?;
-        steps[3] = std::time::Instant::now();
+        let members_us = laps.lap();
         let fresh = keep_members(batch, fresh, &members, &mut results);
+        let (mut seqs_us, mut insert_us, mut read_us) = (0, 0, 0);
         if !fresh.is_empty() {
             let seqs = allocate_seqs(&mut tx, rows, batch, &fresh, now).await?;
-            steps[4] = std::time::Instant::now();
+            seqs_us = laps.lap();
             let items: Vec<(usize, i64)> = fresh.into_iter().zip(seqs).collect();
             let mut inserted = insert_rows(&mut tx, rows, batch, &items, now).await?;
-            steps[5] = std::time::Instant::now();
+            insert_us = laps.lap();
             advance_read_positions(&mut tx, rows, batch, &items).await?;
+            read_us = laps.lap();
             for &(i, seq) in &items {
                 let row = inserted
                     .remove(&(batch[i].conversation_id, seq))
@@ -51,18 +53,17 @@ impl Store {
                 results[i] = Some(Ok((row, true)));
             }
         }
-        steps[6] = std::time::Instant::now();
+        laps.lap();
         tx.commit().await?;
-        let us = |i: usize| steps[i].saturating_duration_since(steps[i - 1]).as_micros() as u64;
         tracing::trace!(
             size = batch.len(),
-            begin_us = us(1),
-            replays_us = us(2),
-            members_us = us(3),
-            seqs_us = us(4),
-            insert_us = us(5),
-            read_us = us(6),
-            commit_us = steps[6].elapsed().as_micros() as u64,
+            begin_us,
+            replays_us,
+            members_us,
+            seqs_us,
+            insert_us,
+            read_us,
+            commit_us = laps.lap(),
             "batch steps"
         );
 
@@ -71,6 +72,23 @@ impl Store {
             .into_iter()
             .map(|r| r.unwrap_or(Err(StoreError::NotFound)))
             .collect())
+    }
+}
+
+/// Times the steps of a batch: each [`Laps::lap`] is the time since the previous one.
+struct Laps(std::time::Instant);
+
+impl Laps {
+    fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    /// Microseconds since the last lap (or the start).
+    fn lap(&mut self) -> u64 {
+        let now = std::time::Instant::now();
+        let us = now.duration_since(self.0).as_micros();
+        self.0 = now;
+        u64::try_from(us).unwrap_or(u64::MAX)
     }
 }
 
