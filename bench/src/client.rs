@@ -151,6 +151,7 @@ pub async fn drive(
                     conversation_id,
                     client_id: format!("c{counter}"),
                     body: micros(epoch, now).to_string(),
+                    reply_to_id: None,
                 })
                 .unwrap_or_default();
                 if ws.send(Message::text(frame)).await.is_err() {

@@ -100,6 +100,7 @@ async fn run(relay: Arc<Relay>, p: Params, socket: WebSocket) {
             conversation_id,
             client_id,
             body,
+            ..
         }) = serde_json::from_str::<ClientEvent>(&text)
         else {
             continue;
@@ -115,6 +116,13 @@ async fn run(relay: Arc<Relay>, p: Params, socket: WebSocket) {
             attachment: None,
             client_id: Some(client_id.clone()),
             created_at: time_now(),
+            // The same shape as the server's messages, so the frames are as large.
+            rev: 0,
+            edited_at: None,
+            deleted_at: None,
+            reply_to: None,
+            reactions: Vec::new(),
+            mentions: Vec::new(),
         };
         let frame = Utf8Bytes::from(
             serde_json::to_string(&ServerEvent::Message {

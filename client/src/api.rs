@@ -9,9 +9,10 @@ use std::{
 
 use bytes::Bytes;
 use chatapp_protocol::{
-    AddMembersRequest, AuthResponse, Conversation, CreateConversationRequest, Health, HistoryQuery,
-    LoginRequest, Me, Message, MessagePage, ReadRequest, ReadState, RegisterRequest,
-    SendMessageRequest, UpdateConversationRequest, UpdateMeRequest, User, UserSearchQuery,
+    AddMembersRequest, AuthResponse, Conversation, ConversationSettings, CreateConversationRequest,
+    EditMessageRequest, Health, HistoryQuery, LoginRequest, Me, Message, MessagePage, ReadRequest,
+    ReadState, RegisterRequest, SearchQuery, SearchResults, SendMessageRequest,
+    UpdateConversationRequest, UpdateMeRequest, User, UserSearchQuery,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode, header};
 use serde::{Serialize, de::DeserializeOwned};
@@ -485,13 +486,26 @@ impl Api {
         before_seq: Option<i64>,
         limit: Option<i64>,
     ) -> Result<MessagePage> {
-        let query = HistoryQuery { before_seq, limit };
+        let query = HistoryQuery {
+            before_seq,
+            limit,
+            ..HistoryQuery::default()
+        };
+        self.history_page(conversation_id, &query).await
+    }
+
+    /// A page of history as `query` asks: before a seq, after one, or around one.
+    pub async fn history_page(
+        &self,
+        conversation_id: i64,
+        query: &HistoryQuery,
+    ) -> Result<MessagePage> {
         Self::json(
             self.authed(
                 Method::GET,
                 &format!("/api/conversations/{conversation_id}/messages"),
             )?
-            .query(&query),
+            .query(query),
         )
         .await
     }
@@ -510,7 +524,97 @@ impl Api {
             &SendMessageRequest {
                 body: body.to_owned(),
                 client_id: client_id.map(str::to_owned),
+                reply_to_id: None,
             },
+        )
+        .await
+    }
+
+    /// Sends a reply to message `reply_to_id` (of the same conversation) over HTTP.
+    pub async fn send_reply(
+        &self,
+        conversation_id: i64,
+        body: &str,
+        client_id: Option<&str>,
+        reply_to_id: i64,
+    ) -> Result<Message> {
+        self.send_json(
+            Method::POST,
+            &format!("/api/conversations/{conversation_id}/messages"),
+            &SendMessageRequest {
+                body: body.to_owned(),
+                client_id: client_id.map(str::to_owned),
+                reply_to_id: Some(reply_to_id),
+            },
+        )
+        .await
+    }
+
+    /// Replaces the text of your own text message.
+    pub async fn edit_message(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+        body: &str,
+    ) -> Result<Message> {
+        self.send_json(
+            Method::PATCH,
+            &format!("/api/conversations/{conversation_id}/messages/{seq}"),
+            &EditMessageRequest {
+                body: body.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Deletes a message for everyone (yours, or any in a group you own).
+    pub async fn delete_message(&self, conversation_id: i64, seq: i64) -> Result<Message> {
+        Self::json(self.authed(
+            Method::DELETE,
+            &format!("/api/conversations/{conversation_id}/messages/{seq}"),
+        )?)
+        .await
+    }
+
+    /// Adds (`on`) or takes back your reaction with `emoji`.
+    pub async fn react(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+        emoji: &str,
+        on: bool,
+    ) -> Result<Message> {
+        let method = if on { Method::PUT } else { Method::DELETE };
+        // The URL parser percent-encodes the emoji.
+        Self::json(self.authed(
+            method,
+            &format!("/api/conversations/{conversation_id}/messages/{seq}/reactions/{emoji}"),
+        )?)
+        .await
+    }
+
+    /// Searches the text of your conversations' messages, newest first; the next page
+    /// with `before_id` = the last result's id.
+    pub async fn search(
+        &self,
+        q: &str,
+        before_id: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<SearchResults> {
+        let query = SearchQuery {
+            q: q.to_owned(),
+            before_id,
+            limit,
+        };
+        Self::json(self.authed(Method::GET, "/api/search")?.query(&query)).await
+    }
+
+    /// Mutes or unmutes a conversation for you (on all your devices).
+    pub async fn set_muted(&self, conversation_id: i64, muted: bool) -> Result<Conversation> {
+        self.send_json(
+            Method::PUT,
+            &format!("/api/conversations/{conversation_id}/settings"),
+            &ConversationSettings { muted },
         )
         .await
     }

@@ -16,6 +16,9 @@ pub struct PendingMessage {
     pub client_id: String,
     pub conversation_id: i64,
     pub body: String,
+    /// The id of the message (of the same conversation) it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to_id: Option<i64>,
     #[serde(with = "time::serde::rfc3339")]
     pub queued_at: OffsetDateTime,
     /// How many times it was sent so far.
@@ -27,12 +30,21 @@ pub struct PendingMessage {
 }
 
 impl PendingMessage {
+    /// A reply to message `reply_to_id`, with a fresh random `client_id`.
+    pub fn reply(conversation_id: i64, body: String, reply_to_id: i64) -> Self {
+        Self {
+            reply_to_id: Some(reply_to_id),
+            ..Self::new(conversation_id, body)
+        }
+    }
+
     /// A new message with a fresh random `client_id`.
     pub fn new(conversation_id: i64, body: String) -> Self {
         Self {
             client_id: new_client_id(),
             conversation_id,
             body,
+            reply_to_id: None,
             queued_at: OffsetDateTime::now_utc(),
             attempts: 0,
             last_error: None,

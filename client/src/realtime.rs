@@ -32,6 +32,9 @@ pub struct RealtimeOptions {
     pub backoff: Backoff,
     /// Cursors saved from an earlier run: conversation id → last seq the app has.
     pub cursors: BTreeMap<i64, i64>,
+    /// Change cursors saved from an earlier run ([`Realtime::changes`]): conversation id →
+    /// the last change number the app has.
+    pub changes: BTreeMap<i64, i64>,
     /// An outbox saved from an earlier run ([`Realtime::pending`]).
     pub pending: Vec<PendingMessage>,
     /// Capacity of the event channel.
@@ -53,6 +56,7 @@ impl Default for RealtimeOptions {
         Self {
             backoff: Backoff::default(),
             cursors: BTreeMap::new(),
+            changes: BTreeMap::new(),
             pending: Vec::new(),
             event_buffer: 1024,
             outbox_window: 32,
@@ -120,6 +124,8 @@ pub enum Event {
 struct Shared {
     seq: Sequencer<Message>,
     outbox: Outbox,
+    /// Conversation id → the last change number delivered.
+    changes: BTreeMap<i64, i64>,
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -162,6 +168,7 @@ impl Realtime {
         let shared = Arc::new(Mutex::new(Shared {
             seq: Sequencer::new(options.cursors.clone()),
             outbox: Outbox::new(options.pending.clone()),
+            changes: options.changes.clone(),
         }));
         let wake = Arc::new(Notify::new());
         let reconnect = Arc::new(Notify::new());
@@ -221,6 +228,20 @@ impl Realtime {
     /// The outbox, oldest first: save it to restore it with [`RealtimeOptions::pending`].
     pub fn pending(&self) -> Vec<PendingMessage> {
         lock(&self.inner.shared).outbox.snapshot()
+    }
+
+    /// Conversation id → last change delivered: save them for
+    /// [`RealtimeOptions::changes`].
+    pub fn changes(&self) -> BTreeMap<i64, i64> {
+        lock(&self.inner.shared).changes.clone()
+    }
+
+    /// Queues a reply to message `reply_to_id`; returns its `client_id`.
+    pub fn reply(&self, conversation_id: i64, body: impl Into<String>, reply_to_id: i64) -> String {
+        let msg = PendingMessage::reply(conversation_id, body.into(), reply_to_id);
+        let client_id = msg.client_id.clone();
+        self.enqueue(msg);
+        client_id
     }
 
     /// Conversation id → last seq delivered: save them for [`RealtimeOptions::cursors`].
@@ -408,6 +429,9 @@ impl Task {
         for c in &list {
             let start = if fresh { c.last_seq } else { c.last_read_seq };
             shared.seq.set_if_absent(c.id, start);
+            // Messages come as they are now; changes before this of older ones are not
+            // this client's concern.
+            shared.changes.entry(c.id).or_insert(c.last_change);
         }
         let gone: Vec<i64> = shared
             .seq
@@ -418,6 +442,7 @@ impl Task {
             .collect();
         for id in gone {
             shared.seq.forget(id);
+            shared.changes.remove(&id);
         }
         Ok(())
     }
@@ -451,8 +476,11 @@ impl Task {
         {
             return end;
         }
-        let cursors = self.shared().seq.cursors().clone();
-        if let Err(err) = socket.send(&ClientEvent::Resume { cursors }).await {
+        let (cursors, changes) = {
+            let shared = self.shared();
+            (shared.seq.cursors().clone(), shared.changes.clone())
+        };
+        if let Err(err) = socket.send(&ClientEvent::Resume { cursors, changes }).await {
             return self.refused(&err, false);
         }
         self.set_state(ConnectionState::Syncing).await;
@@ -540,6 +568,7 @@ impl Task {
                     conversation_id: msg.conversation_id,
                     client_id: msg.client_id,
                     body: msg.body,
+                    reply_to_id: msg.reply_to_id,
                 })
                 .await
                 .map_err(dropped)?;
@@ -570,6 +599,25 @@ impl Task {
                 self.pump(socket).await
             }
             ServerEvent::Pong => Ok(()),
+            ServerEvent::MessageUpdated { message } => {
+                // Each change once: the server sends a conversation's changes in the order
+                // of their numbers, and again after a reconnect only past the cursor.
+                let fresh = {
+                    let mut shared = self.shared();
+                    let seen = shared.changes.entry(message.conversation_id).or_insert(0);
+                    let fresh = message.rev > *seen;
+                    if fresh {
+                        *seen = message.rev;
+                    }
+                    fresh
+                };
+                if fresh {
+                    self.emit(Event::Server(ServerEvent::MessageUpdated { message }))
+                        .await
+                } else {
+                    Ok(())
+                }
+            }
             ServerEvent::Message { message } | ServerEvent::Ack { message, .. } => {
                 self.take(message).await?;
                 if *live {

@@ -136,8 +136,19 @@ impl Socket {
 
     /// Sends `resume {cursors}` and reads until `synced`; what was replayed.
     pub async fn resume(&mut self, cursors: &BTreeMap<i64, i64>) -> Result<Vec<ServerEvent>> {
+        self.resume_with_changes(cursors, &BTreeMap::new()).await
+    }
+
+    /// Sends `resume {cursors, changes}` and reads until `synced`; what was replayed
+    /// (`message` events, then `message_updated` for the changes).
+    pub async fn resume_with_changes(
+        &mut self,
+        cursors: &BTreeMap<i64, i64>,
+        changes: &BTreeMap<i64, i64>,
+    ) -> Result<Vec<ServerEvent>> {
         self.send(&ClientEvent::Resume {
             cursors: cursors.clone(),
+            changes: changes.clone(),
         })
         .await?;
         let mut replayed = Vec::new();

@@ -326,9 +326,11 @@ pub fn realtime_send(session: State<'_, Session>, event: ClientEvent) -> bool {
             conversation_id,
             client_id,
             body,
+            reply_to_id,
         } => {
             let mut m = PendingMessage::new(conversation_id, body);
             m.client_id = client_id;
+            m.reply_to_id = reply_to_id;
             rt.enqueue(m);
         }
         ClientEvent::Typing { conversation_id } => rt.typing(conversation_id),

@@ -21,6 +21,10 @@ pub const MAX_CLIENT_ID_LEN: usize = 64;
 pub const MAX_PAGE: i64 = 100;
 /// Most members in one group conversation.
 pub const MAX_GROUP_MEMBERS: usize = 256;
+/// Most different emojis on one message.
+pub const MAX_REACTIONS: usize = 32;
+/// Largest page of search results.
+pub const MAX_SEARCH_PAGE: i64 = 50;
 
 /// `{"error": {"code": "snake_case", "message": "human text"}}`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -183,6 +187,16 @@ pub struct Conversation {
     pub unread_count: i64,
     pub last_read_seq: i64,
     pub last_seq: i64,
+    /// The conversation's last change number: every edit, deletion or reaction takes the
+    /// next one and becomes the changed message's `rev`. Resume with it (`changes`).
+    #[serde(default)]
+    pub last_change: i64,
+    /// Unread messages that mention the caller.
+    #[serde(default)]
+    pub unread_mentions: i64,
+    /// The caller muted it: no notifications or sounds except for mentions.
+    #[serde(default)]
+    pub muted: bool,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -191,6 +205,16 @@ pub struct Conversation {
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub last_activity_at: OffsetDateTime,
+}
+
+/// `PUT /api/conversations/{id}/settings`: the caller's own settings of a conversation
+/// (on all their devices).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct ConversationSettings {
+    pub muted: bool,
 }
 
 /// One member's read position in a conversation.
@@ -286,18 +310,106 @@ pub struct Message {
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
+    /// The conversation's change number of this message's last change (0: never changed).
+    #[serde(default)]
+    pub rev: i64,
+    /// When the text was last edited.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub edited_at: Option<OffsetDateTime>,
+    /// When it was deleted: a tombstone, with no body, attachment or reactions.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub deleted_at: Option<OffsetDateTime>,
+    /// The message this one answers, as it is now.
+    #[serde(default)]
+    pub reply_to: Option<ReplyPreview>,
+    /// Each emoji used, in the order first used, with who used it.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+    /// The members mentioned (`@username` in the text), by id.
+    #[serde(default)]
+    pub mentions: Vec<i64>,
+}
+
+/// What a reply shows of the message it answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ReplyPreview {
+    pub id: i64,
+    pub seq: i64,
+    pub sender_id: i64,
+    pub kind: MessageKind,
+    /// The first line of the text, at most 200 characters (empty for voice and deleted).
+    pub excerpt: String,
+    /// Voice messages: the length.
+    pub duration_ms: Option<i64>,
+    /// The answered message was deleted.
+    pub deleted: bool,
+}
+
+/// One emoji on a message and who reacted with it, earliest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Reaction {
+    pub emoji: String,
+    pub user_ids: Vec<i64>,
 }
 
 /// `POST /api/conversations/{id}/messages`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct SendMessageRequest {
     /// 1–4,000 characters, not only whitespace.
     pub body: String,
     /// Client-generated id (≤ 64 bytes); a retry with the same id returns the stored message.
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The id of the message (of this conversation) this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to_id: Option<i64>,
+}
+
+/// `PATCH /api/conversations/{id}/messages/{seq}`: the new text of your text message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct EditMessageRequest {
+    /// 1–4,000 characters, not only whitespace.
+    pub body: String,
+}
+
+/// Query of `GET /api/search`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct SearchQuery {
+    /// Words to find (each must occur; the last may be the start of a word).
+    pub q: String,
+    /// Only results older than this message id (the next page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_id: Option<i64>,
+    /// 1–50, default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// Search results, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct SearchResults {
+    pub messages: Vec<Message>,
+    /// The words searched for, as the server matched them (for highlighting).
+    pub terms: Vec<String>,
+    /// More (older) results exist: ask again with `before_id` = the last id.
+    pub has_more: bool,
 }
 
 /// A page of history, oldest first.
@@ -308,6 +420,10 @@ pub struct MessagePage {
     pub messages: Vec<Message>,
     /// Older messages exist before the first one in this page.
     pub has_more: bool,
+    /// Newer messages exist after the last one in this page (only `around_seq` and
+    /// `after_seq` pages can have them).
+    #[serde(default)]
+    pub has_newer: bool,
 }
 
 /// `POST /api/conversations/{id}/read`
@@ -336,6 +452,13 @@ pub struct HistoryQuery {
     /// Only messages with a smaller seq (omit for the newest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before_seq: Option<i64>,
+    /// Only messages with a greater seq, oldest first (for reading on after a jump).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_seq: Option<i64>,
+    /// The page around this seq: about half the page before it, the rest from it on
+    /// (for showing a message in its place). At most one of the three.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub around_seq: Option<i64>,
     /// 1–100, default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
@@ -369,6 +492,10 @@ pub enum ClientEvent {
         conversation_id: i64,
         client_id: String,
         body: String,
+        /// The id of the message (of this conversation) this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        reply_to_id: Option<i64>,
     },
     Typing {
         conversation_id: i64,
@@ -382,6 +509,11 @@ pub enum ClientEvent {
         #[serde(with = "int_keys")]
         #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
         cursors: BTreeMap<i64, i64>,
+        /// conversation id → last change number the client has (`message_updated` for
+        /// every message of those conversations changed since, up to its cursor).
+        #[serde(default, with = "int_keys")]
+        #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
+        changes: BTreeMap<i64, i64>,
     },
     Ping,
 }
@@ -399,6 +531,10 @@ pub enum ServerEvent {
         message: Message,
     },
     Message {
+        message: Message,
+    },
+    /// A message already sent was edited, deleted or reacted to: its whole current state.
+    MessageUpdated {
         message: Message,
     },
     Presence {
@@ -465,7 +601,10 @@ mod tests {
         let ev: ClientEvent =
             serde_json::from_str(r#"{"type":"resume","cursors":{"7":12}}"#).expect("parse");
         match ev {
-            ClientEvent::Resume { cursors } => assert_eq!(cursors.get(&7), Some(&12)),
+            ClientEvent::Resume { cursors, changes } => {
+                assert_eq!(cursors.get(&7), Some(&12));
+                assert!(changes.is_empty());
+            }
             other => panic!("unexpected {other:?}"),
         }
         assert!(
@@ -473,9 +612,13 @@ mod tests {
         );
         let back = serde_json::to_string(&ClientEvent::Resume {
             cursors: BTreeMap::from([(7, 12)]),
+            changes: BTreeMap::from([(7, 3)]),
         })
         .expect("serialize");
-        assert_eq!(back, r#"{"type":"resume","cursors":{"7":12}}"#);
+        assert_eq!(
+            back,
+            r#"{"type":"resume","cursors":{"7":12},"changes":{"7":3}}"#
+        );
         let out = serde_json::to_value(ServerEvent::Synced).expect("serialize");
         assert_eq!(out, serde_json::json!({"type": "synced"}));
     }

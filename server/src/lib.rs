@@ -205,6 +205,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(conversations::routes::add_members))
         .routes(routes!(conversations::routes::remove_member))
         .routes(routes!(messages::routes::history, messages::routes::send))
+        .routes(routes!(messages::routes::edit, messages::routes::delete))
+        .routes(routes!(
+            messages::routes::add_reaction,
+            messages::routes::remove_reaction
+        ))
+        .routes(routes!(conversations::routes::put_settings))
+        .routes(routes!(messages::routes::search))
         .routes(routes!(messages::routes::mark_read))
         .routes(routes!(media::routes::get_file))
         .merge(

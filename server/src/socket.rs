@@ -97,7 +97,16 @@ impl Frames for Domain {
                 conversation_id,
                 client_id,
                 body,
-            } => self.send(conn, conversation_id, client_id, body).await,
+                reply_to_id,
+            } => {
+                let text = messages::NewText {
+                    conversation_id,
+                    body,
+                    client_id: Some(client_id),
+                    reply_to_id,
+                };
+                self.send(conn, text).await;
+            }
             ClientEvent::Typing { conversation_id } => self.typing(conn, conversation_id).await,
             ClientEvent::Read {
                 conversation_id,
@@ -120,22 +129,15 @@ fn reply_api_error(conn: &Conn, err: &ApiError, client_id: Option<String>) {
 }
 
 impl Domain {
-    async fn send(&mut self, conn: &Conn, conversation_id: i64, client_id: String, body: String) {
+    async fn send(&mut self, conn: &Conn, text: messages::NewText) {
+        let client_id = text.client_id.clone().unwrap_or_default();
         // The writer acknowledges on this connection, in seq order with what it delivers.
         let origin = Origin {
             user_id: conn.user_id(),
             conn_id: conn.id(),
             client_id: client_id.clone(),
         };
-        if let Err(err) = messages::send_text(
-            &self.state,
-            conn.user_id(),
-            conversation_id,
-            body,
-            Some(client_id.clone()),
-            Some(origin),
-        )
-        .await
+        if let Err(err) = messages::send_text(&self.state, conn.user_id(), text, Some(origin)).await
         {
             reply_api_error(conn, &err, Some(client_id));
         }

@@ -1,9 +1,9 @@
 //! Stored rows as the API and the WebSocket show them: pure conversions to the
 //! `protocol` types, shared by the handlers and the delivery of changes.
 
-use chatapp_protocol::{Attachment, Me, Message, MessageKind, User};
+use chatapp_protocol::{Attachment, Me, Message, MessageKind, Reaction, ReplyPreview, User};
 
-use crate::store::{MessageRow, UserRow, time_of};
+use crate::store::{MessageRow, ReplyRow, UserRow, time_of};
 
 pub fn avatar_url(avatar_id: Option<&str>) -> Option<String> {
     avatar_id.map(|id| format!("/api/files/{id}"))
@@ -67,6 +67,42 @@ pub fn message(row: &MessageRow) -> Message {
         }),
         client_id: row.client_id.clone(),
         created_at: time_of(row.created_at),
+        rev: row.rev,
+        edited_at: row.edited_at.map(time_of),
+        deleted_at: row.deleted_at.map(time_of),
+        reply_to: row.reply.as_ref().map(reply_preview),
+        reactions: serde_json::from_str::<Vec<Reaction>>(&row.reactions).unwrap_or_default(),
+        mentions: serde_json::from_str::<Vec<i64>>(&row.mentions).unwrap_or_default(),
+    }
+}
+
+/// Longest excerpt a reply shows of the message it answers, in characters.
+const EXCERPT_CHARS: usize = 200;
+
+/// What a reply shows of the message it answers: the first line of its text.
+fn reply_preview(row: &ReplyRow) -> ReplyPreview {
+    let deleted = row.deleted_at.is_some();
+    let first_line = row
+        .body
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    ReplyPreview {
+        id: row.id,
+        seq: row.seq,
+        sender_id: row.sender_id,
+        kind: if row.kind == "voice" {
+            MessageKind::Voice
+        } else {
+            MessageKind::Text
+        },
+        excerpt: if deleted {
+            String::new()
+        } else {
+            first_line.trim().chars().take(EXCERPT_CHARS).collect()
+        },
+        duration_ms: if deleted { None } else { row.file_duration_ms },
+        deleted,
     }
 }
 

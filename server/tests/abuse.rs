@@ -123,6 +123,7 @@ async fn sends_share_one_allowance_per_user_over_rest_and_sockets(backend: Backe
                 conversation_id: conv,
                 client_id: format!("w{n}-{i}"),
                 body: format!("socket {n} message {i}"),
+                reply_to_id: None,
             })
             .await;
             assert_eq!(ws.next_of("ack").await["client_id"], format!("w{n}-{i}"));
@@ -148,6 +149,7 @@ async fn sends_share_one_allowance_per_user_over_rest_and_sockets(backend: Backe
             conversation_id: conv,
             client_id: format!("w{n}-extra"),
             body: "one too many".into(),
+            reply_to_id: None,
         })
         .await;
         let err = ws.next_of("error").await;

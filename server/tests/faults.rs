@@ -87,6 +87,7 @@ async fn send_ws(ws: &mut Ws, conversation: i64, client_id: &str, body: &str) ->
         conversation_id: conversation,
         client_id: client_id.to_owned(),
         body: body.to_owned(),
+        reply_to_id: None,
     })
     .await;
     loop {

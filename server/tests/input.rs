@@ -72,6 +72,7 @@ async fn nul_in_any_text_is_refused_with_400(backend: Backend) {
         conversation_id: direct,
         client_id: "n2".into(),
         body: "hi\u{0}".into(),
+        reply_to_id: None,
     })
     .await;
     let ev = ws.next_of("error").await;

@@ -66,6 +66,7 @@ async fn messages_and_presence_cross_between_instances() {
             conversation_id: conv,
             client_id: "x1".into(),
             body: "across".into(),
+            reply_to_id: None,
         })
         .await;
     let ack = ann_ws.next_of("ack").await;

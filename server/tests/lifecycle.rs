@@ -49,6 +49,7 @@ async fn send_keeping_status(
         .json(&SendMessageRequest {
             body: body.to_owned(),
             client_id: Some(client_id.to_owned()),
+            reply_to_id: None,
         })
         .send()
         .await
@@ -86,6 +87,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
             conversation_id: group,
             client_id: format!("crash-{i}"),
             body: format!("message {i}"),
+            reply_to_id: None,
         })
         .await;
     }

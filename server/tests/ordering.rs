@@ -161,6 +161,7 @@ async fn live_groups_deliver_everything_once_in_order(backend: Backend) {
                         conversation_id: group,
                         client_id: format!("r{round}-u{i}-{n}"),
                         body: format!("message {n} from {i}"),
+                        reply_to_id: None,
                     })
                     .await;
                 }
@@ -293,6 +294,7 @@ async fn concurrent_senders_get_no_echo_and_no_gap(backend: Backend) {
                     conversation_id: group,
                     client_id: format!("u{i}-{n}"),
                     body: format!("message {n} from {i}"),
+                    reply_to_id: None,
                 })
                 .await;
             }

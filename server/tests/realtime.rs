@@ -68,6 +68,7 @@ fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientEvent {
         conversation_id,
         client_id: client_id.to_owned(),
         body: body.to_owned(),
+        reply_to_id: None,
     }
 }
 
@@ -323,6 +324,7 @@ async fn resume_delivers_missed_messages_in_order_once(backend: Backend) {
     // A second resume on the same connection cannot rewind it.
     ben.send(&ClientEvent::Resume {
         cursors: [(conv, 0)].into_iter().collect(),
+        changes: Default::default(),
     })
     .await;
     assert_eq!(ben.next_of("error").await["code"], "invalid_frame");

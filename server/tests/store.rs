@@ -40,6 +40,8 @@ fn text<'a>(
         body,
         client_id,
         file: None,
+        reply_to_id: None,
+        mentions: &[],
     }
 }
 

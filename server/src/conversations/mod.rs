@@ -60,6 +60,9 @@ fn view(
         unread_count: (c.last_seq - row.last_read_seq).max(0),
         last_read_seq: row.last_read_seq,
         last_seq: c.last_seq,
+        last_change: c.last_change,
+        unread_mentions: row.unread_mentions,
+        muted: row.muted != 0,
         created_at: time_of(c.created_at),
         last_activity_at: time_of(c.last_activity_at),
     }
@@ -81,6 +84,8 @@ pub async fn load_as_outsider(state: &AppState, id: i64) -> ApiResult<Conversati
     let row = MembershipRow {
         last_read_seq: conversation.last_seq,
         conversation,
+        muted: 0,
+        unread_mentions: 0,
     };
     Ok(view(state, &row, &members, None))
 }

@@ -6,7 +6,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chatapp_protocol::{
-    AddMembersRequest, Conversation, CreateConversationRequest, ErrorBody,
+    AddMembersRequest, Conversation, ConversationSettings, CreateConversationRequest, ErrorBody,
     UpdateConversationRequest,
 };
 
@@ -241,4 +241,36 @@ pub async fn remove_member(
         })
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Your own settings of a conversation, on all your devices: `muted` (no notifications or
+/// sounds except when you are mentioned).
+#[utoipa::path(put, path = "/api/conversations/{id}/settings", tag = "conversations",
+    params(("id" = i64, Path, description = "Conversation id")), request_body = ConversationSettings,
+    responses(
+        (status = 200, description = "The conversation as you see it now", body = Conversation),
+        (status = 400, description = "Malformed JSON, a mistyped or unknown field, or a bad id", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Signed in with a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 404, description = "No such conversation, or you are not a member", body = ErrorBody),
+        (status = 408, description = "The request body paused or took too long", body = ErrorBody),
+        (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
+    ))]
+pub async fn put_settings(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<ConversationSettings>,
+) -> ApiResult<ApiJson<Conversation>> {
+    state.store.set_muted(id, auth.id(), req.muted).await?;
+    state
+        .publish(Change::Settings {
+            conversation_id: id,
+            user_id: auth.id(),
+        })
+        .await;
+    Ok(ApiJson(load(&state, id, auth.id()).await?))
 }

@@ -58,6 +58,8 @@ struct Link {
     remote: RwLock<HashMap<i64, HashSet<String>>>,
     /// conversation id → highest seq delivered here (for catching up).
     delivered: Mutex<HashMap<i64, i64>>,
+    /// conversation id → highest change number delivered here (for catching up).
+    changed: Mutex<HashMap<i64, i64>>,
 }
 
 impl Broker {
@@ -78,6 +80,7 @@ impl Broker {
                 outbox_rx: Mutex::new(Some(outbox_rx)),
                 remote: RwLock::default(),
                 delivered: Mutex::default(),
+                changed: Mutex::default(),
             })),
         })
     }
@@ -119,6 +122,16 @@ impl Broker {
             let mut delivered = link.delivered.lock().unwrap_or_else(|e| e.into_inner());
             let entry = delivered.entry(conversation_id).or_insert(seq);
             *entry = (*entry).max(seq);
+        }
+    }
+
+    /// Records that this instance delivered change `rev` of a conversation (for
+    /// catching up).
+    pub(super) fn delivered_change(&self, conversation_id: i64, rev: i64) {
+        if let Some(link) = &self.link {
+            let mut changed = link.changed.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = changed.entry(conversation_id).or_insert(rev);
+            *entry = (*entry).max(rev);
         }
     }
 
@@ -285,6 +298,36 @@ async fn catch_up(link: &Link, state: &AppState) {
                 }
             }
             Err(err) => tracing::warn!(error = %err, "catching up failed"),
+        }
+    }
+    let changed: Vec<(i64, i64)> = link
+        .changed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(c, r)| (*c, *r))
+        .collect();
+    for (conversation_id, rev) in changed {
+        match state
+            .store
+            .changes_after(conversation_id, rev, i64::MAX, i64::MAX, CATCH_UP_LIMIT)
+            .await
+        {
+            Ok(rows) => {
+                for row in &rows {
+                    let change = Change::MessageChanged {
+                        conversation_id,
+                        seq: row.seq,
+                        rev: row.rev,
+                    };
+                    let local = Local {
+                        row: Some(row),
+                        origin: None,
+                    };
+                    deliver(state, &change, local).await;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "catching up on changes failed"),
         }
     }
 }

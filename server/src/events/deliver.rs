@@ -58,6 +58,25 @@ pub(crate) async fn deliver(state: &AppState, change: &Change, local: Local<'_>)
                 Err(err) => tracing::warn!(error = %err, "cannot route a message"),
             }
         }
+        Change::MessageChanged {
+            conversation_id,
+            seq,
+            rev,
+        } => deliver_changed(state, *conversation_id, *seq, *rev, local).await,
+        Change::Settings {
+            conversation_id,
+            user_id,
+        } => {
+            if state.hub.is_online(*user_id)
+                && let Ok(conversation) =
+                    conversations::load(state, *conversation_id, *user_id).await
+            {
+                let frame = encode(&ServerEvent::Conversation { conversation });
+                state
+                    .hub
+                    .send_to_users(&[*user_id], &Outbound::Event(frame), None);
+            }
+        }
         Change::Typing {
             conversation_id,
             user_id,
@@ -130,6 +149,48 @@ pub(crate) async fn deliver(state: &AppState, change: &Change, local: Local<'_>)
                 tell_presence(state, *user_id).await;
             }
         }
+    }
+}
+
+/// A changed message, as it is now, to every member's connections (each connection's
+/// writer keeps it in the order of change numbers, see `realtime::connection`).
+async fn deliver_changed(
+    state: &AppState,
+    conversation_id: i64,
+    seq: i64,
+    rev: i64,
+    local: Local<'_>,
+) {
+    let fetched;
+    let row = match local.row {
+        Some(row) => row,
+        None => match state.store.message_at(conversation_id, seq).await {
+            Ok(row) => {
+                fetched = row;
+                &fetched
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read a changed message");
+                return;
+            }
+        },
+    };
+    match state.members_of(conversation_id).await {
+        Ok(members) => {
+            let frame = encode(&ServerEvent::MessageUpdated {
+                message: views::message(row),
+            });
+            let item = Outbound::Change {
+                conversation_id,
+                seq,
+                // Read later than the change, the row may be newer still: it says so.
+                rev: row.rev.max(rev),
+                frame,
+            };
+            state.hub.send_to_users(&members, &item, None);
+            state.broker.delivered_change(conversation_id, rev);
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot route a changed message"),
     }
 }
 

@@ -27,6 +27,16 @@ pub enum Change {
     /// A message was stored: `message` to every member's connections but the sending
     /// one (which gets its `ack` from `socket`).
     Message { conversation_id: i64, seq: i64 },
+    /// A stored message changed (edited, deleted, reacted to) and took change number
+    /// `rev`: `message_updated` to every member's connections.
+    MessageChanged {
+        conversation_id: i64,
+        seq: i64,
+        rev: i64,
+    },
+    /// A member changed their own settings of a conversation (muted): the conversation
+    /// as they see it to their connections.
+    Settings { conversation_id: i64, user_id: i64 },
     /// Someone is typing: `typing` to the other members.
     Typing { conversation_id: i64, user_id: i64 },
     /// Someone read up to `seq`: `read` to every member.
@@ -57,7 +67,7 @@ pub enum Change {
 /// What the publishing instance knows beyond the ids (other instances read the rows).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Local<'a> {
-    /// The stored message of a `Change::Message`.
+    /// The stored message of a `Change::Message` or `Change::MessageChanged`.
     pub row: Option<&'a MessageRow>,
     /// The connection that sent it (it gets an `ack`, not a `message`).
     pub origin: Option<u64>,

@@ -152,6 +152,8 @@ impl Media {
                 body: String::new(),
                 client_id,
                 file: Some(file),
+                reply_to_id: None,
+                mentions: Vec::new(),
                 origin: None,
             })
             .await;
@@ -233,7 +235,7 @@ impl Media {
 
     /// Deletes a blob no row refers to any more; a failure is left to the start-up
     /// clean-up.
-    async fn forget(&self, id: &str) {
+    pub(crate) async fn forget(&self, id: &str) {
         if let Err(err) = self.blobs.delete(id).await {
             tracing::warn!(error = %err, "a file no row refers to was not deleted; start-up clean-up will");
         }

@@ -34,6 +34,10 @@ pub struct OwnedNewMessage {
     pub client_id: Option<String>,
     /// A voice message's file (already in the blob store).
     pub file: Option<FileMeta>,
+    /// The answered message's id (checked to be of the same conversation).
+    pub reply_to_id: Option<i64>,
+    /// The members mentioned (ascending ids).
+    pub mentions: Vec<i64>,
     /// The WebSocket connection that sent it, which gets the acknowledgement (none for
     /// REST: the answer is the acknowledgement).
     pub origin: Option<Origin>,
@@ -164,6 +168,8 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, handoff: Handoff) {
                 body: &job.message.body,
                 client_id: job.message.client_id.as_deref(),
                 file: job.message.file.as_ref(),
+                reply_to_id: job.message.reply_to_id,
+                mentions: &job.message.mentions,
             })
             .collect();
         let started = std::time::Instant::now();

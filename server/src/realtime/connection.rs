@@ -6,7 +6,9 @@
 //! Live events start after the client's first frame: send `resume` first to get what
 //! was missed, in seq order, exactly once, then `synced`; any other first frame starts
 //! live delivery at once. The writer keeps a per-conversation cursor and fills any gap
-//! from the store, so each message reaches a connection once and in order.
+//! from the store, so each message reaches a connection once and in order. Changes to
+//! messages already sent (`message_updated`) have their own per-conversation cursor, the
+//! conversation's change number, kept and filled the same way.
 
 use std::{collections::HashMap, future::Future, net::IpAddr, time::Duration};
 
@@ -66,8 +68,12 @@ impl Conn {
 
 /// How the writer starts delivering.
 enum Control {
-    /// Replay after these cursors, send `synced`, then go live.
-    Resume(Vec<(i64, i64)>),
+    /// Replay after these cursors (messages, and changes where given), send `synced`,
+    /// then go live.
+    Resume {
+        cursors: Vec<(i64, i64)>,
+        changes: HashMap<i64, i64>,
+    },
     /// Go live now.
     Live,
 }
@@ -108,6 +114,7 @@ pub fn run<F: Frames>(
             user_id,
             sink,
             cursors: HashMap::new(),
+            changes: HashMap::new(),
         };
         let kill = reg.kill.clone();
         let mut write_task = tokio::spawn(writer.run(hello, reg.rx, ctrl_rx, kill.clone()));
@@ -215,11 +222,12 @@ impl<F: Frames> Reader<F> {
             }
         };
         match event {
-            ClientEvent::Resume { cursors } => {
+            ClientEvent::Resume { cursors, changes } => {
                 let cursors: Vec<(i64, i64)> = cursors.into_iter().collect();
+                let changes: HashMap<i64, i64> = changes.into_iter().collect();
                 match self.ctrl.take() {
                     Some(ctrl) => {
-                        let _ = ctrl.send(Control::Resume(cursors));
+                        let _ = ctrl.send(Control::Resume { cursors, changes });
                     }
                     None => self.conn.reply_error(
                         "invalid_frame",
@@ -248,6 +256,9 @@ struct Writer {
     sink: SplitSink<WebSocket, Message>,
     /// conversation id → highest seq this connection has been sent.
     cursors: HashMap<i64, i64>,
+    /// conversation id → the change number up to which this connection has every change
+    /// of the messages at or below its cursor.
+    changes: HashMap<i64, i64>,
 }
 
 type WsResult = Result<(), axum::Error>;
@@ -278,8 +289,8 @@ impl Writer {
         if Box::pin(self.go_live()).await.is_err() {
             return;
         }
-        if let Some(Control::Resume(cursors)) = control
-            && Box::pin(self.resume(cursors)).await.is_err()
+        if let Some(Control::Resume { cursors, changes }) = control
+            && Box::pin(self.resume(cursors, changes)).await.is_err()
         {
             return;
         }
@@ -358,7 +369,90 @@ impl Writer {
                 self.cursors.insert(conversation_id, seq);
                 self.sink.feed(Message::Text(frame)).await
             }
+            Outbound::Change {
+                conversation_id,
+                seq,
+                rev,
+                frame,
+            } => Box::pin(self.deliver_change(conversation_id, seq, rev, frame)).await,
         }
+    }
+
+    /// A changed message: dropped if this connection has that change already; after a
+    /// gap in the change numbers, the changes between are read from the store first; a
+    /// message this connection has not been sent yet is sent as it is now instead.
+    async fn deliver_change(
+        &mut self,
+        conversation_id: i64,
+        seq: i64,
+        rev: i64,
+        frame: Utf8Bytes,
+    ) -> WsResult {
+        let cursor = match self.cursors.get(&conversation_id).copied() {
+            Some(cursor) => Some(cursor),
+            None => self.start_position(conversation_id).await?,
+        };
+        let Some(cursor) = cursor else {
+            return Ok(());
+        };
+        let seen = self.changes.get(&conversation_id).copied().unwrap_or(0);
+        if rev <= seen {
+            return Ok(());
+        }
+        if rev > seen + 1 {
+            self.state.hub.count_gap_fill();
+            self.replay_changes(conversation_id, seen, rev - 1, cursor)
+                .await?;
+        }
+        self.changes.insert(conversation_id, rev);
+        if seq > cursor {
+            // Not sent yet (its `message` is still on its way from another instance):
+            // sent now, as it is, which includes this change.
+            self.state.hub.count_gap_fill();
+            return self.replay(conversation_id, cursor, seq).await;
+        }
+        self.sink.feed(Message::Text(frame)).await
+    }
+
+    /// Sends the messages at or below `max_seq` whose last change is in `after < rev <=
+    /// until`, in change order, as `message_updated`.
+    async fn replay_changes(
+        &mut self,
+        conversation_id: i64,
+        mut after: i64,
+        until: i64,
+        max_seq: i64,
+    ) -> WsResult {
+        while after < until {
+            let rows = match self
+                .state
+                .store
+                .changes_after(conversation_id, after, until, max_seq, REPLAY_PAGE)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(err) => {
+                    tracing::warn!(error = %err, "replay failed; closing so the client resumes");
+                    return Err(axum::Error::new(err));
+                }
+            };
+            let Some(last) = rows.last().map(|r| r.rev) else {
+                break;
+            };
+            for row in &rows {
+                self.sink
+                    .feed(Message::Text(encode(&ServerEvent::MessageUpdated {
+                        message: views::message(row),
+                    })))
+                    .await?;
+            }
+            after = last;
+        }
+        self.changes
+            .entry(conversation_id)
+            .and_modify(|c| *c = (*c).max(until))
+            .or_insert(until);
+        Ok(())
     }
 
     /// Going live: every conversation of the user starts at its last seq as of now (a
@@ -374,29 +468,32 @@ impl Writer {
                 tracing::warn!(error = %err, "cannot read live positions; closing");
                 axum::Error::new(err)
             })?;
-        for (conversation_id, last_seq) in positions {
+        for (conversation_id, last_seq, last_change) in positions {
             self.cursors.entry(conversation_id).or_insert(last_seq);
+            self.changes.entry(conversation_id).or_insert(last_change);
         }
         Ok(())
     }
 
     /// Where delivery starts in a conversation this connection has no cursor for (joined
-    /// or created after going live): the conversation's last seq when the user joined.
-    /// `None` when the user is not a member.
+    /// or created after going live): the conversation's last seq (and last change) when
+    /// the user joined. `None` when the user is not a member.
     async fn start_position(&mut self, conversation_id: i64) -> Result<Option<i64>, axum::Error> {
         let joined = self
             .state
             .store
-            .joined_seq(conversation_id, self.user_id)
+            .joined_at(conversation_id, self.user_id)
             .await
             .map_err(|err| {
                 tracing::warn!(error = %err, "cannot read a membership; closing");
                 axum::Error::new(err)
             })?;
-        if let Some(joined) = joined {
-            self.cursors.insert(conversation_id, joined);
-        }
-        Ok(joined)
+        let Some((seq, change)) = joined else {
+            return Ok(None);
+        };
+        self.cursors.insert(conversation_id, seq);
+        self.changes.insert(conversation_id, change);
+        Ok(Some(seq))
     }
 
     /// Sends the stored messages of a conversation with `after < seq <= until`.
@@ -431,16 +528,19 @@ impl Writer {
     }
 
     /// Replays every message after each cursor of a conversation the user belongs to,
-    /// then `synced`.
-    async fn resume(&mut self, cursors: Vec<(i64, i64)>) -> WsResult {
+    /// and, where the client gave a change cursor, every change since of the messages it
+    /// has, then `synced`.
+    async fn resume(&mut self, cursors: Vec<(i64, i64)>, changes: HashMap<i64, i64>) -> WsResult {
         for (conversation_id, after) in cursors {
-            let last_seq = match self
+            // The last change is read before the messages are: a message replayed below
+            // is at least as new as it, and changes after it arrive live.
+            let (last_seq, last_change) = match self
                 .state
                 .store
                 .membership(conversation_id, self.user_id)
                 .await
             {
-                Ok(row) => row.conversation.last_seq,
+                Ok(row) => (row.conversation.last_seq, row.conversation.last_change),
                 Err(_) => {
                     let frame = encode(&ServerEvent::Error {
                         code: "not_found".into(),
@@ -453,7 +553,14 @@ impl Writer {
             };
             let after = after.max(0);
             self.cursors.insert(conversation_id, after);
+            self.changes.insert(conversation_id, last_change);
             self.replay(conversation_id, after, last_seq).await?;
+            if let Some(&seen) = changes.get(&conversation_id)
+                && seen < last_change
+            {
+                self.replay_changes(conversation_id, seen.max(0), last_change, after)
+                    .await?;
+            }
         }
         self.sink
             .feed(Message::Text(encode(&ServerEvent::Synced)))

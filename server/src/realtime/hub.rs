@@ -29,6 +29,15 @@ pub enum Outbound {
         frame: Utf8Bytes,
         ack: bool,
     },
+    /// A `message_updated` event: the message at `seq` as of change number `rev`; the
+    /// writer keeps per-conversation change cursors with these so each change reaches
+    /// the client once and in order.
+    Change {
+        conversation_id: i64,
+        seq: i64,
+        rev: i64,
+        frame: Utf8Bytes,
+    },
     /// Any other event.
     Event(Utf8Bytes),
 }

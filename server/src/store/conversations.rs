@@ -14,12 +14,18 @@ pub struct ConversationRow {
     pub title: Option<String>,
     pub owner_id: Option<i64>,
     pub last_seq: i64,
+    pub last_change: i64,
     pub created_at: i64,
     pub last_activity_at: i64,
 }
 
-const CONVERSATION_COLUMNS: &str =
-    "c.id, c.kind, c.title, c.owner_id, c.last_seq, c.created_at, c.last_activity_at";
+const CONVERSATION_COLUMNS: &str = "c.id, c.kind, c.title, c.owner_id, c.last_seq, c.last_change, \
+     c.created_at, c.last_activity_at";
+
+/// A member's own columns as a membership row reads them (`m` is the member).
+const MEMBER_COLUMNS: &str = "m.last_read_seq, m.muted, \
+     (SELECT COUNT(*) FROM mentions mn WHERE mn.user_id = m.user_id \
+      AND mn.conversation_id = m.conversation_id AND mn.seq > m.last_read_seq) AS unread_mentions";
 
 /// A member of a conversation and how far they have read.
 #[derive(Debug, Clone, FromRow)]
@@ -35,6 +41,10 @@ pub struct MembershipRow {
     #[sqlx(flatten)]
     pub conversation: ConversationRow,
     pub last_read_seq: i64,
+    /// 1: the member muted the conversation.
+    pub muted: i64,
+    /// Messages after the read position that mention the member.
+    pub unread_mentions: i64,
 }
 
 impl Store {
@@ -42,7 +52,7 @@ impl Store {
     /// when it does not exist: the two are indistinguishable to the caller).
     pub async fn membership(&self, id: i64, user_id: i64) -> StoreResult<MembershipRow> {
         let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS}, m.last_read_seq FROM conversations c \
+            "SELECT {CONVERSATION_COLUMNS}, {MEMBER_COLUMNS} FROM conversations c \
              JOIN members m ON m.conversation_id = c.id WHERE c.id = $1 AND m.user_id = $2"
         );
         Ok(sqlx::query_as::<_, MembershipRow>(&sql)
@@ -180,21 +190,22 @@ impl Store {
         let now = now_ms();
         let mut added = Vec::new();
         let mut tx = self.write_tx().await?;
-        let joined_seq = sqlx::query_scalar::<_, i64>(
-            "UPDATE conversations SET last_seq = last_seq WHERE id = $1 RETURNING last_seq",
+        let (joined_seq, joined_change) = sqlx::query_as::<_, (i64, i64)>(
+            "UPDATE conversations SET last_seq = last_seq WHERE id = $1 RETURNING last_seq, last_change",
         )
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
         for user in users {
             let done = sqlx::query(
-                "INSERT INTO members (conversation_id, user_id, joined_at, joined_seq) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                "INSERT INTO members (conversation_id, user_id, joined_at, joined_seq, joined_change) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
             .bind(id)
             .bind(*user)
             .bind(now)
             .bind(joined_seq)
+            .bind(joined_change)
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 1 {
@@ -203,6 +214,23 @@ impl Store {
         }
         tx.commit().await?;
         Ok(added)
+    }
+
+    /// Mutes (or unmutes) conversation `id` for member `user_id`; `NotFound` if not a
+    /// member.
+    pub async fn set_muted(&self, id: i64, user_id: i64, muted: bool) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE members SET muted = $3 WHERE conversation_id = $1 AND user_id = $2",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(i64::from(muted))
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     /// How many members conversation `id` has.
@@ -241,21 +269,22 @@ impl Store {
     }
 
     /// Where live delivery of each of `user_id`'s conversations starts for a connection
-    /// going live now without cursors: (conversation id, its last seq).
-    pub async fn live_positions(&self, user_id: i64) -> StoreResult<Vec<(i64, i64)>> {
-        Ok(sqlx::query_as::<_, (i64, i64)>(
-            "SELECT c.id, c.last_seq FROM members m JOIN conversations c ON c.id = m.conversation_id \
-             WHERE m.user_id = $1",
+    /// going live now without cursors: (conversation id, its last seq, its last change).
+    pub async fn live_positions(&self, user_id: i64) -> StoreResult<Vec<(i64, i64, i64)>> {
+        Ok(sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT c.id, c.last_seq, c.last_change FROM members m \
+             JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1",
         )
         .bind(user_id)
         .fetch_all(&self.read)
         .await?)
     }
 
-    /// The conversation's last seq when `user_id` joined it; `None` if not a member.
-    pub async fn joined_seq(&self, id: i64, user_id: i64) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar::<_, i64>(
-            "SELECT joined_seq FROM members WHERE conversation_id = $1 AND user_id = $2",
+    /// The conversation's last seq and last change when `user_id` joined it; `None` if
+    /// not a member.
+    pub async fn joined_at(&self, id: i64, user_id: i64) -> StoreResult<Option<(i64, i64)>> {
+        Ok(sqlx::query_as::<_, (i64, i64)>(
+            "SELECT joined_seq, joined_change FROM members WHERE conversation_id = $1 AND user_id = $2",
         )
         .bind(id)
         .bind(user_id)
@@ -266,7 +295,7 @@ impl Store {
     /// The conversations of `user_id`, newest activity first.
     pub async fn memberships(&self, user_id: i64) -> StoreResult<Vec<MembershipRow>> {
         let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS}, m.last_read_seq FROM members m \
+            "SELECT {CONVERSATION_COLUMNS}, {MEMBER_COLUMNS} FROM members m \
              JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 \
              ORDER BY c.last_activity_at DESC, c.id DESC"
         );
@@ -310,10 +339,12 @@ impl Store {
              WHERE mine.user_id = $1",
             cols = prefixed(MESSAGE_COLUMNS, "msg")
         );
-        Ok(sqlx::query_as::<_, MessageRow>(&sql)
+        let mut rows = sqlx::query_as::<_, MessageRow>(&sql)
             .bind(user_id)
             .fetch_all(&self.read)
-            .await?)
+            .await?;
+        self.attach_replies(&mut rows).await?;
+        Ok(rows)
     }
 }
 

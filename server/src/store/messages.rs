@@ -1,11 +1,14 @@
 //! Messages: insert with a per-conversation seq, idempotent by `client_id`, history pages.
 
 mod batch;
+mod changes;
 
 use chatapp_protocol::MessageKind;
 use sqlx::{AnyConnection, FromRow};
 
-use super::{Store, StoreError, StoreResult, is_unique_violation, now_ms};
+pub use changes::{ChangeOutcome, MessageChange};
+
+use super::{Store, StoreError, StoreResult, is_unique_violation, now_ms, placeholders};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct MessageRow {
@@ -22,10 +25,34 @@ pub struct MessageRow {
     pub file_size: Option<i64>,
     pub file_duration_ms: Option<i64>,
     pub file_waveform: Option<String>,
+    pub rev: i64,
+    pub edited_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+    pub reply_to_id: Option<i64>,
+    /// JSON: the wire's `[{emoji, user_ids}]`.
+    pub reactions: String,
+    /// JSON: the mentioned user ids.
+    pub mentions: String,
+    /// The answered message as it is now (read by [`Store::attach_replies`]).
+    #[sqlx(skip)]
+    pub reply: Option<ReplyRow>,
 }
 
 pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender_id, kind, body, client_id, created_at, \
-     file_id, file_mime, file_size, file_duration_ms, file_waveform";
+     file_id, file_mime, file_size, file_duration_ms, file_waveform, rev, edited_at, deleted_at, \
+     reply_to_id, reactions, mentions";
+
+/// What a reply shows of the message it answers.
+#[derive(Debug, Clone, FromRow)]
+pub struct ReplyRow {
+    pub id: i64,
+    pub seq: i64,
+    pub sender_id: i64,
+    pub kind: String,
+    pub body: String,
+    pub file_duration_ms: Option<i64>,
+    pub deleted_at: Option<i64>,
+}
 
 /// A stored file attached to a new message (voice).
 #[derive(Debug, Clone)]
@@ -46,6 +73,10 @@ pub struct NewMessage<'a> {
     pub client_id: Option<&'a str>,
     /// Voice messages: the file, recorded in `files` in the same transaction.
     pub file: Option<&'a FileMeta>,
+    /// The id of the answered message (checked to be in the same conversation).
+    pub reply_to_id: Option<i64>,
+    /// The members mentioned, by id (ascending).
+    pub mentions: &'a [i64],
 }
 
 /// What storing one message answered: the message and whether it is new (`false`: a
@@ -140,7 +171,80 @@ impl Store {
         let has_more = rows.len() > usize::try_from(limit).unwrap_or_default();
         rows.truncate(usize::try_from(limit).unwrap_or_default());
         rows.reverse();
+        self.attach_replies(&mut rows).await?;
         Ok((rows, has_more))
+    }
+
+    /// The page around `seq`: up to `limit / 2` messages before it and the rest from it
+    /// on, oldest first, with whether older and newer ones exist.
+    pub async fn history_around(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<MessageRow>, bool, bool)> {
+        let before = limit / 2;
+        let (mut rows, has_more) = self.history(conversation_id, Some(seq), before).await?;
+        let (newer, has_newer) = self
+            .history_after(conversation_id, seq - 1, limit - before)
+            .await?;
+        rows.extend(newer);
+        Ok((rows, has_more, has_newer))
+    }
+
+    /// Up to `limit` messages with seq above `after_seq`, oldest first, and whether newer
+    /// ones exist.
+    pub async fn history_after(
+        &self,
+        conversation_id: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<MessageRow>, bool)> {
+        let mut rows = self
+            .messages_after(conversation_id, after_seq, limit + 1)
+            .await?;
+        let has_newer = rows.len() > usize::try_from(limit).unwrap_or_default();
+        rows.truncate(usize::try_from(limit).unwrap_or_default());
+        Ok((rows, has_newer))
+    }
+
+    /// Fills in `reply` of the rows that answer a message: one query for all of them.
+    pub async fn attach_replies(&self, rows: &mut [MessageRow]) -> StoreResult<()> {
+        let mut conn = self.read.acquire().await?;
+        attach_replies_in(&mut conn, rows).await
+    }
+
+    /// The message of a conversation with this id, if there is one (replies must answer
+    /// a message of their own conversation).
+    pub async fn message_in(
+        &self,
+        conversation_id: i64,
+        id: i64,
+    ) -> StoreResult<Option<MessageRow>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND conversation_id = $2"
+        );
+        Ok(sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(id)
+            .bind(conversation_id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    /// The message at `seq` of a conversation, with its reply preview.
+    pub async fn message_at(&self, conversation_id: i64, seq: i64) -> StoreResult<MessageRow> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq = $2"
+        );
+        let mut rows = vec![
+            sqlx::query_as::<_, MessageRow>(&sql)
+                .bind(conversation_id)
+                .bind(seq)
+                .fetch_one(&self.read)
+                .await?,
+        ];
+        self.attach_replies(&mut rows).await?;
+        Ok(rows.remove(0))
     }
 
     /// Up to `limit` messages with seq above `after_seq`, oldest first.
@@ -154,12 +258,14 @@ impl Store {
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 \
              ORDER BY seq LIMIT $3"
         );
-        Ok(sqlx::query_as::<_, MessageRow>(&sql)
+        let mut rows = sqlx::query_as::<_, MessageRow>(&sql)
             .bind(conversation_id)
             .bind(after_seq)
             .bind(limit)
             .fetch_all(&self.read)
-            .await?)
+            .await?;
+        self.attach_replies(&mut rows).await?;
+        Ok(rows)
     }
 
     /// Moves `user_id`'s read position in the conversation forward to `seq` (never back).
@@ -182,6 +288,11 @@ impl Store {
     }
 }
 
+/// The `mentions` column of these ids.
+pub(super) fn mentions_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned())
+}
+
 pub(super) fn client_id_reused() -> StoreError {
     StoreError::Conflict(
         "client_id_reused",
@@ -196,11 +307,50 @@ async fn select_by_client_id(
 ) -> StoreResult<Option<MessageRow>> {
     let sql =
         format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = $1 AND client_id = $2");
-    Ok(sqlx::query_as::<_, MessageRow>(&sql)
+    let Some(row) = sqlx::query_as::<_, MessageRow>(&sql)
         .bind(sender_id)
         .bind(client_id)
-        .fetch_optional(conn)
-        .await?)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut rows = [row];
+    attach_replies_in(conn, &mut rows).await?;
+    let [row] = rows;
+    Ok(Some(row))
+}
+
+/// [`Store::attach_replies`] on `conn` (inside a transaction, or not).
+pub(super) async fn attach_replies_in(
+    conn: &mut AnyConnection,
+    rows: &mut [MessageRow],
+) -> StoreResult<()> {
+    let mut ids: Vec<i64> = rows.iter().filter_map(|r| r.reply_to_id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let sql = format!(
+        "SELECT id, seq, sender_id, kind, body, file_duration_ms, deleted_at FROM messages \
+         WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query_as::<_, ReplyRow>(&sql);
+    for id in &ids {
+        query = query.bind(*id);
+    }
+    let found: std::collections::HashMap<i64, ReplyRow> = query
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
+    for row in rows {
+        row.reply = row.reply_to_id.and_then(|id| found.get(&id).cloned());
+    }
+    Ok(())
 }
 
 /// Inserts one message inside `conn`'s transaction: takes the conversation's next seq
@@ -239,10 +389,10 @@ async fn insert_in(
     }
     let sql = format!(
         "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at, \
-         file_id, file_mime, file_size, file_duration_ms, file_waveform) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {MESSAGE_COLUMNS}"
+         file_id, file_mime, file_size, file_duration_ms, file_waveform, reply_to_id, mentions) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {MESSAGE_COLUMNS}"
     );
-    let row = sqlx::query_as::<_, MessageRow>(&sql)
+    let mut row = sqlx::query_as::<_, MessageRow>(&sql)
         .bind(new.conversation_id)
         .bind(seq)
         .bind(new.sender_id)
@@ -255,8 +405,14 @@ async fn insert_in(
         .bind(new.file.map(|f| f.size))
         .bind(new.file.map(|f| f.duration_ms))
         .bind(new.file.map(|f| f.waveform.clone()))
+        .bind(new.reply_to_id)
+        .bind(mentions_json(new.mentions))
         .fetch_one(&mut *conn)
         .await?;
+    changes::record_mentions(conn, new.conversation_id, seq, new.mentions).await?;
+    let mut rows = [row];
+    attach_replies_in(conn, &mut rows).await?;
+    [row] = rows;
     // Sending implies having read everything up to one's own message.
     sqlx::query(
         "UPDATE members SET last_read_seq = $3 WHERE conversation_id = $1 AND user_id = $2",

@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 
 pub use conversations::{ConversationRow, MemberRow, MembershipRow};
 pub use files::FileRow;
-pub use messages::{FileMeta, MessageRow, NewMessage};
+pub use messages::{ChangeOutcome, FileMeta, MessageChange, MessageRow, NewMessage, ReplyRow};
 pub use users::{NewUser, ProfileUpdate, UserRow};
 
 #[derive(Debug, thiserror::Error)]

@@ -24,6 +24,7 @@ async fn send_is_idempotent_and_validated(backend: Backend) {
     let hello = body(&SendMessageRequest {
         body: "hello <b>ben</b>".into(),
         client_id: Some("c-1".into()),
+        reply_to_id: None,
     });
     let first_json = raw
         .as_user(&ann)

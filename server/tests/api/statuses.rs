@@ -203,6 +203,7 @@ async fn every_success_answers_with_its_documented_status(backend: Backend) {
     let hello = body(&SendMessageRequest {
         body: "hello".into(),
         client_id: Some("c-1".into()),
+        reply_to_id: None,
     });
     let sent: Message = typed(ann.post(&messages, hello.clone()).await.expect(201));
     assert_eq!(sent.seq, 1);

@@ -255,6 +255,7 @@ impl Ws {
     pub async fn resume(&mut self, cursors: &[(i64, i64)]) -> Vec<Value> {
         self.send(&ClientEvent::Resume {
             cursors: cursors.iter().copied().collect(),
+            changes: Default::default(),
         })
         .await;
         let mut replayed = Vec::new();

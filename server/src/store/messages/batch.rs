@@ -11,7 +11,8 @@ use sqlx::AnyConnection;
 
 use super::{
     super::{Backend, Store, StoreError, StoreResult, now_ms},
-    MESSAGE_COLUMNS, MessageRow, NewMessage, Outcome, client_id_reused,
+    MESSAGE_COLUMNS, MessageRow, NewMessage, Outcome, attach_replies_in, client_id_reused,
+    mentions_json,
 };
 
 impl Store {
@@ -43,6 +44,7 @@ impl Store {
             seqs_us = laps.lap();
             let items: Vec<(usize, i64)> = fresh.into_iter().zip(seqs).collect();
             let mut inserted = insert_rows(&mut tx, rows, batch, &items, now).await?;
+            record_mentions(&mut tx, rows, batch, &items).await?;
             insert_us = laps.lap();
             advance_read_positions(&mut tx, rows, batch, &items).await?;
             read_us = laps.lap();
@@ -177,11 +179,12 @@ async fn stored_by_client_id(
             &[("sender_id", "sd"), ("client_id", "ci")]
         )
     );
-    for row in sqlx::query_as::<_, MessageRow>(&sql)
+    let mut found = sqlx::query_as::<_, MessageRow>(&sql)
         .bind(json(&keyed)?)
         .fetch_all(&mut *conn)
-        .await?
-    {
+        .await?;
+    attach_replies_in(conn, &mut found).await?;
+    for row in found {
         if let Some(client_id) = row.client_id.clone() {
             stored.insert((row.sender_id, client_id), row);
         }
@@ -335,7 +338,16 @@ async fn insert_rows(
     items: &[(usize, i64)],
     now: i64,
 ) -> StoreResult<HashMap<(i64, i64), MessageRow>> {
-    type Item<'a> = (i64, i64, i64, &'a str, &'a str, Option<&'a str>);
+    type Item<'a> = (
+        i64,
+        i64,
+        i64,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<i64>,
+        String,
+    );
     let values: Vec<Item<'_>> = items
         .iter()
         .map(|&(i, seq)| {
@@ -347,12 +359,15 @@ async fn insert_rows(
                 new.kind.as_str(),
                 new.body,
                 new.client_id,
+                new.reply_to_id,
+                mentions_json(new.mentions),
             )
         })
         .collect();
     let sql = format!(
-        "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at) \
-         SELECT x.cv, x.sq, x.sd, x.kd, x.bd, x.ci, $1 FROM ({}) AS x RETURNING {MESSAGE_COLUMNS}",
+        "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at, \
+         reply_to_id, mentions) \
+         SELECT x.cv, x.sq, x.sd, x.kd, x.bd, x.ci, $1, x.rt, x.mn FROM ({}) AS x RETURNING {MESSAGE_COLUMNS}",
         rows.select(
             2,
             &[
@@ -362,17 +377,51 @@ async fn insert_rows(
                 ("kd", Col::Text),
                 ("bd", Col::Text),
                 ("ci", Col::Text),
+                ("rt", Col::Int),
+                ("mn", Col::Text),
             ]
         )
     );
-    Ok(sqlx::query_as::<_, MessageRow>(&sql)
+    let mut inserted = sqlx::query_as::<_, MessageRow>(&sql)
         .bind(now)
         .bind(json(&values)?)
         .fetch_all(&mut *conn)
-        .await?
+        .await?;
+    attach_replies_in(conn, &mut inserted).await?;
+    Ok(inserted
         .into_iter()
         .map(|row| ((row.conversation_id, row.seq), row))
         .collect())
+}
+
+/// Step 4b, only for a batch that mentions someone: who is mentioned where.
+async fn record_mentions(
+    conn: &mut AnyConnection,
+    rows: Rows,
+    batch: &[NewMessage<'_>],
+    items: &[(usize, i64)],
+) -> StoreResult<()> {
+    let mentions: Vec<(i64, i64, i64)> = items
+        .iter()
+        .flat_map(|&(i, seq)| {
+            let new = &batch[i];
+            new.mentions
+                .iter()
+                .map(move |&user| (user, new.conversation_id, seq))
+        })
+        .collect();
+    if mentions.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO mentions (user_id, conversation_id, seq) SELECT x.us, x.cv, x.sq FROM ({}) AS x",
+        rows.select(1, &[("us", Col::Int), ("cv", Col::Int), ("sq", Col::Int)])
+    );
+    sqlx::query(&sql)
+        .bind(json(&mentions)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Step 5: sending implies having read everything up to one's own (last) message, so

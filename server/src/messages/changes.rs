@@ -1,0 +1,170 @@
+//! Changing a message after it was sent: edit, delete, react. The rules are here; the
+//! store applies a change atomically under the conversation's change lock (and answers
+//! a change that changes nothing with the message as it is, so a retry is harmless);
+//! what changed is published as `Change::MessageChanged`, which every member's
+//! connections get as `message_updated`, live or on resume.
+
+use crate::{
+    AppState,
+    error::{ApiError, ApiResult},
+    events::{Change, Local},
+    store::{ChangeOutcome, MessageChange, MessageRow},
+};
+
+/// Replaces the text of your own text message; mentions follow the new text.
+pub async fn edit(
+    state: &AppState,
+    actor: i64,
+    conversation_id: i64,
+    seq: i64,
+    body: String,
+) -> ApiResult<MessageRow> {
+    super::validate_body(&body)?;
+    let mentions = super::mentions_in(state, conversation_id, &body).await?;
+    let outcome = state
+        .store
+        .change_message(
+            conversation_id,
+            seq,
+            actor,
+            MessageChange::Edit {
+                body: &body,
+                mentions: &mentions,
+            },
+            |row| {
+                if row.sender_id != actor {
+                    return Err(ApiError::Forbidden(
+                        "only the sender may edit a message".into(),
+                    ));
+                }
+                if row.deleted_at.is_some() {
+                    return Err(ApiError::Conflict(
+                        "message_deleted",
+                        "this message was deleted".into(),
+                    ));
+                }
+                if row.kind != "text" {
+                    return Err(ApiError::validation(
+                        "not_text",
+                        "only text messages can be edited",
+                    ));
+                }
+                Ok(())
+            },
+        )
+        .await?;
+    Ok(published(state, outcome).await)
+}
+
+/// Deletes a message for everyone: your own, or any in a group you own. Its text, file,
+/// reactions and mentions go; a tombstone stays in its place. Deleting again changes
+/// nothing.
+pub async fn delete(
+    state: &AppState,
+    actor: i64,
+    conversation_id: i64,
+    seq: i64,
+) -> ApiResult<MessageRow> {
+    let membership = state.store.membership(conversation_id, actor).await?;
+    let owns_group = membership.conversation.owner_id == Some(actor);
+    let outcome = state
+        .store
+        .change_message(conversation_id, seq, actor, MessageChange::Delete, |row| {
+            if row.sender_id != actor && !owns_group {
+                return Err(ApiError::Forbidden(
+                    "only the sender or the group's owner may delete a message".into(),
+                ));
+            }
+            Ok(())
+        })
+        .await?;
+    if let ChangeOutcome::Changed {
+        removed_file: Some(file),
+        ..
+    } = &outcome
+    {
+        // After the commit: a crash before this leaves an orphan that start-up removes.
+        state.media.forget(file).await;
+    }
+    Ok(published(state, outcome).await)
+}
+
+/// Adds (`on`) or takes back your reaction with `emoji` (one emoji) on a message.
+pub async fn react(
+    state: &AppState,
+    actor: i64,
+    conversation_id: i64,
+    seq: i64,
+    emoji: &str,
+    on: bool,
+) -> ApiResult<MessageRow> {
+    let emoji = one_emoji(emoji)?;
+    let outcome = state
+        .store
+        .change_message(
+            conversation_id,
+            seq,
+            actor,
+            MessageChange::React { emoji, on },
+            |row| {
+                if row.deleted_at.is_some() {
+                    return Err(ApiError::Conflict(
+                        "message_deleted",
+                        "this message was deleted".into(),
+                    ));
+                }
+                Ok(())
+            },
+        )
+        .await?;
+    Ok(published(state, outcome).await)
+}
+
+/// Publishes what changed (nothing for an unchanged message) and gives the message.
+async fn published(state: &AppState, outcome: ChangeOutcome) -> MessageRow {
+    match outcome {
+        ChangeOutcome::Changed { row, .. } => {
+            let change = Change::MessageChanged {
+                conversation_id: row.conversation_id,
+                seq: row.seq,
+                rev: row.rev,
+            };
+            state
+                .publish_with(
+                    change,
+                    Local {
+                        row: Some(&row),
+                        origin: None,
+                    },
+                )
+                .await;
+            row
+        }
+        ChangeOutcome::Unchanged(row) => row,
+    }
+}
+
+/// `text` if it is exactly one emoji (with its skin tone, if any), in its fully qualified
+/// form (so that "❤" and "❤️" are the same reaction).
+pub fn one_emoji(text: &str) -> ApiResult<&'static str> {
+    emojis::get(text)
+        .map(emojis::Emoji::as_str)
+        .ok_or_else(|| ApiError::validation("invalid_emoji", "a reaction is exactly one emoji"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_emoji;
+
+    #[test]
+    fn emojis() {
+        assert_eq!(one_emoji("👍").ok(), Some("👍"));
+        assert_eq!(one_emoji("👍🏽").ok(), Some("👍🏽"));
+        assert_eq!(one_emoji("❤").ok(), Some("❤️"));
+        assert_eq!(one_emoji("🇫🇷").ok(), Some("🇫🇷"));
+        assert_eq!(one_emoji("👨‍👩‍👧").ok(), Some("👨‍👩‍👧"));
+        for bad in ["", "a", "👍👍", "👍 ", ":+1:", "thumbs_up", "1"] {
+            assert!(one_emoji(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

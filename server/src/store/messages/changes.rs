@@ -1,0 +1,354 @@
+//! Changes to stored messages: edits, deletions, reactions. Each one that changes
+//! anything takes its conversation's next change number (`conversations.last_change`)
+//! under the conversation's row lock, in the transaction that applies it, and stores it
+//! as the message's `rev`; a change that would change nothing (the same text again, a
+//! second deletion, a reaction already there) takes none and is answered with the
+//! message as it is. So a retried change never applies twice, and a client resumes
+//! changes after the change number it has.
+
+use chatapp_protocol::{MAX_REACTIONS, Reaction};
+use sqlx::AnyConnection;
+
+use super::{
+    super::{Backend, Store, StoreError, StoreResult, now_ms},
+    MESSAGE_COLUMNS, MessageRow, attach_replies_in, mentions_json,
+};
+
+/// What to do to a message.
+#[derive(Debug, Clone, Copy)]
+pub enum MessageChange<'a> {
+    /// New text, and the members it mentions (ascending ids).
+    Edit { body: &'a str, mentions: &'a [i64] },
+    /// A tombstone: no text, file, reactions or mentions.
+    Delete,
+    /// Add (`on`) or take back the actor's reaction with `emoji`.
+    React { emoji: &'a str, on: bool },
+}
+
+/// What a change did.
+#[derive(Debug)]
+pub enum ChangeOutcome {
+    /// Applied: the message as it is now, and the file it no longer refers to (to be
+    /// removed from the blob store after the commit).
+    Changed {
+        row: MessageRow,
+        removed_file: Option<String>,
+    },
+    /// Nothing to change: the message as it is.
+    Unchanged(MessageRow),
+}
+
+impl ChangeOutcome {
+    pub fn row(&self) -> &MessageRow {
+        match self {
+            Self::Changed { row, .. } | Self::Unchanged(row) => row,
+        }
+    }
+}
+
+impl Store {
+    /// Applies `change` by `actor` to the message at `seq` of the conversation, in one
+    /// transaction: `NotFound` when the actor is not a member or there is no such
+    /// message; `allowed` decides on the message as it is, under the lock, before
+    /// anything is written.
+    pub async fn change_message<E: From<StoreError>>(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+        actor: i64,
+        change: MessageChange<'_>,
+        allowed: impl FnOnce(&MessageRow) -> Result<(), E>,
+    ) -> Result<ChangeOutcome, E> {
+        let mut tx = self.write_tx().await?;
+        // Locks the conversation's row (PostgreSQL; SQLite has one writer) for the rest
+        // of the transaction: changes of one conversation are applied one at a time, in
+        // the order of their numbers.
+        let rev = sqlx::query_scalar::<_, i64>(
+            "UPDATE conversations SET last_change = last_change + 1 WHERE id = $1 \
+             AND EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2) \
+             RETURNING last_change",
+        )
+        .bind(conversation_id)
+        .bind(actor)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from)?
+        .ok_or(StoreError::NotFound)?;
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq = $2"
+        );
+        let mut row = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(conversation_id)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from)?
+            .ok_or(StoreError::NotFound)?;
+        allowed(&row)?;
+        let now = now_ms();
+        let applied = match change {
+            MessageChange::Edit { body, mentions } => {
+                edit(&mut tx, &row, rev, now, body, mentions).await?
+            }
+            MessageChange::Delete => delete(&mut tx, &row, rev, now).await?,
+            MessageChange::React { emoji, on } => react(&mut tx, &row, rev, actor, emoji, on)
+                .await
+                .map_err(E::from)?,
+        };
+        let Some(removed_file) = applied else {
+            tx.rollback().await.map_err(StoreError::from)?;
+            let mut rows = [row];
+            self.attach_replies(&mut rows).await?;
+            let [row] = rows;
+            return Ok(ChangeOutcome::Unchanged(row));
+        };
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+        row = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(row.id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        let mut rows = [row];
+        attach_replies_in(&mut tx, &mut rows).await?;
+        let [row] = rows;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(ChangeOutcome::Changed { row, removed_file })
+    }
+
+    /// The messages of a conversation that changed after change number `after` (up to
+    /// `until`), among those at or below `max_seq`, in the order of their last change.
+    pub async fn changes_after(
+        &self,
+        conversation_id: i64,
+        after: i64,
+        until: i64,
+        max_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<MessageRow>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND rev > $2 \
+             AND rev <= $3 AND seq <= $4 ORDER BY rev LIMIT $5"
+        );
+        let mut rows = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(conversation_id)
+            .bind(after)
+            .bind(until)
+            .bind(max_seq)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        self.attach_replies(&mut rows).await?;
+        Ok(rows)
+    }
+}
+
+/// `Some(removed file)` when something changed, `None` when nothing would.
+type Applied = StoreResult<Option<Option<String>>>;
+
+async fn edit(
+    conn: &mut AnyConnection,
+    row: &MessageRow,
+    rev: i64,
+    now: i64,
+    body: &str,
+    mentions: &[i64],
+) -> Applied {
+    if row.body == body {
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE messages SET body = $2, edited_at = $3, rev = $4, mentions = $5 WHERE id = $1",
+    )
+    .bind(row.id)
+    .bind(body)
+    .bind(now)
+    .bind(rev)
+    .bind(mentions_json(mentions))
+    .execute(&mut *conn)
+    .await?;
+    forget_mentions(conn, row).await?;
+    record_mentions(conn, row.conversation_id, row.seq, mentions).await?;
+    Ok(Some(None))
+}
+
+async fn delete(conn: &mut AnyConnection, row: &MessageRow, rev: i64, now: i64) -> Applied {
+    if row.deleted_at.is_some() {
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE messages SET body = '', deleted_at = $2, rev = $3, reactions = '[]', mentions = '[]', \
+         file_id = NULL, file_mime = NULL, file_size = NULL, file_duration_ms = NULL, \
+         file_waveform = NULL WHERE id = $1",
+    )
+    .bind(row.id)
+    .bind(now)
+    .bind(rev)
+    .execute(&mut *conn)
+    .await?;
+    forget_mentions(conn, row).await?;
+    if let Some(file) = &row.file_id {
+        sqlx::query("DELETE FROM files WHERE id = $1")
+            .bind(file)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Some(row.file_id.clone()))
+}
+
+async fn react(
+    conn: &mut AnyConnection,
+    row: &MessageRow,
+    rev: i64,
+    actor: i64,
+    emoji: &str,
+    on: bool,
+) -> Applied {
+    let mut reactions: Vec<Reaction> = serde_json::from_str(&row.reactions).unwrap_or_default();
+    let slot = reactions.iter().position(|r| r.emoji == emoji);
+    match (slot, on) {
+        (Some(i), true) if reactions[i].user_ids.contains(&actor) => return Ok(None),
+        (Some(i), true) => reactions[i].user_ids.push(actor),
+        (None, true) => {
+            if reactions.len() >= MAX_REACTIONS {
+                return Err(StoreError::Conflict(
+                    "too_many_reactions",
+                    "this message has as many different reactions as it may have",
+                ));
+            }
+            reactions.push(Reaction {
+                emoji: emoji.to_owned(),
+                user_ids: vec![actor],
+            });
+        }
+        (Some(i), false) if reactions[i].user_ids.contains(&actor) => {
+            reactions[i].user_ids.retain(|u| *u != actor);
+            if reactions[i].user_ids.is_empty() {
+                reactions.remove(i);
+            }
+        }
+        (_, false) => return Ok(None),
+    }
+    let json = serde_json::to_string(&reactions)
+        .map_err(|err| StoreError::Db(sqlx::Error::Encode(Box::new(err))))?;
+    sqlx::query("UPDATE messages SET reactions = $2, rev = $3 WHERE id = $1")
+        .bind(row.id)
+        .bind(json)
+        .bind(rev)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(None))
+}
+
+async fn forget_mentions(conn: &mut AnyConnection, row: &MessageRow) -> StoreResult<()> {
+    sqlx::query("DELETE FROM mentions WHERE conversation_id = $1 AND seq = $2")
+        .bind(row.conversation_id)
+        .bind(row.seq)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records who the message at `seq` mentions (the "@" counts).
+pub(super) async fn record_mentions(
+    conn: &mut AnyConnection,
+    conversation_id: i64,
+    seq: i64,
+    mentions: &[i64],
+) -> StoreResult<()> {
+    for user in mentions {
+        sqlx::query(
+            "INSERT INTO mentions (user_id, conversation_id, seq) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(*user)
+        .bind(conversation_id)
+        .bind(seq)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Messages of `user_id`'s conversations (since they joined each) whose text has
+    /// every one of `terms` (lowercase words; the last may be the start of a word),
+    /// newest first, with ids below `before_id`.
+    pub async fn search(
+        &self,
+        user_id: i64,
+        terms: &[String],
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<MessageRow>> {
+        let cols = MESSAGE_COLUMNS
+            .split(", ")
+            .map(|c| format!("m.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (sql, pattern) = match self.backend {
+            Backend::Sqlite => (
+                format!(
+                    "SELECT {cols} FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+                     JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = $2 \
+                     WHERE messages_fts MATCH $1 AND m.seq > mb.joined_seq AND f.rowid < $3 \
+                     ORDER BY f.rowid DESC LIMIT $4"
+                ),
+                fts5_query(terms),
+            ),
+            Backend::Postgres => (
+                format!(
+                    "SELECT {cols} FROM messages m \
+                     JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = $2 \
+                     WHERE to_tsvector('simple', m.body) @@ to_tsquery('simple', $1) \
+                     AND m.body <> '' AND m.seq > mb.joined_seq AND m.id < $3 \
+                     ORDER BY m.id DESC LIMIT $4"
+                ),
+                tsquery(terms),
+            ),
+        };
+        let mut rows = sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(pattern)
+            .bind(user_id)
+            .bind(before_id.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        self.attach_replies(&mut rows).await?;
+        Ok(rows)
+    }
+}
+
+/// `"a" "b"*`: FTS5's every word, the last as a prefix (terms are letters and digits
+/// only, so quoting them is all the escaping they need).
+fn fts5_query(terms: &[String]) -> String {
+    let n = terms.len();
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if i + 1 == n {
+                format!("\"{t}\"*")
+            } else {
+                format!("\"{t}\"")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `'a' & 'b':*`: PostgreSQL's every word, the last as a prefix.
+fn tsquery(terms: &[String]) -> String {
+    let n = terms.len();
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if i + 1 == n {
+                format!("'{t}':*")
+            } else {
+                format!("'{t}'")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
