@@ -585,7 +585,8 @@ impl Api {
         on: bool,
     ) -> Result<Message> {
         let method = if on { Method::PUT } else { Method::DELETE };
-        // The URL parser percent-encodes the emoji.
+        // Every byte percent-encoded: the URL parser would trim or keep some as they are.
+        let emoji: String = emoji.bytes().map(|b| format!("%{b:02X}")).collect();
         Self::json(self.authed(
             method,
             &format!("/api/conversations/{conversation_id}/messages/{seq}/reactions/{emoji}"),
