@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use chatapp_client::protocol::{
-    AddMembersRequest, AuthResponse, ClientEvent, Conversation, CreateConversationRequest,
-    HistoryQuery, LoginRequest, Me, Message, MessagePage, ReadState, RegisterRequest,
-    SendMessageRequest, UpdateConversationRequest, UpdateMeRequest, User, UserSearchQuery,
+    AddMembersRequest, AuthResponse, ClientEvent, Conversation, ConversationSettings,
+    CreateConversationRequest, EditMessageRequest, HistoryQuery, LoginRequest, Me, Message,
+    MessagePage, ReadState, RegisterRequest, SearchQuery, SearchResults, SendMessageRequest,
+    UpdateConversationRequest, UpdateMeRequest, User, UserSearchQuery,
 };
 use chatapp_client::{PendingMessage, Realtime, RealtimeOptions, Upload};
 use tauri::ipc::{Channel, InvokeBody, JavaScriptChannelId, Request, Response};
@@ -225,7 +226,7 @@ pub async fn history(
     query: HistoryQuery,
 ) -> Res<MessagePage> {
     session
-        .call(async |api| api.history(id, query.before_seq, query.limit).await)
+        .call(async |api| api.history_page(id, &query).await)
         .await
 }
 
@@ -236,10 +237,69 @@ pub async fn send_message(
     input: SendMessageRequest,
 ) -> Res<Message> {
     session
-        .call(async |api| {
-            api.send_message(id, &input.body, input.client_id.as_deref())
-                .await
+        .call(async |api| match input.reply_to_id {
+            Some(reply_to) => {
+                api.send_reply(id, &input.body, input.client_id.as_deref(), reply_to)
+                    .await
+            }
+            None => {
+                api.send_message(id, &input.body, input.client_id.as_deref())
+                    .await
+            }
         })
+        .await
+}
+
+#[tauri::command]
+pub async fn edit_message(
+    session: State<'_, Session>,
+    id: i64,
+    seq: i64,
+    input: EditMessageRequest,
+) -> Res<Message> {
+    session
+        .call(async |api| api.edit_message(id, seq, &input.body).await)
+        .await
+}
+
+#[tauri::command]
+pub async fn delete_message(session: State<'_, Session>, id: i64, seq: i64) -> Res<Message> {
+    session
+        .call(async |api| api.delete_message(id, seq).await)
+        .await
+}
+
+#[tauri::command]
+pub async fn react(
+    session: State<'_, Session>,
+    id: i64,
+    seq: i64,
+    emoji: String,
+    on: bool,
+) -> Res<Message> {
+    session
+        .call(async |api| api.react(id, seq, &emoji, on).await)
+        .await
+}
+
+#[tauri::command]
+pub async fn update_settings(
+    session: State<'_, Session>,
+    id: i64,
+    input: ConversationSettings,
+) -> Res<Conversation> {
+    session
+        .call(async |api| api.set_muted(id, input.muted).await)
+        .await
+}
+
+#[tauri::command]
+pub async fn search_messages(
+    session: State<'_, Session>,
+    query: SearchQuery,
+) -> Res<SearchResults> {
+    session
+        .call(async |api| api.search(&query.q, query.before_id, query.limit).await)
         .await
 }
 
@@ -284,19 +344,22 @@ pub async fn realtime_start<R: Runtime>(
     app: AppHandle<R>,
     session: State<'_, Session>,
     cursors: HashMap<String, i64>,
+    changes: Option<HashMap<String, i64>>,
 ) -> Res<()> {
     if session.realtime().is_some() {
         return Ok(());
     }
     let api = session.authed()?;
-    let cursors: BTreeMap<i64, i64> = cursors
-        .into_iter()
-        .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
-        .collect();
+    let by_id = |map: HashMap<String, i64>| -> BTreeMap<i64, i64> {
+        map.into_iter()
+            .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
+            .collect()
+    };
     let (rt, events) = Realtime::start(
         api,
         RealtimeOptions {
-            cursors,
+            cursors: by_id(cursors),
+            changes: by_id(changes.unwrap_or_default()),
             ..RealtimeOptions::default()
         },
     );

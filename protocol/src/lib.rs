@@ -512,7 +512,7 @@ pub enum ClientEvent {
         /// conversation id → last change number the client has (`message_updated` for
         /// every message of those conversations changed since, up to its cursor).
         #[serde(default, with = "int_keys")]
-        #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
+        #[cfg_attr(feature = "ts", ts(type = "Record<string, number>", optional))]
         changes: BTreeMap<i64, i64>,
     },
     Ping,

@@ -116,6 +116,53 @@ async fn messages_and_presence_cross_between_instances() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_changes_cross_between_instances_live_and_on_resume() {
+    let Pair {
+        a: _a,
+        b,
+        ann,
+        ben,
+        conv,
+        ..
+    } = two_instances().await;
+    let ben_token = ben.token().expect("token");
+    let first = ann.send_message(conv, "frist", None).await.expect("sent");
+    let (mut ben_ws, _) = Ws::connect_and_resume(&b.base, &ben_token, &[(conv, 1)]).await;
+
+    // Live: changes made on A reach ben on B, each once, in change order.
+    let edited = ann.edit_message(conv, 1, "first").await.expect("edit");
+    let liked = ann.react(conv, 1, "🎉", true).await.expect("react");
+    for expected in [&edited, &liked] {
+        let ev = ben_ws.next_of("message_updated").await;
+        let got: Stored = serde_json::from_value(ev["message"].clone()).expect("a message");
+        assert_eq!(&got, expected);
+    }
+    ben_ws.expect_quiet().await;
+    ben_ws.close().await;
+
+    // Away: a reply and a deletion on A; ben resumes on B and gets each once.
+    ann.send_reply(conv, "re", None, first.id)
+        .await
+        .expect("reply");
+    let deleted = ann.delete_message(conv, 1).await.expect("delete");
+    let mut ben_ws = Ws::connect(&b.base, &ben_token).await;
+    ben_ws
+        .send(&ClientEvent::Resume {
+            cursors: [(conv, 1)].into_iter().collect(),
+            changes: [(conv, liked.rev)].into_iter().collect(),
+        })
+        .await;
+    let reply = ben_ws.next_of("message").await;
+    assert_eq!(reply["message"]["reply_to"]["deleted"], true, "{reply}");
+    let ev = ben_ws.next_json().await;
+    assert_eq!(ev["type"], "message_updated", "{ev}");
+    let got: Stored = serde_json::from_value(ev["message"].clone()).expect("a message");
+    assert_eq!(got, deleted);
+    assert_eq!(ben_ws.next_json().await["type"], "synced");
+    ben_ws.expect_quiet().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_loses_its_listener_reconnects_and_catches_up() {
     let Pair {
         a,

@@ -9,7 +9,9 @@ import type {
   AuthResponse,
   ClientEvent,
   Conversation,
+  ConversationSettings,
   CreateConversationRequest,
+  EditMessageRequest,
   HistoryQuery,
   LoginRequest,
   Me,
@@ -17,6 +19,8 @@ import type {
   MessagePage,
   ReadState,
   RegisterRequest,
+  SearchQuery,
+  SearchResults,
   SendMessageRequest,
   ServerEvent,
   UpdateConversationRequest,
@@ -75,6 +79,16 @@ export interface ApiClient {
   sendMessage(id: number, input: SendMessageRequest): Promise<Message>;
   sendVoice(id: number, file: Blob, clientId: string, onProgress?: Progress): Promise<Message>;
   markRead(id: number, seq: number): Promise<ReadState>;
+  /** Replaces the text of your own text message. */
+  editMessage(id: number, seq: number, input: EditMessageRequest): Promise<Message>;
+  /** Deletes a message for everyone (a tombstone stays). */
+  deleteMessage(id: number, seq: number): Promise<Message>;
+  /** Adds (`on`) or takes back your reaction with one emoji. */
+  react(id: number, seq: number, emoji: string, on: boolean): Promise<Message>;
+  /** Your own settings of a conversation (muted). */
+  updateSettings(id: number, input: ConversationSettings): Promise<Conversation>;
+  /** Searches your conversations' messages, newest first. */
+  searchMessages(query: SearchQuery): Promise<SearchResults>;
   /** Something an `<img>` or `<audio>` can load for a server file path (`/api/files/…`). */
   mediaUrl(path: string): string;
 }
@@ -91,8 +105,9 @@ export type ConnectionState =
 
 export interface RealtimeClient {
   /** Starts (and keeps) the connection. On every (re)connect it first sends
-   *  `resume {cursors: getCursors()}`, so live events start after the missed ones. */
-  start(getCursors: () => Record<string, number>): void;
+   *  `resume {cursors: getCursors(), changes: getChanges()}`, so live events start after
+   *  the missed ones (messages after the cursors, then changes after the change cursors). */
+  start(getCursors: () => Record<string, number>, getChanges?: () => Record<string, number>): void;
   /** Ends the connection for good (sign-out). */
   stop(): void;
   /** Sends a frame if the connection is open; false when it is not (the caller keeps it). */

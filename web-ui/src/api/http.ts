@@ -8,7 +8,9 @@ import type {
   AddMembersRequest,
   AuthResponse,
   Conversation,
+  ConversationSettings,
   CreateConversationRequest,
+  EditMessageRequest,
   HistoryQuery,
   LoginRequest,
   Me,
@@ -16,6 +18,8 @@ import type {
   MessagePage,
   ReadState,
   RegisterRequest,
+  SearchQuery,
+  SearchResults,
   SendMessageRequest,
   UpdateConversationRequest,
   UpdateMeRequest,
@@ -116,7 +120,8 @@ export class FetchApiClient implements ApiClient {
     await this.send('DELETE', `/api/conversations/${id}/members/${userId}`);
   }
   history(id: number, q: HistoryQuery): Promise<MessagePage> {
-    return this.json('GET', `/api/conversations/${id}/messages${query({ before_seq: q.before_seq, limit: q.limit })}`);
+    const params = { before_seq: q.before_seq, after_seq: q.after_seq, around_seq: q.around_seq, limit: q.limit };
+    return this.json('GET', `/api/conversations/${id}/messages${query(params)}`);
   }
   sendMessage(id: number, input: SendMessageRequest): Promise<Message> {
     return this.json('POST', `/api/conversations/${id}/messages`, input);
@@ -126,6 +131,21 @@ export class FetchApiClient implements ApiClient {
   }
   markRead(id: number, seq: number): Promise<ReadState> {
     return this.json('POST', `/api/conversations/${id}/read`, { seq });
+  }
+  editMessage(id: number, seq: number, input: EditMessageRequest): Promise<Message> {
+    return this.json('PATCH', `/api/conversations/${id}/messages/${seq}`, input);
+  }
+  deleteMessage(id: number, seq: number): Promise<Message> {
+    return this.json('DELETE', `/api/conversations/${id}/messages/${seq}`);
+  }
+  react(id: number, seq: number, emoji: string, on: boolean): Promise<Message> {
+    return this.json(on ? 'PUT' : 'DELETE', `/api/conversations/${id}/messages/${seq}/reactions/${encodeURIComponent(emoji)}`);
+  }
+  updateSettings(id: number, input: ConversationSettings): Promise<Conversation> {
+    return this.json('PUT', `/api/conversations/${id}/settings`, input);
+  }
+  searchMessages(q: SearchQuery): Promise<SearchResults> {
+    return this.json('GET', `/api/search${query({ q: q.q, before_id: q.before_id, limit: q.limit })}`);
   }
   mediaUrl(path: string): string {
     return this.baseUrl + path;

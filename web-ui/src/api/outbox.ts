@@ -13,6 +13,8 @@ export interface OutboxEntry {
   client_id: string;
   conversation_id: number;
   body: string;
+  /** The id of the message it answers, if it is a reply. */
+  reply_to_id?: number | null;
   state: 'pending' | 'failed';
   error: string | null;
   /** ms since the epoch, when typed */

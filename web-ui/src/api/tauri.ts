@@ -12,7 +12,9 @@ import type {
   AuthResponse,
   ClientEvent,
   Conversation,
+  ConversationSettings,
   CreateConversationRequest,
+  EditMessageRequest,
   HistoryQuery,
   LoginRequest,
   Me,
@@ -20,6 +22,8 @@ import type {
   MessagePage,
   ReadState,
   RegisterRequest,
+  SearchQuery,
+  SearchResults,
   SendMessageRequest,
   ServerEvent,
   UpdateConversationRequest,
@@ -170,6 +174,21 @@ export class TauriApiClient implements ApiClient {
   markRead(id: number, seq: number): Promise<ReadState> {
     return this.call('mark_read', { id, seq });
   }
+  editMessage(id: number, seq: number, input: EditMessageRequest): Promise<Message> {
+    return this.call('edit_message', { id, seq, input });
+  }
+  deleteMessage(id: number, seq: number): Promise<Message> {
+    return this.call('delete_message', { id, seq });
+  }
+  react(id: number, seq: number, emoji: string, on: boolean): Promise<Message> {
+    return this.call('react', { id, seq, emoji, on });
+  }
+  updateSettings(id: number, input: ConversationSettings): Promise<Conversation> {
+    return this.call('update_settings', { id, input });
+  }
+  searchMessages(query: SearchQuery): Promise<SearchResults> {
+    return this.call('search_messages', { query });
+  }
   mediaUrl(path: string): string {
     return this.ipc.mediaSrc(path);
   }
@@ -195,7 +214,7 @@ export class TauriRealtimeClient implements RealtimeClient {
 
   constructor(private readonly ipc: TauriIpc) {}
 
-  start(getCursors: () => Record<string, number>): void {
+  start(getCursors: () => Record<string, number>, getChanges?: () => Record<string, number>): void {
     if (this.running) return;
     this.running = true;
     this.setState({ kind: 'connecting' });
@@ -211,7 +230,7 @@ export class TauriRealtimeClient implements RealtimeClient {
       }
       this.unlisten.push(offEvent, offState);
       try {
-        await this.ipc.invoke('realtime_start', { cursors: getCursors() });
+        await this.ipc.invoke('realtime_start', { cursors: getCursors(), changes: getChanges?.() ?? {} });
       } catch {
         this.setState({ kind: 'stopped' });
       }

@@ -39,6 +39,7 @@ export class WebSocketRealtimeClient implements RealtimeClient {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private lastFrameAt = 0;
   private getCursors: () => Record<string, number> = () => ({});
+  private getChanges: (() => Record<string, number>) | null = null;
   private readonly eventListeners = new Set<(e: ServerEvent) => void>();
   private readonly stateListeners = new Set<(s: ConnectionState) => void>();
   state: ConnectionState = { kind: 'stopped' };
@@ -52,8 +53,9 @@ export class WebSocketRealtimeClient implements RealtimeClient {
     return new WebSocketRealtimeClient({ connect: () => new WebSocket(url) as unknown as SocketLike });
   }
 
-  start(getCursors: () => Record<string, number>): void {
+  start(getCursors: () => Record<string, number>, getChanges?: () => Record<string, number>): void {
     this.getCursors = getCursors;
+    this.getChanges = getChanges ?? null;
     if (this.running) return;
     this.running = true;
     this.attempt = 0;
@@ -116,7 +118,8 @@ export class WebSocketRealtimeClient implements RealtimeClient {
       if (this.socket !== socket) return;
       this.lastFrameAt = Date.now();
       this.setState({ kind: 'syncing' });
-      socket.send(JSON.stringify({ type: 'resume', cursors: this.getCursors() } satisfies ClientEvent));
+      const changes = this.getChanges?.();
+      socket.send(JSON.stringify({ type: 'resume', cursors: this.getCursors(), ...(changes ? { changes } : {}) } satisfies ClientEvent));
       this.startPing(socket);
     };
     socket.onmessage = (ev) => {

@@ -22,6 +22,7 @@ export function handlesEveryType(e: ServerEvent): string {
     case 'read':
     case 'user_updated':
     case 'conversation':
+    case 'message_updated':
     case 'synced':
     case 'pong':
     case 'error':
@@ -44,6 +45,7 @@ export function forgetsOneType(e: ServerEvent): string {
     case 'read':
     case 'user_updated':
     case 'conversation':
+    case 'message_updated':
     case 'synced':
     case 'error':
       return e.type;
@@ -69,6 +71,7 @@ export function missesANewType(e: GrownServerEvent): string {
     case 'read':
     case 'user_updated':
     case 'conversation':
+    case 'message_updated':
     case 'synced':
     case 'pong':
     case 'error':

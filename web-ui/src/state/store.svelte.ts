@@ -16,10 +16,10 @@ import {
   type RealtimeClient,
   type ServerSecurity,
 } from '../api/client';
-import type { Conversation, LoginRequest, Me, Message, RegisterRequest, ServerEvent, User } from '../api/generated';
+import type { ClientEvent, Conversation, LoginRequest, Me, Message, RegisterRequest, ServerEvent, User } from '../api/generated';
 import { newClientId, Outbox, type KeyValueStorage, type OutboxEntry } from '../api/outbox';
 import type { RecorderFactory, VoiceRecorder } from '../api/recorder';
-import { contiguousTop, firstGap, upsert, upsertAll } from './timeline';
+import { contiguousTop, firstGap, quoteOf, upsert, upsertAll } from './timeline';
 
 const PAGE = 50;
 const TYPING_MS = 5000;
@@ -98,6 +98,14 @@ export class ChatStore {
       const t = this.#timelines[c.id];
       out[String(c.id)] = t && t.items.length > 0 ? contiguousTop(t.items) : c.last_seq;
     }
+    return out;
+  });
+
+  /** conversation id → the last change number we hold every change up to (resume's
+   *  `changes`): live `message_updated` events come in that order. */
+  #changes = $derived.by(() => {
+    const out: Record<string, number> = {};
+    for (const c of Object.values(this.#conversations)) out[String(c.id)] = c.last_change;
     return out;
   });
 
@@ -246,7 +254,10 @@ export class ChatStore {
     });
     this.#unsubscribe.push(this.#realtime.onEvent((e) => this.#handle(e)));
     this.#unsubscribe.push(this.#realtime.onState((s) => (this.#connection = s)));
-    this.#realtime.start(() => this.cursors);
+    this.#realtime.start(
+      () => this.cursors,
+      () => this.#changes,
+    );
     this.#resendTimer = setInterval(() => this.#resendStale(), RESEND_AFTER_MS / 2);
   }
 
@@ -529,6 +540,9 @@ export class ChatStore {
       case 'conversation':
         this.#upsertConversation(e.conversation);
         break;
+      case 'message_updated':
+        this.#changed(e.message);
+        break;
       case 'error':
         if (e.client_id) {
           if (TRANSIENT.has(e.code)) {
@@ -585,6 +599,25 @@ export class ChatStore {
     }
   }
 
+  /** A message we may hold changed (edited, deleted, reacted to): replaced where it is,
+   *  never by an older state, and the replies quoting it follow. */
+  #changed(m: Message): void {
+    const c = this.#conversations[m.conversation_id];
+    if (c) {
+      c.last_change = Math.max(c.last_change, m.rev);
+      if (c.last_message?.seq === m.seq) c.last_message = m;
+    }
+    const t = this.#timelines[m.conversation_id];
+    if (!t) return;
+    const held = t.items.find((x) => x.seq === m.seq);
+    if (held && held.rev > m.rev) return;
+    let items = held ? upsert(t.items, m).items : t.items;
+    if (items.some((x) => x.reply_to?.id === m.id)) {
+      items = items.map((x) => (x.reply_to?.id === m.id ? { ...x, reply_to: quoteOf(m) } : x));
+    }
+    t.items = items;
+  }
+
   #noteRead(conversationId: number, userId: number, seq: number): void {
     const forConv = (this.#reads[conversationId] ??= {});
     forConv[userId] = Math.max(forConv[userId] ?? 0, seq);
@@ -630,11 +663,58 @@ export class ChatStore {
   // ---- sending -------------------------------------------------------------------
 
   /** Shows the message at once (pending) and sends it now or when the connection returns. */
-  sendText(conversationId: number, body: string): void {
+  sendText(conversationId: number, body: string, replyToId: number | null = null): void {
     if (!this.#box || body.trim() === '') return;
-    const entry = this.#box.add({ client_id: newClientId(), conversation_id: conversationId, body, created_at: this.#now() });
+    const entry = this.#box.add({ client_id: newClientId(), conversation_id: conversationId, body, reply_to_id: replyToId, created_at: this.#now() });
     this.#syncOutbox();
     this.#transmit(entry);
+  }
+
+  // ---- changing sent messages --------------------------------------------------------
+
+  /** Replaces the text of one of my messages; the answer (and the live event) updates it. */
+  async editMessage(conversationId: number, seq: number, body: string): Promise<void> {
+    this.#changed(await this.#api.editMessage(conversationId, seq, { body }));
+  }
+
+  /** Deletes a message for everyone. */
+  async deleteMessage(conversationId: number, seq: number): Promise<void> {
+    this.#changed(await this.#api.deleteMessage(conversationId, seq));
+  }
+
+  /** Adds my reaction with `emoji`, or takes it back if I have it. */
+  async toggleReaction(m: Message, emoji: string): Promise<void> {
+    const me = this.#me?.id;
+    const mine = m.reactions.some((r) => r.emoji === emoji && me !== undefined && r.user_ids.includes(me));
+    this.#changed(await this.#api.react(m.conversation_id, m.seq, emoji, !mine));
+  }
+
+  /** Mutes or unmutes a conversation (for me, on all my devices). */
+  async setMuted(conversationId: number, muted: boolean): Promise<void> {
+    this.#upsertConversation(await this.#api.updateSettings(conversationId, { muted }));
+  }
+
+  /** Makes sure message `seq` is loaded (for a quote or a search result older than what
+   *  is shown): the history from it up to what the timeline holds, in one request, so the
+   *  timeline stays without holes. */
+  async showMessage(conversationId: number, seq: number): Promise<void> {
+    if (!this.#timelines[conversationId]) await this.open(conversationId);
+    const t = this.#timelines[conversationId];
+    if (!t || t.items.length === 0 || t.items[0]!.seq <= seq) return;
+    const first = t.items[0]!.seq;
+    // At most one page's limit per request: the newest pages first, until seq is in.
+    for (let guard = 0; guard < 1000; guard++) {
+      const cur = this.#timelines[conversationId];
+      if (!cur || cur.items[0]!.seq <= seq) return;
+      const before = cur.items[0]!.seq;
+      const want = Math.min(100, before - Math.max(1, seq - 10));
+      const page = await this.#api.history(conversationId, { before_seq: before, limit: Math.max(1, want) });
+      const now = this.#timelines[conversationId];
+      if (!now) return;
+      now.items = upsertAll(now.items, page.messages);
+      now.hasMore = page.has_more;
+      if (page.messages.length === 0 || first === now.items[0]!.seq && !page.has_more) return;
+    }
   }
 
   retry(clientId: string): void {
@@ -650,7 +730,9 @@ export class ChatStore {
 
   #transmit(entry: OutboxEntry): void {
     if (this.#connection.kind !== 'live') return; // flushed on `synced`
-    const ok = this.#realtime.send({ type: 'send', conversation_id: entry.conversation_id, client_id: entry.client_id, body: entry.body });
+    const frame: ClientEvent = { type: 'send', conversation_id: entry.conversation_id, client_id: entry.client_id, body: entry.body };
+    if (entry.reply_to_id) frame.reply_to_id = entry.reply_to_id;
+    const ok = this.#realtime.send(frame);
     if (ok) this.#sentAt.set(entry.client_id, this.#now());
   }
 

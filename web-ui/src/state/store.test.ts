@@ -12,14 +12,14 @@ function person(id: number, username: string, display_name: string, name_key: st
 }
 
 function msg(conversation_id: number, seq: number, sender_id = 2, client_id: string | null = null): Message {
-  return { id: conversation_id * 1000 + seq, conversation_id, seq, sender_id, kind: 'text', body: `m${seq}`, attachment: null, client_id, created_at: new Date(Date.UTC(2026, 0, 1, 0, seq)).toISOString() };
+  return { id: conversation_id * 1000 + seq, conversation_id, seq, sender_id, kind: 'text', body: `m${seq}`, attachment: null, client_id, created_at: new Date(Date.UTC(2026, 0, 1, 0, seq)).toISOString(), rev: 0, edited_at: null, deleted_at: null, reply_to: null, reactions: [], mentions: [] };
 }
 
 function conv(id: number, last_seq: number, benRead = 0): Conversation {
   return {
     id, kind: 'direct', title: null, owner_id: null, members: [ME as never, BEN],
     read_positions: [{ user_id: ME.id, last_read_seq: last_seq }, { user_id: BEN.id, last_read_seq: benRead }],
-    last_message: null, unread_count: 0, last_read_seq: last_seq, last_seq, created_at: '2026-01-01T00:00:00Z', last_activity_at: '2026-01-01T00:00:00Z',
+    last_message: null, unread_count: 0, last_read_seq: last_seq, last_seq, last_change: 0, unread_mentions: 0, muted: false, created_at: '2026-01-01T00:00:00Z', last_activity_at: '2026-01-01T00:00:00Z',
   };
 }
 
@@ -52,8 +52,10 @@ class FakeRealtime implements RealtimeClient {
   private ev = new Set<(e: ServerEvent) => void>();
   private st = new Set<(s: ConnectionState) => void>();
   getCursors: () => Record<string, number> = () => ({});
-  start(getCursors: () => Record<string, number>): void {
+  getChanges: (() => Record<string, number>) | undefined;
+  start(getCursors: () => Record<string, number>, getChanges?: () => Record<string, number>): void {
     this.getCursors = getCursors;
+    this.getChanges = getChanges;
   }
   stop(): void {}
   send(e: ClientEvent): boolean {
@@ -122,6 +124,29 @@ describe('ChatStore', () => {
     rt.goLive();
     rt.emit({ type: 'message', message: msg(7, 121) });
     expect(rt.getCursors()).toEqual({ '7': 121, '9': 1 });
+  });
+
+  it('replaces a changed message in place, never with an older state, and updates its quotes', async () => {
+    await store.open(7);
+    rt.goLive();
+    const original = msg(7, 100);
+    const reply = { ...msg(7, 121), reply_to: { id: original.id, seq: 100, sender_id: 2, kind: 'text' as const, excerpt: 'm100', duration_ms: null, deleted: false } };
+    rt.emit({ type: 'message', message: reply });
+    const edited = { ...original, body: 'm100, fixed', edited_at: '2026-01-02T00:00:00Z', rev: 2 };
+    rt.emit({ type: 'message_updated', message: edited });
+    const at = (seq: number) => store.timelines[7]!.items.find((m) => m.seq === seq)!;
+    expect(at(100).body).toBe('m100, fixed');
+    expect(at(121).reply_to?.excerpt).toBe('m100, fixed');
+    // An older state arriving late changes nothing.
+    rt.emit({ type: 'message_updated', message: { ...original, body: 'stale', rev: 1 } });
+    expect(at(100).body).toBe('m100, fixed');
+    // Deleted: a tombstone, and the quote says so.
+    rt.emit({ type: 'message_updated', message: { ...edited, body: '', deleted_at: '2026-01-03T00:00:00Z', rev: 3 } });
+    expect(at(100).deleted_at).not.toBeNull();
+    expect(at(121).reply_to?.deleted).toBe(true);
+    expect(store.conversations[7]!.last_change).toBe(3);
+    expect(rt.getChanges?.()).toEqual({ '7': 3, '9': 0 });
+    expect(store.timelines[7]!.items.length).toBe(51);
   });
 
   it('fills a gap exactly once and keeps every message once, in order', async () => {

@@ -2,7 +2,23 @@
 //! The store uses them to merge history pages, live events and resume replays, and to
 //! find the gaps it must fetch.
 
-import type { Message } from '../api/generated';
+import type { Message, ReplyPreview } from '../api/generated';
+
+/** What a reply shows of `m` (the server's rule: the first non-blank line, at most 200
+ *  characters; nothing of a deleted message). */
+export function quoteOf(m: Message): ReplyPreview {
+  const deleted = m.deleted_at !== null;
+  const line = m.body.split('\n').find((l) => l.trim() !== '') ?? '';
+  return {
+    id: m.id,
+    seq: m.seq,
+    sender_id: m.sender_id,
+    kind: m.kind,
+    excerpt: deleted ? '' : Array.from(line.trim()).slice(0, 200).join(''),
+    duration_ms: deleted ? null : (m.attachment?.duration_ms ?? null),
+    deleted,
+  };
+}
 
 /** Inserts or replaces `m` by seq; returns a new array (sorted, unique) and whether it was new. */
 export function upsert(items: readonly Message[], m: Message): { items: Message[]; added: boolean } {

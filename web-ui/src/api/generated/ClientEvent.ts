@@ -3,8 +3,17 @@
 /**
  * WebSocket frames from a client.
  */
-export type ClientEvent = { "type": "send", conversation_id: number, client_id: string, body: string, } | { "type": "typing", conversation_id: number, } | { "type": "read", conversation_id: number, seq: number, } | { "type": "resume", 
+export type ClientEvent = { "type": "send", conversation_id: number, client_id: string, body: string, 
+/**
+ * The id of the message (of this conversation) this one answers.
+ */
+reply_to_id?: number, } | { "type": "typing", conversation_id: number, } | { "type": "read", conversation_id: number, seq: number, } | { "type": "resume", 
 /**
  * conversation id → last seq the client has.
  */
-cursors: Record<string, number>, } | { "type": "ping" };
+cursors: Record<string, number>, 
+/**
+ * conversation id → last change number the client has (`message_updated` for
+ * every message of those conversations changed since, up to its cursor).
+ */
+changes?: Record<string, number>, } | { "type": "ping" };

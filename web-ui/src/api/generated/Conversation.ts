@@ -20,4 +20,17 @@ read_positions: Array<ReadPosition>, last_message: Message | null,
 /**
  * Messages after the caller's read position.
  */
-unread_count: number, last_read_seq: number, last_seq: number, created_at: string, last_activity_at: string, };
+unread_count: number, last_read_seq: number, last_seq: number, 
+/**
+ * The conversation's last change number: every edit, deletion or reaction takes the
+ * next one and becomes the changed message's `rev`. Resume with it (`changes`).
+ */
+last_change: number, 
+/**
+ * Unread messages that mention the caller.
+ */
+unread_mentions: number, 
+/**
+ * The caller muted it: no notifications or sounds except for mentions.
+ */
+muted: boolean, created_at: string, last_activity_at: string, };

@@ -9,6 +9,15 @@ export type HistoryQuery = {
  */
 before_seq?: number | null, 
 /**
+ * Only messages with a greater seq, oldest first (for reading on after a jump).
+ */
+after_seq?: number | null, 
+/**
+ * The page around this seq: about half the page before it, the rest from it on
+ * (for showing a message in its place). At most one of the three.
+ */
+around_seq?: number | null, 
+/**
  * 1–100, default 50.
  */
 limit?: number | null, };

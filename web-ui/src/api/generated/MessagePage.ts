@@ -8,4 +8,9 @@ export type MessagePage = { messages: Array<Message>,
 /**
  * Older messages exist before the first one in this page.
  */
-has_more: boolean, };
+has_more: boolean, 
+/**
+ * Newer messages exist after the last one in this page (only `around_seq` and
+ * `after_seq` pages can have them).
+ */
+has_newer: boolean, };

@@ -11,4 +11,8 @@ body: string,
 /**
  * Client-generated id (≤ 64 bytes); a retry with the same id returns the stored message.
  */
-client_id: string | null, };
+client_id?: string | null, 
+/**
+ * The id of the message (of this conversation) this one answers.
+ */
+reply_to_id?: number | null, };
