@@ -325,7 +325,7 @@ pub struct Message {
     pub deleted_at: Option<OffsetDateTime>,
     /// The message this one answers, as it is now.
     #[serde(default)]
-    pub reply_to: Option<ReplyPreview>,
+    pub reply_to: Option<Box<ReplyPreview>>,
     /// Each emoji used, in the order first used, with who used it.
     #[serde(default)]
     pub reactions: Vec<Reaction>,

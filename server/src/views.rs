@@ -70,7 +70,7 @@ pub fn message(row: &MessageRow) -> Message {
         rev: row.rev,
         edited_at: row.edited_at.map(time_of),
         deleted_at: row.deleted_at.map(time_of),
-        reply_to: row.reply.as_ref().map(reply_preview),
+        reply_to: row.reply.as_ref().map(|r| Box::new(reply_preview(r))),
         reactions: serde_json::from_str::<Vec<Reaction>>(&row.reactions).unwrap_or_default(),
         mentions: serde_json::from_str::<Vec<i64>>(&row.mentions).unwrap_or_default(),
     }

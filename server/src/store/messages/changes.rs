@@ -96,7 +96,7 @@ impl Store {
                 .map_err(E::from)?,
         };
         let Some(removed_file) = applied else {
-            tx.rollback().await.map_err(StoreError::from)?;
+            tx.rollback().await?;
             let mut rows = [row];
             self.attach_replies(&mut rows).await?;
             let [row] = rows;
@@ -111,7 +111,7 @@ impl Store {
         let mut rows = [row];
         attach_replies_in(&mut tx, &mut rows).await?;
         let [row] = rows;
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(ChangeOutcome::Changed { row, removed_file })
     }
 
