@@ -1,0 +1,124 @@
+// Messages that change after they are sent, in Chromium against the real server: edit,
+// delete, reply (and jumping to a quoted message older than the loaded page), reactions
+// and mute, each seen live on the other person's screen. Screenshots go to ./artifacts.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { api, launchBrowser, startServer } from './harness.mjs';
+import { openConversation, register, screenshots, send, startDirect, waitForText, waitLive } from './ui.mjs';
+
+let server;
+let browser;
+const people = [];
+
+before(async () => {
+  server = await startServer(['--auth-rate-per-address', '0', '--send-rate-per-user', '0']);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  for (const p of people) await p.context.close().catch(() => {});
+  await browser?.close();
+  if (server) {
+    const { code } = await server.stop();
+    assert.equal(code, 0, 'server shuts down cleanly on SIGTERM');
+  }
+});
+
+/** The row of the (stored) message whose text contains `text`. */
+function row(page, text) {
+  return page.locator('.timeline .msg-row[data-seq]', { has: page.locator('.msg-text', { hasText: text }) }).first();
+}
+
+/** Hovers a message and clicks one of its actions. */
+async function action(page, text, selector) {
+  const r = row(page, text);
+  await r.hover();
+  await r.locator(`.msg-actions ${selector}`).click();
+}
+
+test('edit, delete, reply and jump, react and mute, live on the other screen', async () => {
+  const ann = await register(browser, server.base, 'ann', { displayName: 'Ann Lee' });
+  people.push(ann);
+  const ben = await register(browser, server.base, 'ben', { displayName: 'Ben Okafor' });
+  people.push(ben);
+  for (const p of [ann, ben]) p.page.on('dialog', (d) => void d.accept());
+  const benApi = (await api(server.base, 'POST', '/api/auth/login', { login: 'ben', password: 'password-ben' })).body.token;
+
+  await startDirect(ann.page, 'ben');
+  const conv = Number(await ann.page.locator('li[data-conversation-id]').first().getAttribute('data-conversation-id'));
+  const first = await api(server.base, 'POST', `/api/conversations/${conv}/messages`, { body: 'the very first message' }, benApi);
+  assert.equal(first.status, 201);
+  for (let i = 1; i <= 79; i++) {
+    const r = await api(server.base, 'POST', `/api/conversations/${conv}/messages`, { body: `filler ${i}` }, benApi);
+    assert.equal(r.status, 201);
+  }
+  const answer = await api(server.base, 'POST', `/api/conversations/${conv}/messages`, { body: 'answering the first', reply_to_id: first.body.id }, benApi);
+  assert.equal(answer.status, 201);
+  // Ann comes back to it later: only the newest page is loaded.
+  await ann.page.reload();
+  await waitLive(ann.page);
+  await openConversation(ann.page, 'Ben Okafor');
+  await waitForText(ann.page, 'answering the first');
+  await openConversation(ben.page, 'Ann Lee');
+  await waitForText(ben.page, 'answering the first');
+
+  // The quote names who said what; the quoted message is not loaded until clicked.
+  const quote = row(ann.page, 'answering the first').locator('.msg-quote');
+  assert.match(await quote.textContent(), /Ben Okafor\s*the very first message/);
+  assert.equal(await ann.page.locator('.msg-row[data-seq="1"]').count(), 0);
+  await quote.click();
+  const original = ann.page.locator('.msg-row[data-seq="1"]');
+  await original.waitFor();
+  assert.ok(await original.isVisible(), 'scrolled into view');
+  const shown = await ann.page.$$eval('.timeline .msg-row[data-seq]', (els) => els.map((e) => Number(e.getAttribute('data-seq'))));
+  assert.deepEqual(shown, Array.from({ length: 81 }, (_, i) => i + 1), 'loaded back to it, each message once, no holes');
+
+  // A reaction, live; clicking it again takes it back.
+  await action(ann.page, 'answering the first', '.quick-react[aria-label="React with 👍"]');
+  const benReaction = row(ben.page, 'answering the first').locator('.reaction');
+  await benReaction.waitFor();
+  assert.match(await benReaction.textContent(), /👍\s*1/);
+  assert.match(await benReaction.getAttribute('title'), /Ann Lee/);
+  await benReaction.click();
+  await row(ann.page, 'answering the first').locator('.reaction', { hasText: '2' }).waitFor();
+
+  // An edit, live, marked edited; Escape cancels an edit in progress.
+  await send(ann.page, 'helo everyone');
+  await waitForText(ben.page, 'helo everyone');
+  await action(ann.page, 'helo everyone', '.edit');
+  assert.equal(await ann.page.inputValue('#composer-input'), 'helo everyone');
+  await ann.page.locator('#compose-context', { hasText: 'Editing' }).waitFor();
+  await ann.page.fill('#composer-input', 'hello everyone');
+  await ann.page.press('#composer-input', 'Enter');
+  await waitForText(ben.page, 'hello everyone');
+  await row(ben.page, 'hello everyone').locator('.edited').waitFor();
+  assert.equal(await ben.page.locator('.msg-text', { hasText: 'helo everyone' }).count(), 0);
+
+  // A deletion, live: a tombstone in its place.
+  await send(ann.page, 'oops, wrong chat');
+  await waitForText(ben.page, 'oops, wrong chat');
+  const seq = await row(ann.page, 'oops, wrong chat').getAttribute('data-seq');
+  await action(ann.page, 'oops, wrong chat', '.delete');
+  await ben.page.locator(`.msg-row[data-seq="${seq}"] .tombstone`).waitFor();
+  assert.equal(await ben.page.locator('.msg-text', { hasText: 'oops' }).count(), 0);
+
+  // A reply from the composer, quoted on the other side.
+  await action(ben.page, 'hello everyone', '.reply');
+  await ben.page.locator('#compose-context', { hasText: 'Replying to' }).waitFor();
+  await send(ben.page, 'hi Ann');
+  const reply = row(ann.page, 'hi Ann');
+  await reply.waitFor();
+  assert.match(await reply.locator('.msg-quote').textContent(), /Ann Lee\s*hello everyone/);
+  assert.equal(await ben.page.locator('#compose-context').count(), 0, 'the reply state ends with the send');
+
+  // Mute, for Ann alone.
+  await ann.page.click('#mute-toggle');
+  await ann.page.locator('#mute-toggle[aria-pressed="true"]').waitFor();
+  assert.equal(await ben.page.locator('#mute-toggle[aria-pressed="true"]').count(), 0);
+
+  await ann.page.locator('.timeline').evaluate((el) => { el.scrollTop = el.scrollHeight; });
+  await screenshots(ann.page, 'changes');
+  await screenshots(ben.page, 'changes-other');
+  for (const p of [ann, ben]) assert.deepEqual(p.problems, [], `${p.username}: no page errors`);
+});
