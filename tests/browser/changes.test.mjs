@@ -120,5 +120,39 @@ test('edit, delete, reply and jump, react and mute, live on the other screen', a
   await ann.page.locator('.timeline').evaluate((el) => { el.scrollTop = el.scrollHeight; });
   await screenshots(ann.page, 'changes');
   await screenshots(ben.page, 'changes-other');
+
+  // Search: the words marked, the conversation named; a result older than the loaded page
+  // opens in its place.
+  await ann.page.reload();
+  await waitLive(ann.page);
+  await ann.page.fill('#message-search', 'very fir');
+  const result = ann.page.locator('#message-results .result-item').first();
+  await result.waitFor();
+  assert.match(await result.textContent(), /Ben Okafor/);
+  assert.deepEqual(await result.locator('mark').allTextContents(), ['very', 'first']);
+  await screenshots(ann.page, 'search');
+  await result.click();
+  const found = ann.page.locator('.msg-row[data-seq="1"]');
+  await found.waitFor();
+  assert.ok(await found.isVisible(), 'the result is shown in its place');
+  await ann.page.fill('#message-search', 'oops');
+  await ann.page.locator('#search-empty').waitFor(); // deleted: never found
+  await ann.page.fill('#message-search', '');
+
+  // A mention with the @ picker: the "@" badge on the other side, and the highlight.
+  const annId = (await api(server.base, 'GET', '/api/users?q=ann', undefined, benApi)).body[0].id;
+  const club = await api(server.base, 'POST', '/api/conversations', { kind: 'group', title: 'Club', member_ids: [annId] }, benApi);
+  assert.equal(club.status, 201);
+  await openConversation(ben.page, 'Club');
+  await ben.page.locator('#composer-input').pressSequentially('see this @An', { delay: 20 });
+  await ben.page.locator('#mention-picker .mention-option[data-username="ann"]').waitFor();
+  await ben.page.press('#composer-input', 'Enter');
+  assert.equal(await ben.page.inputValue('#composer-input'), 'see this @ann ');
+  await ben.page.press('#composer-input', 'Enter');
+  const clubItem = ann.page.locator('li[data-conversation-id]', { hasText: 'Club' });
+  await clubItem.locator('.mention-badge').waitFor();
+  await openConversation(ann.page, 'Club');
+  await row(ann.page, 'see this @ann').locator('.bubble.mentions-me').waitFor();
+  await screenshots(ann.page, 'mention');
   for (const p of [ann, ben]) assert.deepEqual(p.problems, [], `${p.username}: no page errors`);
 });

@@ -16,7 +16,7 @@ import {
   type RealtimeClient,
   type ServerSecurity,
 } from '../api/client';
-import type { ClientEvent, Conversation, LoginRequest, Me, Message, RegisterRequest, ServerEvent, User } from '../api/generated';
+import type { ClientEvent, Conversation, LoginRequest, Me, Message, RegisterRequest, SearchResults, ServerEvent, User } from '../api/generated';
 import { newClientId, Outbox, type KeyValueStorage, type OutboxEntry } from '../api/outbox';
 import type { RecorderFactory, VoiceRecorder } from '../api/recorder';
 import { contiguousTop, firstGap, quoteOf, upsert, upsertAll } from './timeline';
@@ -84,7 +84,10 @@ export class ChatStore {
 
   // ---- derived ------------------------------------------------------------------------
 
-  #unreadTotal = $derived(Object.values(this.#conversations).reduce((n, c) => n + Math.max(0, c.unread_count), 0));
+  /** Unread messages over every conversation; a muted one counts only its mentions. */
+  #unreadTotal = $derived(
+    Object.values(this.#conversations).reduce((n, c) => n + Math.max(0, c.muted ? c.unread_mentions : c.unread_count), 0),
+  );
   /** Newest activity first. */
   #sortedConversations = $derived.by(() =>
     Object.values(this.#conversations).sort((a, b) => Date.parse(b.last_activity_at) - Date.parse(a.last_activity_at) || b.id - a.id),
@@ -575,10 +578,14 @@ export class ChatStore {
         // In view (see `watch`): read as it arrives, never counted unread. Counting it and
         // then taking it back after the render cost a second render per message (badge,
         // window title, list) and a forced layout between the two.
-        if (!mine && m.seq > c.last_read_seq && !(live && this.#watching === m.conversation_id)) c.unread_count += 1;
+        if (!mine && m.seq > c.last_read_seq && !(live && this.#watching === m.conversation_id)) {
+          c.unread_count += 1;
+          if (this.#mentionsMe(m)) c.unread_mentions += 1;
+        }
         if (mine) {
           c.last_read_seq = Math.max(c.last_read_seq, m.seq);
           c.unread_count = 0;
+          c.unread_mentions = 0;
         }
       }
     } else if (live) {
@@ -592,11 +599,21 @@ export class ChatStore {
       const { items, added } = upsert(t.items, m);
       t.items = items;
       if (added && firstGap(items)) void this.#fillUpTo(m.conversation_id, m.seq);
-      if (added && live && !mine) this.#hooks.onIncoming?.(m, c);
+      if (added && live && !mine && this.#notifies(m, c)) this.#hooks.onIncoming?.(m, c);
       if (added && live && !mine && this.#watching === m.conversation_id) this.markRead(m.conversation_id);
-    } else if (live && !mine) {
+    } else if (live && !mine && this.#notifies(m, c)) {
       this.#hooks.onIncoming?.(m, c);
     }
+  }
+
+  /** Whether `m` mentions me. */
+  #mentionsMe(m: Message): boolean {
+    return this.#me !== null && m.mentions.includes(this.#me.id);
+  }
+
+  /** A muted conversation notifies only of mentions. */
+  #notifies(m: Message, c: Conversation | undefined): boolean {
+    return !c?.muted || this.#mentionsMe(m);
   }
 
   /** A message we may hold changed (edited, deleted, reacted to): replaced where it is,
@@ -687,6 +704,27 @@ export class ChatStore {
     const me = this.#me?.id;
     const mine = m.reactions.some((r) => r.emoji === emoji && me !== undefined && r.user_ids.includes(me));
     this.#changed(await this.#api.react(m.conversation_id, m.seq, emoji, !mine));
+  }
+
+  /** Searches my conversations' messages, newest first. */
+  searchMessages(q: string, beforeId: number | null = null): Promise<SearchResults> {
+    return this.#api.searchMessages({ q, before_id: beforeId, limit: 20 });
+  }
+
+  #focus = $state<{ conversationId: number; seq: number } | null>(null);
+  /** A message a screen should show in its place (a search result): the conversation view
+   *  takes it (`takeFocus`) once it is open. */
+  focusMessage(conversationId: number, seq: number): void {
+    this.#focus = { conversationId, seq };
+  }
+  get focus(): { conversationId: number; seq: number } | null {
+    return this.#focus;
+  }
+  takeFocus(conversationId: number): number | null {
+    const f = this.#focus;
+    if (!f || f.conversationId !== conversationId) return null;
+    this.#focus = null;
+    return f.seq;
   }
 
   /** Mutes or unmutes a conversation (for me, on all my devices). */
@@ -790,6 +828,7 @@ export class ChatStore {
     if (seq <= c.last_read_seq) return;
     c.last_read_seq = seq;
     c.unread_count = Math.max(0, c.last_seq - seq);
+    if (c.unread_count === 0) c.unread_mentions = 0;
     if (!this.#realtime.send({ type: 'read', conversation_id: conversationId, seq })) {
       void this.#api.markRead(conversationId, seq).catch(() => {});
     }
