@@ -65,6 +65,43 @@ async fn send_keeping_status(
     (status, message)
 }
 
+/// Messages edited and reacted to during the kill -9 test.
+const CHANGED: usize = 10;
+
+/// What [`change_until_refused`] did: the answers it got, in order, and the change it
+/// had sent when the server went away (`(seq, new body, emoji)`).
+struct Changes {
+    acked: Vec<Stored>,
+    in_flight: Option<(i64, String, String)>,
+}
+
+/// Edits and reacts to the first [`CHANGED`] messages, one change at a time, until the
+/// server stops answering.
+async fn change_until_refused(api: Api, conversation: i64) -> Changes {
+    const EMOJI: [&str; 4] = ["👍", "❤️", "🎉", "😮"];
+    let mut acked = Vec::new();
+    for i in 0.. {
+        let seq = i64::try_from(i % CHANGED).expect("fits") + 1;
+        let body = format!("edit {i}");
+        let emoji = EMOJI[i % EMOJI.len()];
+        let answer = if i % 2 == 0 {
+            api.edit_message(conversation, seq, &body).await
+        } else {
+            api.react(conversation, seq, emoji, true).await
+        };
+        match answer {
+            Ok(message) => acked.push(message),
+            Err(_) => {
+                return Changes {
+                    acked,
+                    in_flight: Some((seq, body, emoji.to_owned())),
+                };
+            }
+        }
+    }
+    unreachable!()
+}
+
 async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
     const SENDS: usize = 600;
     let mut server = TestServer::start_binary(
@@ -80,6 +117,13 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
     let (ann, _) = server.register_api("ann").await;
     let group = ann.create_group("Crash", &[]).await.expect("group").id;
     let token = ann.token().expect("token");
+    // Messages that are edited and reacted to, one change at a time, while the crash comes.
+    for i in 1..=CHANGED {
+        ann.send_message(group, "to be edited", Some(&format!("seed-{i}")))
+            .await
+            .expect("seed");
+    }
+    let changer = tokio::spawn(change_until_refused(ann.clone(), group));
     let (mut ws, _) = Ws::connect_and_resume(&server.base, &token, &[]).await;
     // Pipeline every send without waiting, then read acks; crash the server mid-stream.
     for i in 0..SENDS {
@@ -111,9 +155,48 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
         acked.len()
     );
 
+    let changes = changer
+        .await
+        .expect("the changer ends when the server is gone");
+    assert!(
+        changes.acked.len() > 1,
+        "changes were in flight: {}",
+        changes.acked.len()
+    );
+
     server.restart();
     ann.set_base_url(&server.base).expect("address");
     let stored = whole_history(&ann, group).await;
+    // Every acknowledged change survived: each changed message is as its last acknowledged
+    // change left it, or as the one change in flight at the crash (committed, unanswered).
+    for seq in 1..=i64::try_from(CHANGED).expect("fits") {
+        let now = stored
+            .iter()
+            .find(|m| m.seq == seq)
+            .expect("a seed message");
+        let acked = changes.acked.iter().rev().find(|m| m.seq == seq);
+        let in_flight = changes.in_flight.as_ref().filter(|m| m.0 == seq);
+        if let Some(acked) = acked {
+            let as_acked = (now.body == acked.body) && (now.reactions == acked.reactions);
+            let as_in_flight = in_flight.is_some_and(|(_, body, emoji)| {
+                now.rev > acked.rev
+                    && (now.body == *body || now.reactions.iter().any(|r| r.emoji == *emoji))
+            });
+            assert!(
+                as_acked || as_in_flight,
+                "seq {seq}: {now:?} after {acked:?}"
+            );
+            assert!(now.rev >= acked.rev);
+        }
+    }
+    let stored: Vec<Stored> = stored
+        .into_iter()
+        .filter(|m| {
+            !m.client_id
+                .as_deref()
+                .is_some_and(|c| c.starts_with("seed-"))
+        })
+        .collect();
     let by_client_id: HashMap<String, Stored> = stored
         .iter()
         .map(|m| (m.client_id.clone().expect("client_id"), m.clone()))
@@ -132,9 +215,10 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
     }
     let mut seqs: Vec<i64> = stored.iter().map(|m| m.seq).collect();
     seqs.sort_unstable();
+    let first = i64::try_from(CHANGED).expect("fits") + 1;
     assert_eq!(
         seqs,
-        (1..=i64::try_from(stored.len()).expect("fits")).collect::<Vec<_>>(),
+        (first..first + i64::try_from(stored.len()).expect("fits")).collect::<Vec<_>>(),
         "no gaps"
     );
 
@@ -154,7 +238,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once(backend: Backend) {
         }
     }
     let conv = ann.conversation(group).await.expect("conversation");
-    assert_eq!(conv.last_seq, i64::try_from(SENDS).expect("fits"));
+    assert_eq!(conv.last_seq, i64::try_from(SENDS + CHANGED).expect("fits"));
     assert!(server.stop().success());
 }
 

@@ -20,6 +20,8 @@ pub async fn edit(
     body: String,
 ) -> ApiResult<MessageRow> {
     super::validate_body(&body)?;
+    // Changes share the sender's allowance with sends: a flood of edits is a flood.
+    state.user_limits.check_send(actor)?;
     let mentions = super::mentions_in(state, conversation_id, &body).await?;
     let outcome = state
         .store
@@ -65,6 +67,7 @@ pub async fn delete(
     conversation_id: i64,
     seq: i64,
 ) -> ApiResult<MessageRow> {
+    state.user_limits.check_send(actor)?;
     let membership = state.store.membership(conversation_id, actor).await?;
     let owns_group = membership.conversation.owner_id == Some(actor);
     let outcome = state
@@ -99,6 +102,7 @@ pub async fn react(
     on: bool,
 ) -> ApiResult<MessageRow> {
     let emoji = one_emoji(emoji)?;
+    state.user_limits.check_send(actor)?;
     let outcome = state
         .store
         .change_message(

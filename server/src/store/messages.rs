@@ -186,7 +186,7 @@ impl Store {
         let before = limit / 2;
         let (mut rows, has_more) = self.history(conversation_id, Some(seq), before).await?;
         let (newer, has_newer) = self
-            .history_after(conversation_id, seq - 1, limit - before)
+            .history_after(conversation_id, seq.saturating_sub(1), limit - before)
             .await?;
         rows.extend(newer);
         Ok((rows, has_more, has_newer))
