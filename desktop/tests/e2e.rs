@@ -463,6 +463,105 @@ async fn chats_through_the_real_window() {
     let history = dunstctl(&["history"]);
     assert!(history.contains("lunch at one?"), "{history}");
 
+    // Messages that change, from the window: a reaction, a reply, its edit, a deletion,
+    // a search that opens its result, a mention's highlight, mute. Cat sees each through
+    // the API.
+    let lunch = cat
+        .history(cat_chat.id, None, Some(10))
+        .await
+        .expect("history")
+        .messages
+        .into_iter()
+        .find(|m| m.body == "lunch at one?")
+        .expect("cat's message");
+    let row = format!(".msg-row[data-message-id=\"{}\"]", lunch.id);
+    d.hover(&row).await;
+    d.click(&format!("{row} .quick-react")).await;
+    support::eventually_async(
+        Duration::from_secs(30),
+        "cat sees the reaction",
+        async || {
+            let m = cat
+                .history(cat_chat.id, None, Some(10))
+                .await
+                .expect("history");
+            m.messages
+                .iter()
+                .any(|m| m.id == lunch.id && m.reactions.iter().any(|r| r.user_ids == [ann_id]))
+                .then_some(())
+        },
+    )
+    .await;
+    d.hover(&row).await;
+    d.click(&format!("{row} .msg-actions .reply")).await;
+    d.find("#compose-context").await;
+    d.type_into("#composer-input", "yes").await;
+    d.click("#send").await;
+    let reply =
+        support::eventually_async(Duration::from_secs(30), "cat gets the reply", async || {
+            let page = cat
+                .history(cat_chat.id, None, Some(10))
+                .await
+                .expect("history");
+            page.messages
+                .into_iter()
+                .find(|m| m.body == "yes" && m.reply_to.as_ref().is_some_and(|q| q.id == lunch.id))
+        })
+        .await;
+    let mine = format!(".msg-row[data-message-id=\"{}\"]", reply.id);
+    d.hover(&mine).await;
+    d.click(&format!("{mine} .msg-actions .edit")).await;
+    d.type_into("#composer-input", " please").await;
+    d.click("#send").await;
+    support::eventually_async(Duration::from_secs(30), "cat sees the edit", async || {
+        let page = cat
+            .history(cat_chat.id, None, Some(10))
+            .await
+            .expect("history");
+        page.messages
+            .iter()
+            .any(|m| m.id == reply.id && m.body == "yes please" && m.edited_at.is_some())
+            .then_some(())
+    })
+    .await;
+    d.find(&format!("{mine} .edited")).await;
+    screenshot(&display, "desktop-changes.png");
+    d.script("window.confirm = () => true; return null").await;
+    d.hover(&mine).await;
+    d.click(&format!("{mine} .msg-actions .delete")).await;
+    d.find(&format!("{mine} .tombstone")).await;
+    support::eventually_async(
+        Duration::from_secs(30),
+        "cat sees the deletion",
+        async || {
+            let page = cat
+                .history(cat_chat.id, None, Some(10))
+                .await
+                .expect("history");
+            page.messages
+                .iter()
+                .any(|m| m.id == reply.id && m.deleted_at.is_some() && m.body.is_empty())
+                .then_some(())
+        },
+    )
+    .await;
+    cat.send_message(cat_chat.id, "@ann are you coming?", None)
+        .await
+        .expect("cat mentions ann");
+    d.find(".bubble.mentions-me").await;
+    d.type_into("#message-search", "lunch").await;
+    d.find("#message-results mark").await;
+    screenshot(&display, "desktop-search.png");
+    d.click(&format!(
+        "#message-results .result-item[data-message-id=\"{}\"]",
+        lunch.id
+    ))
+    .await;
+    d.find(&format!("{row}.highlight")).await;
+    d.click("#mute-toggle").await;
+    d.find("#mute-toggle[aria-pressed=\"true\"]").await;
+    assert!(ann.conversation(cat_chat.id).await.expect("conv").muted);
+
     // The server is gone: the sign-out cannot be confirmed, so the window stays signed in
     // and says so (the token stays in the keychain); "sign out on this computer only"
     // then forgets the session here and returns to the sign-in screen.

@@ -225,6 +225,25 @@ pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) 
     }
 }
 
+/// Asks `check` every 200 ms until it answers `Some`, at most `limit`: what it found.
+pub async fn eventually_async<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Starts dunst, a real notification server, on `display` and the bus at `bus`, keeping
 /// notifications until they are clicked or closed; returns once it answers on the bus.
 pub fn dunst(display: &str, bus: &str, dir: &Path) -> Daemon {
