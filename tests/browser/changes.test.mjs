@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { api, launchBrowser, startServer } from './harness.mjs';
-import { openConversation, register, screenshots, send, startDirect, waitForText, waitLive } from './ui.mjs';
+import { ARTIFACTS, openConversation, register, screenshots, send, startDirect, waitForText, waitLive } from './ui.mjs';
 
 let server;
 let browser;
@@ -154,5 +154,14 @@ test('edit, delete, reply and jump, react and mute, live on the other screen', a
   await openConversation(ann.page, 'Club');
   await row(ann.page, 'see this @ann').locator('.bubble.mentions-me').waitFor();
   await screenshots(ann.page, 'mention');
+
+  // On a phone there is no hover: a tap on the bubble shows the message's actions.
+  await ann.page.setViewportSize({ width: 390, height: 844 });
+  const tapped = row(ann.page, 'see this @ann');
+  await tapped.locator('.bubble').click({ position: { x: 10, y: 10 } });
+  await tapped.locator('.msg-actions .reply').waitFor();
+  await ann.page.screenshot({ path: `${ARTIFACTS}/changes-phone-actions-390.png` });
+  await tapped.locator('.msg-actions .reply').click();
+  await ann.page.locator('#compose-context', { hasText: 'Replying to' }).waitFor();
   for (const p of [ann, ben]) assert.deepEqual(p.problems, [], `${p.username}: no page errors`);
 });
