@@ -321,34 +321,19 @@ impl Store {
 /// `"a" "b"*`: FTS5's every word, the last as a prefix (terms are letters and digits
 /// only, so quoting them is all the escaping they need).
 fn fts5_query(terms: &[String]) -> String {
-    let n = terms.len();
-    terms
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            if i + 1 == n {
-                format!("\"{t}\"*")
-            } else {
-                format!("\"{t}\"")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    every_word(terms, |t| format!("\"{t}\""), "*", " ")
 }
 
 /// `'a' & 'b':*`: PostgreSQL's every word, the last as a prefix.
 fn tsquery(terms: &[String]) -> String {
-    let n = terms.len();
-    terms
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            if i + 1 == n {
-                format!("'{t}':*")
-            } else {
-                format!("'{t}'")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" & ")
+    every_word(terms, |t| format!("'{t}'"), ":*", " & ")
+}
+
+/// Each term as `word` writes it, joined by `and`, the last one followed by `prefix`.
+fn every_word(terms: &[String], word: impl Fn(&str) -> String, prefix: &str, and: &str) -> String {
+    let mut words: Vec<String> = terms.iter().map(|t| word(t)).collect();
+    if let Some(last) = words.last_mut() {
+        last.push_str(prefix);
+    }
+    words.join(and)
 }
