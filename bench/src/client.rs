@@ -119,6 +119,7 @@ pub async fn drive(
     mut steps: watch::Receiver<Option<Step>>,
     stats: Arc<Mutex<Stats>>,
     phase: f64,
+    run: u64,
 ) {
     let mut counter: u64 = 0;
     let mut next_send: Option<Instant> = None;
@@ -149,7 +150,9 @@ pub async fn drive(
                 counter += 1;
                 let frame = serde_json::to_string(&ClientEvent::Send {
                     conversation_id,
-                    client_id: format!("c{counter}"),
+                    // Unique across runs on one database: a client id seen before is a
+                    // retry, answered with the stored message and delivered to nobody.
+                    client_id: format!("r{run}-c{counter}"),
                     body: micros(epoch, now).to_string(),
                     reply_to_id: None,
                 })

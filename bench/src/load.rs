@@ -23,7 +23,9 @@ pub async fn run(
     step_secs: u64,
     warmup_secs: u64,
     stop_p99_ms: f64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<StepResult>> {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let conns = connect_all(server, setup, setup.users.len()).await?;
     let n = conns.len();
     let epoch = Instant::now();
@@ -41,15 +43,10 @@ pub async fn run(
             steps_rx.clone(),
             stats,
             phase,
+            run,
         ));
     }
-    let group = setup.users.len()
-        / setup
-            .conversation_of
-            .iter()
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-            .max(1);
+    let group = setup.group_size;
     println!(
         "\n## load: {:?}, {n} connections, groups of {group}, {step_secs} s steps ({warmup_secs} s warm-up)",
         server.backend
@@ -58,6 +55,7 @@ pub async fn run(
         "| target sends/s | sends/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | ack p99 ms | echoes | errors | server CPU (cores) | machine CPU | server RSS MiB |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut results = Vec::new();
     for &rate in rates {
         for s in &all_stats {
             *client::lock(s) = Stats::new();
@@ -84,9 +82,11 @@ pub async fn run(
         let window = (end - measure_from).as_secs_f64();
         let d = &total.delivery;
         let p99 = ms(d.value_at_quantile(0.99));
+        let sends = total.ack.len() as f64 / window;
+        results.push(StepResult { sends, p99_ms: p99 });
         println!(
             "| {rate:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.2} | {:.0}% | {:.0} |",
-            total.ack.len() as f64 / window,
+            sends,
             d.len() as f64 / window,
             ms(d.value_at_quantile(0.5)),
             p99,
@@ -104,5 +104,22 @@ pub async fn run(
         }
     }
     steps_tx.send_replace(None);
-    Ok(())
+    Ok(results)
+}
+
+/// What one step sustained.
+pub struct StepResult {
+    /// Sends acknowledged per second.
+    pub sends: f64,
+    /// Delivery p99.
+    pub p99_ms: f64,
+}
+
+/// The highest rate sustained with a delivery p99 under `p99_ms` (0 if none).
+pub fn best_under(results: &[StepResult], p99_ms: f64) -> f64 {
+    results
+        .iter()
+        .filter(|r| r.p99_ms < p99_ms)
+        .map(|r| r.sends)
+        .fold(0.0, f64::max)
 }

@@ -12,10 +12,11 @@
 //! target/release/chatapp-bench load --backend sqlite --rates 1000,2000,4000
 //! target/release/chatapp-bench idle --connections 10000
 //! target/release/chatapp-bench storm --clients 1000
+//! target/release/chatapp-bench search --backend postgres
 //! ```
 //!
 //! This file parses the arguments and dispatches. Each scenario has its module (`load`,
-//! `idle`, `storm`; `relay` is the reference relay); `server` starts and stops the
+//! `idle`, `storm`, `search`; `relay` is the reference relay); `server` starts and stops the
 //! process under load, `setup` registers the accounts and opens their connections,
 //! `report` holds what every scenario prints, `client` and `procstat` what they measure.
 
@@ -25,6 +26,7 @@ mod load;
 mod procstat;
 mod relay;
 mod report;
+mod search;
 mod server;
 mod setup;
 mod storm;
@@ -106,6 +108,35 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         missed: usize,
     },
+    /// A million stored messages: full-text search latency through the API, and the send
+    /// rate with the search index kept current beside the same without it.
+    Search {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 1000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Members of each conversation (each user is in this many).
+        #[arg(long, default_value_t = 20)]
+        members: usize,
+        /// Searches measured of each kind.
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        /// Total sends per second for each step of the send-rate measurement.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000,2000,3000,4500,6000,8000"
+        )]
+        rates: Vec<f64>,
+        #[arg(long, default_value_t = 10)]
+        step_secs: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+    },
     /// Run the bare relay (used by the other commands).
     Relay {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -149,7 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let result =
                 load::run(&server, &setup, rates, step_secs, warmup_secs, stop_p99_ms).await;
             server.stop().await;
-            result
+            result.map(drop)
         }
         Cmd::Idle {
             backend,
@@ -159,6 +190,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let server = Server::start(&cli, backend).await?;
             let setup = setup(&server, users, 20).await?;
             let result = idle::run(&server, &setup, connections).await;
+            server.stop().await;
+            result
+        }
+        Cmd::Search {
+            backend,
+            messages,
+            conversations,
+            users,
+            members,
+            queries,
+            ref rates,
+            step_secs,
+            warmup_secs,
+        } => {
+            let mut server = Server::start(&cli, backend).await?;
+            let options = search::Options {
+                messages,
+                conversations,
+                users,
+                members,
+                queries,
+                rates: rates.clone(),
+                step_secs,
+                warmup_secs,
+            };
+            let result = search::run(&mut server, &options).await;
             server.stop().await;
             result
         }

@@ -102,6 +102,37 @@ impl Server {
         }
     }
 
+    /// A direct connection to its database (the `search` scenario stores its messages
+    /// this way).
+    pub async fn db(&self) -> anyhow::Result<sqlx::AnyConnection> {
+        match &self.process {
+            Process::Server(server) => Ok(server.db().await),
+            Process::Relay(_) => anyhow::bail!("the relay has no database"),
+        }
+    }
+
+    /// Stops it, runs `between` (with the server stopped), and starts it again on the same
+    /// database (on a new port).
+    pub async fn restart_after<F: AsyncFnOnce(&Self) -> anyhow::Result<()>>(
+        &mut self,
+        between: F,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(self.process, Process::Server(_)),
+            "the relay cannot restart"
+        );
+        self.terminate();
+        between(self).await?;
+        if let Process::Server(server) = &mut self.process {
+            server.restart();
+            self.base = server.base.clone();
+            self.target = Target::Server {
+                addr: server.addr.clone(),
+            };
+        }
+        Ok(())
+    }
+
     /// Stops it (SIGTERM, then waits) and drops its database.
     pub async fn stop(mut self) {
         self.terminate();

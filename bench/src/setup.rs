@@ -14,6 +14,8 @@ pub struct Setup {
     pub users: Vec<(i64, String)>,
     /// For each user, the conversation they send into.
     pub conversation_of: Vec<i64>,
+    /// Members of each conversation.
+    pub group_size: usize,
 }
 
 pub async fn setup(server: &Server, users: usize, group_size: usize) -> anyhow::Result<Setup> {
@@ -29,8 +31,36 @@ pub async fn setup(server: &Server, users: usize, group_size: usize) -> anyhow::
         return Ok(Setup {
             users: ids,
             conversation_of,
+            group_size,
         });
     }
+    let accounts = register(server, users).await?;
+    let mut conversation_of = vec![0; accounts.len()];
+    for (g, chunk) in accounts.chunks(group_size).enumerate() {
+        let members: Vec<i64> = chunk.iter().skip(1).map(|(id, _)| *id).collect();
+        let id = chunk[0]
+            .1
+            .create_group(&format!("group {g}"), &members)
+            .await?
+            .id;
+        for i in 0..chunk.len() {
+            conversation_of[g * group_size + i] = id;
+        }
+    }
+    eprintln!(
+        "# set-up: {} users in groups of {group_size} in {:.1} s",
+        accounts.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Setup {
+        users: tokens(&accounts),
+        conversation_of,
+        group_size,
+    })
+}
+
+/// Registers `users` accounts (`user0`, `user1`, …): their ids and signed-in clients.
+pub async fn register(server: &Server, users: usize) -> anyhow::Result<Vec<(i64, Api)>> {
     // One connection pool for every account's client.
     let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let base = server.base.clone();
@@ -53,32 +83,15 @@ pub async fn setup(server: &Server, users: usize, group_size: usize) -> anyhow::
         .buffered(4)
         .collect()
         .await;
-    let accounts: Vec<(i64, Api)> = registered.into_iter().collect::<anyhow::Result<_>>()?;
-    let mut conversation_of = vec![0; accounts.len()];
-    for (g, chunk) in accounts.chunks(group_size).enumerate() {
-        let members: Vec<i64> = chunk.iter().skip(1).map(|(id, _)| *id).collect();
-        let id = chunk[0]
-            .1
-            .create_group(&format!("group {g}"), &members)
-            .await?
-            .id;
-        for i in 0..chunk.len() {
-            conversation_of[g * group_size + i] = id;
-        }
-    }
-    let users_list: Vec<(i64, String)> = accounts
+    registered.into_iter().collect()
+}
+
+/// Each account's id and token.
+pub fn tokens(accounts: &[(i64, Api)]) -> Vec<(i64, String)> {
+    accounts
         .iter()
         .map(|(id, api)| (*id, api.token().unwrap_or_default()))
-        .collect();
-    eprintln!(
-        "# set-up: {} users in groups of {group_size} in {:.1} s",
-        users_list.len(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(Setup {
-        users: users_list,
-        conversation_of,
-    })
+        .collect()
 }
 
 pub async fn connect_all(
