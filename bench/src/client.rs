@@ -75,6 +75,8 @@ pub struct Step {
     pub measure_from: Instant,
     /// …until here, when sending stops.
     pub end: Instant,
+    /// Which `load` run of this process it belongs to (client ids are unique per run).
+    pub run: u64,
 }
 
 pub struct Stats {
@@ -119,7 +121,6 @@ pub async fn drive(
     mut steps: watch::Receiver<Option<Step>>,
     stats: Arc<Mutex<Stats>>,
     phase: f64,
-    run: u64,
 ) {
     let mut counter: u64 = 0;
     let mut next_send: Option<Instant> = None;
@@ -152,7 +153,7 @@ pub async fn drive(
                     conversation_id,
                     // Unique across runs on one database: a client id seen before is a
                     // retry, answered with the stored message and delivered to nobody.
-                    client_id: format!("r{run}-c{counter}"),
+                    client_id: format!("r{}-c{counter}", s.run),
                     body: micros(epoch, now).to_string(),
                     reply_to_id: None,
                 })

@@ -43,7 +43,6 @@ pub async fn run(
             steps_rx.clone(),
             stats,
             phase,
-            run,
         ));
     }
     let group = setup.group_size;
@@ -68,6 +67,7 @@ pub async fn run(
             start,
             measure_from,
             end,
+            run,
         }));
         tokio::time::sleep_until(measure_from.into()).await;
         let cpu = procstat::CpuMeter::start(server.pid());

@@ -60,6 +60,7 @@ pub struct Upload {
     file_name: String,
     mime: String,
     client_id: Option<String>,
+    reply_to_id: Option<i64>,
     progress: Option<ProgressFn>,
 }
 
@@ -73,6 +74,7 @@ impl Upload {
             file_name: file_name.to_owned(),
             mime: mime.to_owned(),
             client_id: None,
+            reply_to_id: None,
             progress: None,
         }
     }
@@ -86,6 +88,13 @@ impl Upload {
     #[must_use]
     pub fn client_id(mut self, client_id: &str) -> Self {
         self.client_id = Some(client_id.to_owned());
+        self
+    }
+
+    /// Makes the voice message a reply to message `id` of the same conversation.
+    #[must_use]
+    pub fn reply_to(mut self, id: Option<i64>) -> Self {
+        self.reply_to_id = id;
         self
     }
 
@@ -147,6 +156,9 @@ impl Upload {
         let mut form = reqwest::multipart::Form::new();
         if let Some(id) = self.client_id {
             form = form.text("client_id", id);
+        }
+        if let Some(id) = self.reply_to_id {
+            form = form.text("reply_to_id", id.to_string());
         }
         Ok(form.part("file", part))
     }

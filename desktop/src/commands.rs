@@ -309,7 +309,7 @@ pub async fn mark_read(session: State<'_, Session>, id: i64, seq: i64) -> Res<Re
 }
 
 /// A voice file recorded elsewhere (not by the native recorder): raw body, headers
-/// `x-conversation` and `x-client-id`.
+/// `x-conversation`, `x-client-id` and, for a reply, `x-reply-to`.
 #[tauri::command]
 pub async fn send_voice<R: Runtime>(
     webview: Webview<R>,
@@ -329,6 +329,7 @@ pub async fn send_voice<R: Runtime>(
     if let Some(cid) = header(&request, "x-client-id") {
         upload = upload.client_id(&cid);
     }
+    upload = upload.reply_to(header(&request, "x-reply-to").and_then(|v| v.parse().ok()));
     let upload = with_progress(upload, webview, &request);
     session
         .call(async |api| api.upload_voice(id, upload).await)
@@ -475,12 +476,14 @@ pub async fn recording_send(
     id: u64,
     conversation: i64,
     client_id: String,
+    reply_to_id: Option<i64>,
     progress: Channel<f64>,
 ) -> Res<Message> {
     let path = rec.path(id).ok_or_else(|| recorder_error(GONE))?;
     let bytes = tokio::fs::read(&path).await.map_err(recorder_error)?;
     let upload = Upload::wav(bytes)
         .client_id(&client_id)
+        .reply_to(reply_to_id)
         .on_progress(move |p| {
             if p.total > 0 {
                 let _ = progress.send(p.sent as f64 / p.total as f64);

@@ -562,6 +562,45 @@ async fn chats_through_the_real_window() {
     d.find("#mute-toggle[aria-pressed=\"true\"]").await;
     assert!(ann.conversation(cat_chat.id).await.expect("conv").muted);
 
+    // Any emoji from the picker, found by name; a mention chosen in the `@` picker.
+    d.hover(&row).await;
+    d.click(&format!("{row} .msg-actions .more-react")).await;
+    d.type_into("#emoji-search", "party popper").await;
+    d.click("#emoji-picker .emoji-option[data-emoji=\"🎉\"]")
+        .await;
+    support::eventually_async(
+        Duration::from_secs(30),
+        "cat sees the picked reaction",
+        async || {
+            let m = cat
+                .history(cat_chat.id, None, Some(20))
+                .await
+                .expect("history");
+            m.messages
+                .iter()
+                .any(|m| m.id == lunch.id && m.reactions.iter().any(|r| r.emoji == "🎉"))
+                .then_some(())
+        },
+    )
+    .await;
+    d.type_into("#composer-input", "see you there @ca").await;
+    d.click("#mention-picker .mention-option[data-username=\"cat\"]")
+        .await;
+    d.type_into("#composer-input", "bring the map").await;
+    d.click("#send").await;
+    let cat_id = cat.me().await.expect("me").id;
+    support::eventually_async(Duration::from_secs(30), "cat is mentioned", async || {
+        let page = cat
+            .history(cat_chat.id, None, Some(20))
+            .await
+            .expect("history");
+        page.messages
+            .iter()
+            .any(|m| m.body == "see you there @cat bring the map" && m.mentions == [cat_id])
+            .then_some(())
+    })
+    .await;
+
     // The server is gone: the sign-out cannot be confirmed, so the window stays signed in
     // and says so (the token stays in the keychain); "sign out on this computer only"
     // then forgets the session here and returns to the sign-in screen.

@@ -543,6 +543,58 @@ async fn a_deleted_voice_message_loses_its_file(backend: Backend) {
     ann.edit_message(conv, voice.seq, "words")
         .await
         .refused(400, "not_text");
+
+    // A voice message may answer one; a reply to another conversation's message is refused
+    // before anything is stored.
+    let question = ben
+        .send_message(conv, "what did you hear?", None)
+        .await
+        .expect("sent");
+    let answer = ann
+        .upload_voice(
+            conv,
+            Upload::wav(wav(16_000))
+                .client_id("v-reply")
+                .reply_to(Some(question.id)),
+        )
+        .await
+        .expect("voice reply");
+    let quote = answer.reply_to.clone().expect("quoted");
+    assert_eq!(
+        (quote.id, quote.excerpt.as_str()),
+        (question.id, "what did you hear?")
+    );
+    let page = ben.history(conv, None, Some(1)).await.expect("history");
+    assert_eq!(
+        page.messages[0].reply_to.as_ref().map(|r| r.id),
+        Some(question.id)
+    );
+    let (carl, _) = server.register_api("carl").await;
+    let elsewhere = carl.direct_conversation(ben_id).await.expect("direct").id;
+    let other = carl
+        .send_message(elsewhere, "not yours", None)
+        .await
+        .expect("sent");
+    let stored = blob_count(&server);
+    let last = ann
+        .history(conv, None, Some(1))
+        .await
+        .expect("history")
+        .messages[0]
+        .id;
+    ann.upload_voice(conv, Upload::wav(wav(16_000)).reply_to(Some(other.id)))
+        .await
+        .refused(400, "invalid_reply");
+    assert_eq!(blob_count(&server), stored, "nothing stored");
+    assert_eq!(
+        ann.history(conv, None, Some(1))
+            .await
+            .expect("history")
+            .messages[0]
+            .id,
+        last
+    );
+    ann.delete_message(conv, answer.seq).await.expect("deleted");
     let gone = ann.delete_message(conv, voice.seq).await.expect("deleted");
     assert!(gone.attachment.is_none());
     assert_eq!(blob_count(&server), before, "the file left the blob store");

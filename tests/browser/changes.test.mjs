@@ -83,6 +83,25 @@ test('edit, delete, reply and jump, react and mute, live on the other screen', a
   await benReaction.click();
   await row(ann.page, 'answering the first').locator('.reaction', { hasText: '2' }).waitFor();
 
+  // Any emoji, from the picker: searched by name, live on the other side.
+  await action(ann.page, 'answering the first', '.more-react');
+  await ann.page.locator('#emoji-picker .emoji-option').first().waitFor();
+  await screenshots(ann.page, 'emoji-picker');
+  await ann.page.fill('#emoji-search', 'party pop');
+  const party = ann.page.locator('#emoji-picker .emoji-option[data-emoji="🎉"]');
+  await party.waitFor();
+  assert.equal(await ann.page.locator('#emoji-picker .emoji-option').count(), 1, 'only the party popper is named so');
+  await party.click();
+  assert.equal(await ann.page.locator('#emoji-picker').count(), 0, 'the picker closes with the pick');
+  await row(ben.page, 'answering the first').locator('.reaction', { hasText: '🎉' }).waitFor();
+  // The picker's 👍 (with the variation selector) is the same reaction as the quick 👍.
+  await action(ann.page, 'answering the first', '.more-react');
+  await ann.page.fill('#emoji-search', 'thumbs up');
+  await ann.page.locator('#emoji-picker .emoji-option').first().click();
+  await row(ben.page, 'answering the first').locator('.reaction', { hasText: /👍\s*1/ }).waitFor();
+  await action(ann.page, 'answering the first', '.quick-react[aria-label="React with 👍"]');
+  await row(ben.page, 'answering the first').locator('.reaction', { hasText: /👍\s*2/ }).waitFor();
+
   // An edit, live, marked edited; Escape cancels an edit in progress.
   await send(ann.page, 'helo everyone');
   await waitForText(ben.page, 'helo everyone');
@@ -163,5 +182,41 @@ test('edit, delete, reply and jump, react and mute, live on the other screen', a
   await ann.page.screenshot({ path: `${ARTIFACTS}/changes-phone-actions-390.png` });
   await tapped.locator('.msg-actions .reply').click();
   await ann.page.locator('#compose-context', { hasText: 'Replying to' }).waitFor();
+
+  // A voice message as the reply: recorded (the fake microphone), quoted on the other side.
+  await ann.page.click('#record');
+  await ann.page.locator('#compose-context', { hasText: 'Replying to' }).waitFor();
+  await ann.page.locator('#voice-pause').waitFor();
+  await ann.page.waitForTimeout(800);
+  await ann.page.click('#voice-stop');
+  await ann.page.click('#voice-send');
+  const voiceReply = ben.page.locator('.timeline .msg-row', { has: ben.page.locator('.voice-player') }).last();
+  await voiceReply.waitFor();
+  assert.match(await voiceReply.locator('.msg-quote').textContent(), /see this @ann/);
+  assert.equal(await ann.page.locator('#compose-context').count(), 0, 'the reply state ends with the send');
+
+  // A long press on a reaction lists who reacted (a touch screen has no hover), and does
+  // not toggle it.
+  const clubId = club.body.id;
+  const mentionSeq = Number(await tapped.getAttribute('data-seq'));
+  const reacted = await api(server.base, 'PUT', `/api/conversations/${clubId}/messages/${mentionSeq}/reactions/${encodeURIComponent('🎉')}`, undefined, benApi);
+  assert.equal(reacted.status, 200);
+  const chip = tapped.locator('.reaction', { hasText: '🎉' });
+  await chip.waitFor();
+  const box = await chip.boundingBox();
+  const touch = await ann.page.context().newCDPSession(ann.page);
+  await touch.send('Emulation.setTouchEmulationEnabled', { enabled: true, maxTouchPoints: 1 });
+  const point = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+  await touch.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [point] });
+  await ann.page.waitForTimeout(700);
+  await touch.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  const whoList = tapped.locator('.reaction-who');
+  await whoList.waitFor();
+  assert.match(await whoList.textContent(), /🎉\s*Ben Okafor/);
+  await ann.page.waitForTimeout(300);
+  assert.equal(await chip.getAttribute('aria-pressed'), 'false', 'the long press did not add Ann');
+  await ann.page.screenshot({ path: `${ARTIFACTS}/changes-phone-who-reacted-390.png` });
+  await whoList.click();
+  assert.equal(await whoList.count(), 0);
   for (const p of [ann, ben]) assert.deepEqual(p.problems, [], `${p.username}: no page errors`);
 });

@@ -19,15 +19,15 @@ use crate::{
     views,
 };
 
-/// Upload a voice message (multipart `file`, optional `client_id`). mp3, wav, ogg
+/// Upload a voice message (multipart `file`, optional `client_id` and `reply_to_id`). mp3, wav, ogg
 /// (Opus, Vorbis), m4a (AAC) or webm (Opus), decided by the bytes; at most 16 MB.
 #[utoipa::path(post, path = "/api/conversations/{id}/voice", tag = "messages",
     params(("id" = i64, Path)),
-    request_body(content_type = "multipart/form-data", description = "`file`: the audio; `client_id`: optional idempotency key"),
+    request_body(content_type = "multipart/form-data", description = "`file`: the audio; `client_id`: optional idempotency key; `reply_to_id`: optional id of the message of this conversation it answers"),
     responses(
         (status = 201, description = "Stored", body = Message),
         (status = 200, description = "Already stored under this client_id", body = Message),
-        (status = 400, description = "A bad id, a malformed form, no `file` field, an empty file or an invalid `client_id` (`error.code` says which)", body = ErrorBody),
+        (status = 400, description = "A bad id, a malformed form, no `file` field, an empty file, an invalid `client_id`, or a `reply_to_id` that is not a message of this conversation or was deleted (`error.code` says which)", body = ErrorBody),
         (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
         (status = 403, description = "Signed in with a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
         (status = 404, description = "No such conversation, or you are not a member", body = ErrorBody),
@@ -49,6 +49,7 @@ pub async fn upload_voice(
     // Refuse non-members and floods before reading the body.
     state.media.may_send_voice(&state, auth.id(), id).await?;
     let mut client_id: Option<String> = None;
+    let mut reply_to_id: Option<i64> = None;
     let mut upload = None;
     while let Some(field) = multipart.next_field().await? {
         match field.name() {
@@ -58,14 +59,24 @@ pub async fn upload_voice(
                 validate_client_id(&value)?;
                 client_id = Some(value);
             }
+            Some("reply_to_id") => {
+                let value = field.text().await?;
+                let id = value.trim().parse::<i64>().map_err(|_| {
+                    ApiError::validation("invalid_reply", "reply_to_id must be a message id")
+                })?;
+                reply_to_id = Some(id);
+            }
             _ => {}
         }
     }
     let temp = upload
         .ok_or_else(|| ApiError::validation("missing_file", "the form needs a `file` field"))?;
+    if let Some(reply_to_id) = reply_to_id {
+        crate::messages::check_reply(&state, auth.id(), id, reply_to_id).await?;
+    }
     let (row, created) = state
         .media
-        .voice(&state, auth.id(), id, client_id, temp)
+        .voice(&state, auth.id(), id, client_id, reply_to_id, temp)
         .await?;
     let status = if created {
         StatusCode::CREATED

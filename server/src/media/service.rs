@@ -113,6 +113,7 @@ impl Media {
         sender: i64,
         conversation_id: i64,
         client_id: Option<String>,
+        reply_to_id: Option<i64>,
         mut temp: TempBlob,
     ) -> ApiResult<(MessageRow, bool)> {
         if temp.size() == 0 {
@@ -152,7 +153,7 @@ impl Media {
                 body: String::new(),
                 client_id,
                 file: Some(file),
-                reply_to_id: None,
+                reply_to_id,
                 mentions: Vec::new(),
                 origin: None,
             })

@@ -149,9 +149,11 @@ async fn published(state: &AppState, outcome: ChangeOutcome) -> MessageRow {
 }
 
 /// `text` if it is exactly one emoji (with its skin tone, if any), in its fully qualified
-/// form (so that "❤" and "❤️" are the same reaction).
+/// form (so that "❤" and "❤️" are the same reaction, and "👍" and "👍️": pickers add the
+/// emoji variation selector to emojis that have no need of it).
 pub fn one_emoji(text: &str) -> ApiResult<&'static str> {
     emojis::get(text)
+        .or_else(|| emojis::get(&text.replace('\u{fe0f}', "")))
         .map(emojis::Emoji::as_str)
         .ok_or_else(|| ApiError::validation("invalid_emoji", "a reaction is exactly one emoji"))
 }
@@ -165,6 +167,8 @@ mod tests {
         assert_eq!(one_emoji("👍").ok(), Some("👍"));
         assert_eq!(one_emoji("👍🏽").ok(), Some("👍🏽"));
         assert_eq!(one_emoji("❤").ok(), Some("❤️"));
+        assert_eq!(one_emoji("👍\u{fe0f}").ok(), Some("👍"));
+        assert_eq!(one_emoji("☺\u{fe0f}").ok(), Some("☺️"));
         assert_eq!(one_emoji("🇫🇷").ok(), Some("🇫🇷"));
         assert_eq!(one_emoji("👨‍👩‍👧").ok(), Some("👨‍👩‍👧"));
         for bad in ["", "a", "👍👍", "👍 ", ":+1:", "thumbs_up", "1"] {

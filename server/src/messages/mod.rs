@@ -74,7 +74,7 @@ pub async fn send_text(
 /// A reply must answer a message of its own conversation that is still there. (Messages
 /// never move between conversations and a deleted one stays deleted, so checking before
 /// the store is as good as checking in its transaction.)
-async fn check_reply(
+pub(crate) async fn check_reply(
     state: &AppState,
     sender_id: i64,
     conversation_id: i64,

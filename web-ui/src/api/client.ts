@@ -77,7 +77,8 @@ export interface ApiClient {
   removeMember(id: number, userId: number): Promise<void>;
   history(id: number, query: HistoryQuery): Promise<MessagePage>;
   sendMessage(id: number, input: SendMessageRequest): Promise<Message>;
-  sendVoice(id: number, file: Blob, clientId: string, onProgress?: Progress): Promise<Message>;
+  /** A voice message; `replyToId` makes it a reply to a message of the same conversation. */
+  sendVoice(id: number, file: Blob, clientId: string, replyToId: number | null, onProgress?: Progress): Promise<Message>;
   markRead(id: number, seq: number): Promise<ReadState>;
   /** Replaces the text of your own text message. */
   editMessage(id: number, seq: number, input: EditMessageRequest): Promise<Message>;

@@ -90,7 +90,7 @@ export class FetchApiClient implements ApiClient {
     return this.json('PATCH', '/api/me', input);
   }
   uploadAvatar(file: Blob, onProgress?: Progress): Promise<Me> {
-    return this.upload<Me>('PUT', '/api/me/avatar', file, null, onProgress);
+    return this.upload<Me>('PUT', '/api/me/avatar', file, {}, onProgress);
   }
   deleteAvatar(): Promise<Me> {
     return this.json('DELETE', '/api/me/avatar');
@@ -126,8 +126,10 @@ export class FetchApiClient implements ApiClient {
   sendMessage(id: number, input: SendMessageRequest): Promise<Message> {
     return this.json('POST', `/api/conversations/${id}/messages`, input);
   }
-  sendVoice(id: number, file: Blob, clientId: string, onProgress?: Progress): Promise<Message> {
-    return this.upload<Message>('POST', `/api/conversations/${id}/voice`, file, clientId, onProgress);
+  sendVoice(id: number, file: Blob, clientId: string, replyToId: number | null, onProgress?: Progress): Promise<Message> {
+    const fields: Record<string, string> = { client_id: clientId };
+    if (replyToId !== null) fields.reply_to_id = String(replyToId);
+    return this.upload<Message>('POST', `/api/conversations/${id}/voice`, file, fields, onProgress);
   }
   markRead(id: number, seq: number): Promise<ReadState> {
     return this.json('POST', `/api/conversations/${id}/read`, { seq });
@@ -188,9 +190,9 @@ export class FetchApiClient implements ApiClient {
   }
 
   /** Multipart upload of one `file` (plus an optional `client_id`) with progress. */
-  private upload<T>(method: string, path: string, file: Blob, clientId: string | null, onProgress?: Progress): Promise<T> {
+  private upload<T>(method: string, path: string, file: Blob, fields: Record<string, string>, onProgress?: Progress): Promise<T> {
     const form = new FormData();
-    if (clientId !== null) form.append('client_id', clientId);
+    for (const [name, value] of Object.entries(fields)) form.append(name, value);
     form.append('file', file, file instanceof File ? file.name : 'upload');
     return new Promise<T>((resolve, reject) => {
       const xhr = new XMLHttpRequest();

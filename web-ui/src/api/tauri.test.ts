@@ -108,11 +108,13 @@ describe('TauriApiClient', () => {
     const { ipc, calls } = fakeIpc({ send_voice: () => ({ id: 5 }) });
     const api = new TauriApiClient(ipc);
     const progress: number[] = [];
-    await api.sendVoice(3, new Blob([new Uint8Array([1, 2, 3])]), 'cid-1', (f) => progress.push(f));
+    await api.sendVoice(3, new Blob([new Uint8Array([1, 2, 3])]), 'cid-1', null, (f) => progress.push(f));
     expect(calls[0]!.cmd).toBe('send_voice');
     expect(Array.from(calls[0]!.args as Uint8Array)).toEqual([1, 2, 3]);
     expect(calls[0]!.options).toEqual({ headers: { 'x-conversation': '3', 'x-client-id': 'cid-1', 'x-progress': '__CHANNEL__:1' } });
     expect(progress).toEqual([1]);
+    await api.sendVoice(3, new Blob([new Uint8Array([4])]), 'cid-2', 41);
+    expect(calls[1]!.options).toMatchObject({ headers: { 'x-conversation': '3', 'x-client-id': 'cid-2', 'x-reply-to': '41' } });
   });
 
   it('uploads an avatar with its type and progress from the Rust side', async () => {
@@ -159,10 +161,10 @@ describe('NativeVoiceRecorder', () => {
 
     const api = new TauriApiClient(fake.ipc);
     const progress: number[] = [];
-    const m = await api.sendVoice(4, audio.blob, 'cid-9', (f) => progress.push(f));
+    const m = await api.sendVoice(4, audio.blob, 'cid-9', 12, (f) => progress.push(f));
     expect(m).toEqual({ id: 77 });
     const send = fake.calls.find((c) => c.cmd === 'recording_send')!;
-    expect(send.args).toMatchObject({ id: 9, conversation: 4, clientId: 'cid-9' });
+    expect(send.args).toMatchObject({ id: 9, conversation: 4, clientId: 'cid-9', replyToId: 12 });
     fake.channels[0]!(0.5);
     fake.channels[0]!(1);
     expect(progress).toEqual([0.5, 1]);

@@ -152,18 +152,23 @@ export class TauriApiClient implements ApiClient {
   sendMessage(id: number, input: SendMessageRequest): Promise<Message> {
     return this.call('send_message', { id, input });
   }
-  async sendVoice(id: number, file: Blob, clientId: string, onProgress?: Progress): Promise<Message> {
+  async sendVoice(id: number, file: Blob, clientId: string, replyToId: number | null, onProgress?: Progress): Promise<Message> {
     const recording = nativeRecordings.get(file);
     if (recording !== undefined) {
       // Recorded natively: the Rust side uploads the file it already holds.
       const progress = this.ipc.channel<number>((f) => onProgress?.(f));
-      return this.call('recording_send', { id: recording, conversation: id, clientId, progress });
+      return this.call('recording_send', { id: recording, conversation: id, clientId, replyToId, progress });
     }
     const bytes = new Uint8Array(await file.arrayBuffer());
     const progress = this.ipc.channel<number>((f) => onProgress?.(f));
     try {
       const m = await this.ipc.invoke<Message>('send_voice', bytes, {
-        headers: { 'x-conversation': String(id), 'x-client-id': clientId, 'x-progress': progress.toJSON() },
+        headers: {
+          'x-conversation': String(id),
+          'x-client-id': clientId,
+          ...(replyToId !== null ? { 'x-reply-to': String(replyToId) } : {}),
+          'x-progress': progress.toJSON(),
+        },
       });
       onProgress?.(1);
       return m;

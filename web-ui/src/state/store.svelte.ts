@@ -702,7 +702,9 @@ export class ChatStore {
   /** Adds my reaction with `emoji`, or takes it back if I have it. */
   async toggleReaction(m: Message, emoji: string): Promise<void> {
     const me = this.#me?.id;
-    const mine = m.reactions.some((r) => r.emoji === emoji && me !== undefined && r.user_ids.includes(me));
+    // "👍" and "👍️" (with the emoji variation selector) are one reaction, as on the server.
+    const bare = (e: string) => e.replaceAll('\uFE0F', '');
+    const mine = m.reactions.some((r) => bare(r.emoji) === bare(emoji) && me !== undefined && r.user_ids.includes(me));
     this.#changed(await this.#api.react(m.conversation_id, m.seq, emoji, !mine));
   }
 
@@ -795,8 +797,8 @@ export class ChatStore {
     return this.#outbox.filter((e) => e.conversation_id === conversationId);
   }
 
-  async sendVoice(conversationId: number, file: Blob, onProgress?: Progress): Promise<void> {
-    const m = await this.#api.sendVoice(conversationId, file, newClientId(), onProgress);
+  async sendVoice(conversationId: number, file: Blob, replyToId: number | null = null, onProgress?: Progress): Promise<void> {
+    const m = await this.#api.sendVoice(conversationId, file, newClientId(), replyToId, onProgress);
     this.#receive(m, false);
   }
 
