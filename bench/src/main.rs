@@ -136,6 +136,9 @@ enum Cmd {
         step_secs: u64,
         #[arg(long, default_value_t = 2)]
         warmup_secs: u64,
+        /// Times the send rate is measured with the index dropped, then restored.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
     },
     /// Run the bare relay (used by the other commands).
     Relay {
@@ -203,6 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ref rates,
             step_secs,
             warmup_secs,
+            rounds,
         } => {
             let mut server = Server::start(&cli, backend).await?;
             let options = search::Options {
@@ -214,6 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rates: rates.clone(),
                 step_secs,
                 warmup_secs,
+                rounds,
             };
             let result = search::run(&mut server, &options).await;
             server.stop().await;

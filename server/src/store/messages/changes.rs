@@ -318,22 +318,52 @@ impl Store {
     }
 }
 
-/// `"a" "b"*`: FTS5's every word, the last as a prefix (terms are letters and digits
+/// `"a" "bcd"*`: FTS5's every word, the last as a prefix (terms are letters and digits
 /// only, so quoting them is all the escaping they need).
 fn fts5_query(terms: &[String]) -> String {
     every_word(terms, |t| format!("\"{t}\""), "*", " ")
 }
 
-/// `'a' & 'b':*`: PostgreSQL's every word, the last as a prefix.
+/// `'a' & 'bcd':*`: PostgreSQL's every word, the last as a prefix.
 fn tsquery(terms: &[String]) -> String {
     every_word(terms, |t| format!("'{t}'"), ":*", " & ")
 }
 
-/// Each term as `word` writes it, joined by `and`, the last one followed by `prefix`.
+/// The last term is the start of a word only from this many characters: one or two
+/// letters as a prefix match a large part of all the words, whose lists both databases
+/// merge in full before the first result (80 ms at the 95th percentile over a million
+/// messages, BENCHMARKS.md section 12), and find little that a person looks for.
+const MIN_PREFIX_CHARS: usize = 3;
+
+/// Each term as `word` writes it, joined by `and`, the last one followed by `prefix` when
+/// it has at least [`MIN_PREFIX_CHARS`].
 fn every_word(terms: &[String], word: impl Fn(&str) -> String, prefix: &str, and: &str) -> String {
     let mut words: Vec<String> = terms.iter().map(|t| word(t)).collect();
-    if let Some(last) = words.last_mut() {
+    if let (Some(last), Some(term)) = (words.last_mut(), terms.last())
+        && term.chars().count() >= MIN_PREFIX_CHARS
+    {
         last.push_str(prefix);
     }
     words.join(and)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fts5_query, tsquery};
+
+    fn terms(words: &[&str]) -> Vec<String> {
+        words.iter().map(|&w| w.to_owned()).collect()
+    }
+
+    #[test]
+    fn the_last_word_is_a_prefix_from_three_letters() {
+        assert_eq!(
+            fts5_query(&terms(&["picnic", "sat"])),
+            "\"picnic\" \"sat\"*"
+        );
+        assert_eq!(fts5_query(&terms(&["picnic", "sa"])), "\"picnic\" \"sa\"");
+        assert_eq!(fts5_query(&terms(&["été"])), "\"été\"*");
+        assert_eq!(tsquery(&terms(&["be", "kind"])), "'be' & 'kind':*");
+        assert_eq!(tsquery(&terms(&["go"])), "'go'");
+    }
 }
