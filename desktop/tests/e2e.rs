@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chatapp_client::protocol::{MessageKind, RegisterRequest, ServerEvent};
+use chatapp_client::protocol::{Message, MessageKind, RegisterRequest, ServerEvent};
 use chatapp_client::{Api, Event, Realtime, RealtimeOptions};
 use serde_json::{Value, json};
 use support::{Daemon, private_dir, require, start_server, xvfb};
@@ -475,53 +475,45 @@ async fn chats_through_the_real_window() {
         .find(|m| m.body == "lunch at one?")
         .expect("cat's message");
     let row = format!(".msg-row[data-message-id=\"{}\"]", lunch.id);
-    d.hover(&row).await;
-    d.click(&format!("{row} .quick-react")).await;
-    support::eventually_async(
-        Duration::from_secs(30),
-        "cat sees the reaction",
-        async || {
-            let m = cat
-                .history(cat_chat.id, None, Some(10))
+    // Waits until cat's newest messages show what `check` looks for.
+    let cat_history_until = async |what: &str, check: &dyn Fn(Vec<Message>) -> Option<Message>| {
+        support::eventually_async(Duration::from_secs(30), what, async || {
+            let page = cat
+                .history(cat_chat.id, None, Some(20))
                 .await
                 .expect("history");
-            m.messages
-                .iter()
-                .any(|m| m.id == lunch.id && m.reactions.iter().any(|r| r.user_ids == [ann_id]))
-                .then_some(())
-        },
-    )
+            check(page.messages)
+        })
+        .await
+    };
+    d.hover(&row).await;
+    d.click(&format!("{row} .quick-react")).await;
+    cat_history_until("cat sees the reaction", &|messages| {
+        messages
+            .into_iter()
+            .find(|m| m.id == lunch.id && m.reactions.iter().any(|r| r.user_ids == [ann_id]))
+    })
     .await;
     d.hover(&row).await;
     d.click(&format!("{row} .msg-actions .reply")).await;
     d.find("#compose-context").await;
     d.type_into("#composer-input", "yes").await;
     d.click("#send").await;
-    let reply =
-        support::eventually_async(Duration::from_secs(30), "cat gets the reply", async || {
-            let page = cat
-                .history(cat_chat.id, None, Some(10))
-                .await
-                .expect("history");
-            page.messages
-                .into_iter()
-                .find(|m| m.body == "yes" && m.reply_to.as_ref().is_some_and(|q| q.id == lunch.id))
-        })
-        .await;
+    let reply = cat_history_until("cat gets the reply", &|messages| {
+        messages
+            .into_iter()
+            .find(|m| m.body == "yes" && m.reply_to.as_ref().is_some_and(|q| q.id == lunch.id))
+    })
+    .await;
     let mine = format!(".msg-row[data-message-id=\"{}\"]", reply.id);
     d.hover(&mine).await;
     d.click(&format!("{mine} .msg-actions .edit")).await;
     d.type_into("#composer-input", " please").await;
     d.click("#send").await;
-    support::eventually_async(Duration::from_secs(30), "cat sees the edit", async || {
-        let page = cat
-            .history(cat_chat.id, None, Some(10))
-            .await
-            .expect("history");
-        page.messages
-            .iter()
-            .any(|m| m.id == reply.id && m.body == "yes please" && m.edited_at.is_some())
-            .then_some(())
+    cat_history_until("cat sees the edit", &|messages| {
+        messages
+            .into_iter()
+            .find(|m| m.id == reply.id && m.body == "yes please" && m.edited_at.is_some())
     })
     .await;
     d.find(&format!("{mine} .edited")).await;
@@ -530,20 +522,11 @@ async fn chats_through_the_real_window() {
     d.hover(&mine).await;
     d.click(&format!("{mine} .msg-actions .delete")).await;
     d.find(&format!("{mine} .tombstone")).await;
-    support::eventually_async(
-        Duration::from_secs(30),
-        "cat sees the deletion",
-        async || {
-            let page = cat
-                .history(cat_chat.id, None, Some(10))
-                .await
-                .expect("history");
-            page.messages
-                .iter()
-                .any(|m| m.id == reply.id && m.deleted_at.is_some() && m.body.is_empty())
-                .then_some(())
-        },
-    )
+    cat_history_until("cat sees the deletion", &|messages| {
+        messages
+            .into_iter()
+            .find(|m| m.id == reply.id && m.deleted_at.is_some() && m.body.is_empty())
+    })
     .await;
     cat.send_message(cat_chat.id, "@ann are you coming?", None)
         .await
@@ -568,20 +551,11 @@ async fn chats_through_the_real_window() {
     d.type_into("#emoji-search", "party popper").await;
     d.click("#emoji-picker .emoji-option[data-emoji=\"🎉\"]")
         .await;
-    support::eventually_async(
-        Duration::from_secs(30),
-        "cat sees the picked reaction",
-        async || {
-            let m = cat
-                .history(cat_chat.id, None, Some(20))
-                .await
-                .expect("history");
-            m.messages
-                .iter()
-                .any(|m| m.id == lunch.id && m.reactions.iter().any(|r| r.emoji == "🎉"))
-                .then_some(())
-        },
-    )
+    cat_history_until("cat sees the picked reaction", &|messages| {
+        messages
+            .into_iter()
+            .find(|m| m.id == lunch.id && m.reactions.iter().any(|r| r.emoji == "🎉"))
+    })
     .await;
     d.type_into("#composer-input", "see you there @ca").await;
     d.click("#mention-picker .mention-option[data-username=\"cat\"]")
@@ -589,15 +563,10 @@ async fn chats_through_the_real_window() {
     d.type_into("#composer-input", "bring the map").await;
     d.click("#send").await;
     let cat_id = cat.me().await.expect("me").id;
-    support::eventually_async(Duration::from_secs(30), "cat is mentioned", async || {
-        let page = cat
-            .history(cat_chat.id, None, Some(20))
-            .await
-            .expect("history");
-        page.messages
-            .iter()
-            .any(|m| m.body == "see you there @cat bring the map" && m.mentions == [cat_id])
-            .then_some(())
+    cat_history_until("cat is mentioned", &|messages| {
+        messages
+            .into_iter()
+            .find(|m| m.body == "see you there @cat bring the map" && m.mentions == [cat_id])
     })
     .await;
 
