@@ -412,7 +412,10 @@ async fn drop_index(db: &mut sqlx::AnyConnection, backend: Backend) -> anyhow::R
         .await?
         .try_get(0)?;
     let sql = match backend {
-        Backend::Postgres => "DROP INDEX messages_search",
+        // The words' column too: every insert computes it for the index alone.
+        Backend::Postgres => {
+            "DROP INDEX messages_search; ALTER TABLE messages DROP COLUMN body_words"
+        }
         _ => {
             "DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_update; \
              DROP TRIGGER messages_fts_delete"
@@ -430,7 +433,9 @@ async fn restore_index(
     watermark: i64,
 ) -> anyhow::Result<()> {
     let sql = match backend {
-        Backend::Postgres => include_str!("../../migrations/postgres/0007_search.sql").to_owned(),
+        Backend::Postgres => {
+            include_str!("../../migrations/postgres/0008_search_words.sql").to_owned()
+        }
         _ => {
             let migration = include_str!("../../migrations/sqlite/0007_search.sql");
             let triggers = &migration[migration.find("CREATE TRIGGER").unwrap_or(0)..];

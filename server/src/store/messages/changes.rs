@@ -285,34 +285,65 @@ impl Store {
             .map(|c| format!("m.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let (sql, pattern) = match self.backend {
-            Backend::Sqlite => (
-                format!(
-                    "SELECT {cols} FROM messages_fts f JOIN messages m ON m.id = f.rowid \
-                     JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = $2 \
-                     WHERE messages_fts MATCH $1 AND m.seq > mb.joined_seq AND f.rowid < $3 \
-                     ORDER BY f.rowid DESC LIMIT $4"
-                ),
-                fts5_query(terms),
+        let sql = match self.backend {
+            Backend::Sqlite => format!(
+                "SELECT {cols} FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+                 JOIN members mb ON mb.conversation_id = m.conversation_id \
+                 WHERE messages_fts MATCH $1 AND f.rowid < $2 AND mb.user_id = $3 \
+                 AND m.seq > mb.joined_seq ORDER BY f.rowid DESC LIMIT $4"
             ),
-            Backend::Postgres => (
+            Backend::Postgres => {
+                // The searcher's conversations, and the seq each was joined at, written
+                // into the statement as conditions on `messages` alone: so the planner
+                // sees how many messages they hold (joined to `members`, it counted the
+                // conversations' share twice and guessed 150 times too few rows), and
+                // walks the newest messages for a common word, or ANDs the word's GIN
+                // bitmap with the conversations' for a rarer one.
+                let memberships: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT conversation_id, joined_seq FROM members WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .fetch_all(&self.read)
+                .await?;
+                if memberships.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let list = memberships
+                    .iter()
+                    .map(|(id, _)| id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let before_joining: String = memberships
+                    .iter()
+                    .filter(|(_, joined_seq)| *joined_seq > 0)
+                    .map(|(id, joined_seq)| {
+                        format!(" AND NOT (m.conversation_id = {id} AND m.seq <= {joined_seq})")
+                    })
+                    .collect();
                 format!(
                     "SELECT {cols} FROM messages m \
-                     JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = $2 \
-                     WHERE to_tsvector('simple', m.body) @@ to_tsquery('simple', $1) \
-                     AND m.body <> '' AND m.seq > mb.joined_seq AND m.id < $3 \
-                     ORDER BY m.id DESC LIMIT $4"
-                ),
-                tsquery(terms),
-            ),
+                     WHERE m.conversation_id IN ({list}){before_joining} \
+                     AND m.body_words @@ to_tsquery('simple', $1) AND m.id < $2 \
+                     ORDER BY m.id DESC LIMIT $3"
+                )
+            }
         };
-        let mut rows = sqlx::query_as::<_, MessageRow>(&sql)
+        let pattern = match self.backend {
+            Backend::Sqlite => fts5_query(terms),
+            Backend::Postgres => tsquery(terms),
+        };
+        // PostgreSQL: an unnamed statement, planned for these words and conversations (a
+        // prepared one is planned once for any, as if every word were as common as any
+        // other: a second for the commonest, BENCHMARKS.md section 12).
+        let query = sqlx::query_as::<_, MessageRow>(&sql)
+            .persistent(self.backend == Backend::Sqlite)
             .bind(pattern)
-            .bind(user_id)
-            .bind(before_id.unwrap_or(i64::MAX))
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?;
+            .bind(before_id.unwrap_or(i64::MAX));
+        let query = match self.backend {
+            Backend::Sqlite => query.bind(user_id).bind(limit),
+            Backend::Postgres => query.bind(limit),
+        };
+        let mut rows = query.fetch_all(&self.read).await?;
         self.attach_replies(&mut rows).await?;
         Ok(rows)
     }
