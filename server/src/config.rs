@@ -3,7 +3,7 @@
 
 use std::{
     fmt,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     num::{NonZeroU32, NonZeroUsize},
     path::PathBuf,
     time::Duration,
@@ -22,8 +22,20 @@ use ipnet::IpNet;
 )]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (the printed address says which).
-    #[arg(long, env = "CHATAPP_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Default: all addresses at `--port` when that is given, else 127.0.0.1:8080.
+    #[arg(long, env = "CHATAPP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Port to listen on, on all addresses, when `--listen` is not given: platforms that
+    /// run services (Heroku, Render, Fly.io, Cloud Run…) say which port in `PORT`.
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+
+    /// Address to serve Prometheus metrics on (`GET /metrics`); none by default. Give it
+    /// an address of its own that only the monitoring reaches (e.g. 127.0.0.1:9090): the
+    /// metrics are never served on `--listen`.
+    #[arg(long, env = "CHATAPP_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Directory for the SQLite database, uploads and the generated secret key.
     #[arg(long, env = "CHATAPP_DATA_DIR", default_value = "./data")]
@@ -37,8 +49,9 @@ pub struct Config {
     #[arg(long, env = "CHATAPP_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
 
-    /// Comma-separated proxy addresses or networks whose X-Forwarded-For / X-Forwarded-Proto are trusted.
-    #[arg(long, env = "CHATAPP_TRUSTED_PROXIES", value_delimiter = ',')]
+    /// Comma-separated proxy addresses or networks whose X-Forwarded-For / X-Forwarded-Proto
+    /// are trusted (`127.0.0.1` is `127.0.0.1/32`).
+    #[arg(long, env = "CHATAPP_TRUSTED_PROXIES", value_delimiter = ',', value_parser = address_or_network)]
     pub trusted_proxies: Vec<IpNet>,
 
     /// Public origin (e.g. `https://chat.example.org`); when set, cookie requests must come from it.
@@ -126,7 +139,32 @@ pub struct Config {
     pub media_workers: Option<NonZeroUsize>,
 }
 
+/// The default address: on this machine only, so that a server started to try it is not
+/// reachable from elsewhere.
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+
+/// An address or a network: a bare address is the network of that address alone.
+fn address_or_network(value: &str) -> Result<IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{value}` is neither an address nor a network (such as 10.0.0.0/8)"))
+}
+
 impl Config {
+    /// Where to listen: `--listen`, else all addresses at `--port` (`PORT`), else
+    /// 127.0.0.1:8080.
+    pub fn listen_addr(&self) -> SocketAddr {
+        match (self.listen, self.port) {
+            (Some(listen), _) => listen,
+            (None, Some(port)) => {
+                SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), port)
+            }
+            (None, None) => DEFAULT_LISTEN,
+        }
+    }
+
     pub fn ws_ping_interval(&self) -> Duration {
         Duration::from_secs(self.ws_ping_secs)
     }
@@ -164,6 +202,8 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("port", &self.port)
+            .field("metrics_listen", &self.metrics_listen)
             .field("data_dir", &self.data_dir)
             .field(
                 "database_url",
@@ -266,8 +306,48 @@ mod tests {
     #[test]
     fn defaults_work_without_arguments() {
         let config = Config::try_parse_from(["chatapp-server"]).expect("defaults parse");
-        assert_eq!(config.listen.port(), 8080);
+        assert_eq!(
+            config.listen_addr(),
+            "127.0.0.1:8080".parse().expect("an address")
+        );
         assert!(config.effective_database_url().starts_with("sqlite://"));
         assert!(config.effective_database_url().ends_with("chatapp.db"));
+    }
+
+    #[test]
+    fn port_listens_on_all_addresses_unless_listen_is_given() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("chatapp-server").chain(args.iter().copied()))
+                .expect("parses")
+                .listen_addr()
+        };
+        assert_eq!(
+            parse(&["--port", "9000"]),
+            "0.0.0.0:9000".parse().expect("an address")
+        );
+        assert_eq!(
+            parse(&["--port", "9000", "--listen", "127.0.0.1:7000"]),
+            "127.0.0.1:7000".parse().expect("an address")
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_may_be_an_address_or_a_network() {
+        let parse = |value: &str| {
+            Config::try_parse_from(["chatapp-server", "--trusted-proxies", value])
+                .map(|c| c.trusted_proxies)
+        };
+        assert_eq!(
+            parse("127.0.0.1, 10.0.0.0/8,::1").expect("parses"),
+            ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+                .map(|n| n.parse::<IpNet>().expect("a network"))
+        );
+        let refused = parse("localhost").expect_err("not an address");
+        assert!(
+            refused
+                .to_string()
+                .contains("neither an address nor a network"),
+            "{refused}"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod http_transport;
 pub mod media;
 pub mod messages;
+pub mod metrics;
 pub mod realtime;
 pub mod socket;
 pub mod store;
@@ -278,29 +279,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Liveness and database reachability.
+/// Liveness, and whether storage takes writes: for a load balancer or a monitor.
 #[utoipa::path(get, path = "/healthz", tag = "health",
     security(()),
     responses(
-        (status = 200, description = "Serving, and the database answers", body = Health),
-        (status = 503, description = "The database does not answer", body = Health),
+        (status = 200, description = "Serving; the database answers and has room to write", body = Health),
+        (status = 503, description = "The database does not answer, or is full (the status says which)", body = Health),
     ))]
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (
+    let unavailable = |status: String| (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status }));
+    match state.store.full_reason().await {
+        Ok(None) => (
             StatusCode::OK,
             Json(Health {
                 status: "ok".into(),
             }),
         ),
+        Ok(Some(reason)) => {
+            tracing::warn!(reason, "health check: storage full");
+            unavailable(reason)
+        }
         Err(err) => {
             tracing::warn!(error = %err, "health check: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
-                    status: "database unreachable".into(),
-                }),
-            )
+            unavailable("database unreachable".into())
         }
     }
 }
@@ -308,11 +309,15 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 /// Binds, opens storage, prints `listening on http://HOST:PORT` and serves until
 /// SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listen = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("binding {}", config.listen))?;
+        .with_context(|| format!("binding {listen}"))?;
     let server = Server::start(config, listener).await?;
     println!("listening on http://{}", server.addr());
+    if let Some(metrics) = server.metrics_addr() {
+        println!("metrics on http://{metrics}/metrics");
+    }
     use std::io::Write as _;
     std::io::stdout().flush().ok();
     shutdown_signal().await;
@@ -337,6 +342,8 @@ pub async fn serve_with_listener(
 pub struct Server {
     state: AppState,
     addr: std::net::SocketAddr,
+    /// Where the metrics are served (`--metrics-listen`), and the task serving them.
+    metrics: Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>,
     stop: tokio_util::sync::CancellationToken,
     serving: tokio::task::JoinHandle<()>,
     housekeeping: tokio::task::JoinHandle<()>,
@@ -388,8 +395,23 @@ impl Server {
             tracing::info!(removed, "removed files no row refers to");
         }
         state.broker.start(&state);
-        let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let stop = tokio_util::sync::CancellationToken::new();
+        let metrics = match state.config.metrics_listen {
+            Some(metrics_addr) => {
+                let handle = metrics::install()?;
+                let listener = metrics::bind(metrics_addr).await?;
+                let bound = listener.local_addr()?;
+                let task = tokio::spawn(metrics::serve(
+                    listener,
+                    state.clone(),
+                    handle,
+                    stop.clone(),
+                ));
+                Some((bound, task))
+            }
+            None => None,
+        };
+        let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let header_timeout = state.config.header_timeout();
         let serving = tokio::spawn(http_transport::serve(
             listener,
@@ -408,6 +430,7 @@ impl Server {
         Ok(Self {
             state,
             addr,
+            metrics,
             stop,
             serving,
             housekeeping,
@@ -427,11 +450,21 @@ impl Server {
     /// Stops gracefully: no new connections, open ones closed (WebSockets with 1012),
     /// their users' last seen recorded, this instance's users announced offline
     /// elsewhere, storage closed.
+    /// Where the metrics are served, when they are (`--metrics-listen`).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
     pub async fn stop(self) {
         let state = self.state;
         self.stop.cancel();
         if let Err(err) = self.serving.await {
             tracing::warn!(error = %err, "the serving task failed");
+        }
+        if let Some((_, task)) = self.metrics
+            && let Err(err) = task.await
+        {
+            tracing::warn!(error = %err, "the metrics task failed");
         }
         self.housekeeping.abort();
         // Let the closing WebSockets finish (send their close frames, record their users'

@@ -123,6 +123,17 @@ async fn register(anon: &Api, name: &str) -> Outcome {
 }
 
 /// client_id → how many times it is in the conversation, as `reader` sees it.
+/// `/healthz`'s status code and answer.
+async fn healthz(anon: &Api) -> (u16, chatapp_protocol::Health) {
+    let resp = anon
+        .request(reqwest::Method::GET, "/healthz")
+        .send()
+        .await
+        .expect("answered");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("a Health body"))
+}
+
 async fn stored_client_ids(reader: &Api, conversation: i64) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     let mut before = None;
@@ -229,10 +240,21 @@ async fn a_full_sqlite_database_refuses_writes_visibly_keeps_every_ack_and_recov
         }
     }
 
+    // A load balancer or a monitor sees it: 503 with the reason.
+    let (status, health) = healthz(&anon).await;
+    assert_eq!(status, 503, "healthz while full: {health:?}");
+    assert!(health.status.starts_with("storage full"), "{health:?}");
+
     // Space comes back: the server recovers by itself.
     db.execute("DROP TABLE ballast")
         .await
         .expect("drop the ballast (the server must not hold the write lock)");
+    let (status, health) = healthz(&anon).await;
+    assert_eq!(
+        (status, health.status.as_str()),
+        (200, "ok"),
+        "healthz after space came back"
+    );
     for i in 0..6 {
         let client_id = format!("after-{i}");
         let outcome = if i % 2 == 0 {

@@ -363,3 +363,41 @@ async fn concurrent_sends_get_gapless_unique_seqs(backend: Backend) {
     let conv = owner.conversation(group).await.expect("conversation");
     assert_eq!(conv.last_seq, total);
 }
+
+/// Ends a child process and waits for it, whatever the test does.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `PORT` (what platforms that run services set) is honoured when `--listen` is not
+/// given, on all addresses: the binary started with no flags and `PORT=0` listens on
+/// 0.0.0.0 at the port it picked, and answers there on loopback.
+#[test]
+fn port_from_the_environment_listens_on_all_addresses() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chatapp-server"));
+    cmd.env_remove("CHATAPP_LISTEN")
+        .env_remove("DATABASE_URL")
+        .env("PORT", "0")
+        .env("CHATAPP_DATA_DIR", dir.path());
+    let (child, base) = chatapp_testkit::spawn_listening(&mut cmd).expect("the server starts");
+    let _child = Reaped(child);
+    let port: u16 = base
+        .strip_prefix("http://0.0.0.0:")
+        .unwrap_or_else(|| panic!("not on all addresses: {base}"))
+        .parse()
+        .expect("a port");
+    assert_ne!(port, 0);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}

@@ -229,7 +229,7 @@ impl Launch {
         );
         let (data_dir, database, _, args) = self.storage().await;
         let config = parse_config("127.0.0.1:0", args);
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let listener = tokio::net::TcpListener::bind(config.listen_addr())
             .await
             .expect("bind");
         let server = chatapp_server::Server::start(config, listener)
@@ -380,7 +380,7 @@ impl TestServer {
                     .expect("server runtime");
                 runtime.block_on(async move {
                     let started = async {
-                        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+                        let listener = tokio::net::TcpListener::bind(config.listen_addr()).await?;
                         chatapp_server::Server::start(config, listener).await
                     };
                     match started.await {

@@ -195,11 +195,14 @@ pub async fn get_me(State(state): State<AppState>, auth: AuthUser) -> ApiJson<Me
         (status = 409, description = "The email is taken", body = ErrorBody),
         (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many password attempts from this address or for this account (shared with sign-in)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
 pub async fn patch_me(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     auth: AuthUser,
     ApiJson(req): ApiJson<UpdateMeRequest>,
 ) -> ApiResult<ApiJson<Me>> {
@@ -220,6 +223,11 @@ pub async fn patch_me(
             .current_password
             .clone()
             .ok_or_else(|| ApiError::Forbidden("current_password is required".into()))?;
+        // Each check of the password is an attempt, from the same allowances as signing
+        // in (the address's, and the account's under its username): a stolen session
+        // gets no more guesses at the password than a stranger at the sign-in screen.
+        state.limits.check_address(addr)?;
+        state.limits.check_account(&auth.user.username)?;
         if !password::verify(current, Some(auth.user.password_hash.clone())).await? {
             return Err(ApiError::Forbidden("current_password is wrong".into()));
         }

@@ -44,7 +44,18 @@ pub async fn upload_voice(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiPath(id): ApiPath<i64>,
-    ApiMultipart(mut multipart): ApiMultipart,
+    ApiMultipart(multipart): ApiMultipart,
+) -> ApiResult<Response> {
+    let result = voice_upload(state, auth, id, multipart).await;
+    crate::metrics::upload("voice", &result);
+    result
+}
+
+async fn voice_upload(
+    state: AppState,
+    auth: AuthUser,
+    id: i64,
+    mut multipart: axum::extract::Multipart,
 ) -> ApiResult<Response> {
     // Refuse non-members and floods before reading the body.
     state.media.may_send_voice(&state, auth.id(), id).await?;
@@ -189,7 +200,17 @@ pub async fn get_file(
 pub async fn put_avatar(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiMultipart(mut multipart): ApiMultipart,
+    ApiMultipart(multipart): ApiMultipart,
+) -> ApiResult<axum::Json<chatapp_protocol::Me>> {
+    let result = avatar_upload(state, auth, multipart).await;
+    crate::metrics::upload("avatar", &result);
+    result
+}
+
+async fn avatar_upload(
+    state: AppState,
+    auth: AuthUser,
+    mut multipart: axum::extract::Multipart,
 ) -> ApiResult<axum::Json<chatapp_protocol::Me>> {
     let mut bytes: Option<Vec<u8>> = None;
     while let Some(mut field) = multipart.next_field().await? {

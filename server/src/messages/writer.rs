@@ -124,14 +124,19 @@ impl MessageWriter {
     pub async fn write(&self, message: OwnedNewMessage) -> StoreResult<(MessageRow, bool)> {
         let shard = usize::try_from(message.conversation_id.unsigned_abs()).unwrap_or_default()
             % self.shards.len();
+        let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
         self.shards[shard]
             .send(Job { message, reply })
             .await
             .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?;
-        answer
+        let result = answer
             .await
-            .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?
+            .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?;
+        if result.is_ok() {
+            crate::metrics::acknowledged(started.elapsed());
+        }
+        result
     }
 }
 
@@ -197,6 +202,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, handoff: Handoff) {
                 })
             })
             .collect();
+        crate::metrics::sent(committed.iter().filter(|c| c.created).count());
         let replies = jobs.drain(..).map(|job| job.reply).zip(results).collect();
         let done = Done { committed, replies };
         match &handoff {

@@ -191,6 +191,8 @@ pub struct Hub {
     /// How often a connection found a gap in a conversation's live messages and read
     /// the store to fill it (a connection that fell behind; never a healthy one).
     gap_fills: AtomicU64,
+    /// Events queued for connections (see [`Hub::delivered`]).
+    delivered: AtomicU64,
 }
 
 #[derive(Default)]
@@ -214,7 +216,13 @@ impl Hub {
             limits,
             shutdown: CancellationToken::new(),
             gap_fills: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
         }
+    }
+
+    /// Events queued for connections since the start (the metrics' deliveries).
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
     }
 
     /// Counts a gap filled from the store (see [`Hub::gap_fills`]).
@@ -309,13 +317,15 @@ impl Hub {
     /// `except`. Connections whose queue is full are cut off.
     pub fn send_to_users(&self, users: &[i64], item: &Outbound, except: Option<u64>) {
         let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        let mut queued = 0;
         for user in users {
             for conn in conns.by_user.get(user).into_iter().flatten() {
                 if Some(conn.id) != except {
-                    offer(*user, conn, item.clone());
+                    queued += u64::from(offer(*user, conn, item.clone()));
                 }
             }
         }
+        self.delivered.fetch_add(queued, Ordering::Relaxed);
     }
 
     /// Offers `item` to one connection; cuts it off if its queue is full.
@@ -327,8 +337,9 @@ impl Hub {
             .into_iter()
             .flatten()
             .find(|c| c.id == conn_id)
+            && offer(user_id, conn, item)
         {
-            offer(user_id, conn, item);
+            self.delivered.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -402,15 +413,20 @@ impl Hub {
 
 /// Queues `item` for `conn`, or cuts the connection off when its queue is full (logged
 /// once per connection, however many events it then misses).
-fn offer(user_id: i64, conn: &ConnHandle, item: Outbound) {
-    if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(item)
-        && conn.kill.kill(CloseReason::SlowClient)
-    {
-        tracing::info!(
-            user_id,
-            conn = conn.id,
-            "outbound queue full; disconnecting slow client"
-        );
+fn offer(user_id: i64, conn: &ConnHandle, item: Outbound) -> bool {
+    match conn.tx.try_send(item) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            if conn.kill.kill(CloseReason::SlowClient) {
+                tracing::info!(
+                    user_id,
+                    conn = conn.id,
+                    "outbound queue full; disconnecting slow client"
+                );
+            }
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 

@@ -80,6 +80,14 @@ pub enum Backend {
     Postgres,
 }
 
+/// One connection pool's connections: open, and of those idle.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub name: &'static str,
+    pub size: u32,
+    pub idle: u32,
+}
+
 #[derive(Clone)]
 pub struct Store {
     /// Reads (and, on PostgreSQL, writes too).
@@ -102,6 +110,10 @@ impl std::fmt::Debug for Store {
 /// threshold, so no message waits behind a checkpoint's disk writes.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;";
+
+/// Pages left under the SQLite size cap below which the database counts as full: a
+/// message with its index entries needs a few.
+const FULL_BELOW_PAGES: i64 = 16;
 
 /// How often the WAL is checkpointed into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
@@ -213,6 +225,20 @@ impl Store {
         self.backend
     }
 
+    /// The connection pools' sizes, for the metrics.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let stats = |name, pool: &AnyPool| PoolStats {
+            name,
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+        };
+        match self.backend {
+            Backend::Sqlite => vec![stats("read", &self.read), stats("write", &self.write)],
+            // One pool for both.
+            Backend::Postgres => vec![stats("shared", &self.read)],
+        }
+    }
+
     /// Opens a write transaction (the one way the store begins one; see [`tx`]).
     async fn write_tx(&self) -> StoreResult<tx::WriteTx> {
         tx::WriteTx::begin(&self.write).await
@@ -222,6 +248,34 @@ impl Store {
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
+    }
+
+    /// Why the database cannot take writes now, if it cannot: on SQLite, fewer than
+    /// [`FULL_BELOW_PAGES`] pages left under the size cap (`--sqlite-max-size-mb`),
+    /// counting pages freed inside the file. `None` when it can (or has no cap). An
+    /// error when the database does not answer.
+    pub async fn full_reason(&self) -> StoreResult<Option<String>> {
+        if self.backend != Backend::Sqlite {
+            self.ping().await?;
+            return Ok(None);
+        }
+        let mut conn = self.read.acquire().await?;
+        let mut pragma = async |name: &str| -> StoreResult<i64> {
+            Ok(sqlx::query_scalar(&format!("PRAGMA {name}"))
+                .fetch_one(&mut *conn)
+                .await?)
+        };
+        let cap = pragma("max_page_count").await?;
+        let used = pragma("page_count").await?;
+        let free = pragma("freelist_count").await?;
+        let page_size = pragma("page_size").await?;
+        let left = cap.saturating_sub(used).saturating_add(free);
+        Ok((left < FULL_BELOW_PAGES).then(|| {
+            format!(
+                "storage full: the database is at its size cap ({} MiB)",
+                cap.saturating_mul(page_size) / (1024 * 1024)
+            )
+        }))
     }
 
     pub async fn close(&self) {

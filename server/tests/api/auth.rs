@@ -19,6 +19,7 @@ crate::on_both_backends!(
     sessions_end_after_30_days_unused,
     cookie_requests_need_same_origin_and_csrf_token,
     sign_in_is_rate_limited,
+    password_checks_of_the_profile_are_rate_limited_with_sign_in,
 );
 
 fn registration(username: &str, email: &str, password: &str) -> RegisterRequest {
@@ -451,4 +452,47 @@ async fn sign_in_is_rate_limited(backend: Backend) {
     anon.login("jon", "wrong password")
         .await
         .refused(429, "rate_limited");
+}
+
+async fn password_checks_of_the_profile_are_rate_limited_with_sign_in(backend: Backend) {
+    // A one-hour window so the test does not depend on how fast the machine is.
+    let server = TestServer::start_with(
+        backend,
+        &[
+            "--auth-rate-per-account",
+            "3",
+            "--auth-rate-per-address",
+            "100",
+            "--auth-rate-window-secs",
+            "3600",
+        ],
+    )
+    .await;
+    let (kim, _) = server.register_api("kim").await; // the first attempt for "kim"
+    let guess = |password: &str| UpdateMeRequest {
+        email: Some("kim@elsewhere.example".into()),
+        current_password: Some(password.into()),
+        ..UpdateMeRequest::default()
+    };
+    for wrong in ["guess one", "guess two"] {
+        kim.update_me(&guess(wrong)).await.refused(403, "forbidden");
+    }
+    // The fourth attempt, even with the right password, is refused and changes nothing.
+    kim.update_me(&guess("password-kim"))
+        .await
+        .refused(429, "rate_limited");
+    assert_eq!(kim.me().await.expect("me").email, "kim@example.org");
+    // One allowance with sign-in: the guesses used it up there too.
+    server
+        .api()
+        .login("kim", "password-kim")
+        .await
+        .refused(429, "rate_limited");
+    // A change that needs no password is not counted.
+    kim.update_me(&UpdateMeRequest {
+        display_name: Some("Kim".into()),
+        ..UpdateMeRequest::default()
+    })
+    .await
+    .expect("display name changed");
 }
