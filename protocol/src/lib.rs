@@ -88,6 +88,9 @@ pub struct Me {
     /// The 64 px avatar (PNG), if any.
     #[serde(default)]
     pub avatar_small_url: Option<String>,
+    /// An admin of the server (the first account is one).
+    #[serde(default)]
+    pub is_admin: bool,
     pub online: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "ts", ts(type = "string | null"))]

@@ -6,6 +6,7 @@
 
 pub mod allowances;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod conversations;
 pub mod error;
@@ -378,10 +379,10 @@ impl Server {
                 .context("connecting the broker between instances")?,
             Backend::Sqlite => Broker::alone(),
         };
-        let blobs = LocalBlobs::open(config.data_dir.join("blobs"))
+        let blobs = LocalBlobs::open(config.data_dir.join(media::blobs::BLOB_DIR))
             .await
             .context("opening the blob store")?;
-        let staging = Staging::open(config.data_dir.join("blobs").join("tmp"))
+        let staging = Staging::open(config.data_dir.join(media::blobs::BLOB_DIR).join("tmp"))
             .await
             .context("opening the upload staging directory")?;
         let media = Media::new(Arc::new(blobs), staging, config.media_workers());

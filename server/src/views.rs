@@ -34,6 +34,7 @@ pub fn me(row: &UserRow, online: bool) -> Me {
         email: row.email.clone(),
         avatar_url: avatar_url(row.avatar_id.as_deref()),
         avatar_small_url: avatar_url(row.avatar_small_id.as_deref()),
+        is_admin: row.is_admin(),
         online,
         last_seen: row.last_seen_at.map(time_of),
         created_at: time_of(row.created_at),

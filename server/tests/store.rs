@@ -7,7 +7,10 @@ use chatapp_protocol::MessageKind;
 use chatapp_server::store::{NewMessage, NewUser, Store, StoreError, StoreOptions};
 use support::{Backend, TestDatabase};
 
-on_both_backends!(batch_insert_answers_each_message_like_a_single_insert);
+on_both_backends!(
+    batch_insert_answers_each_message_like_a_single_insert,
+    emails_stored_before_nfkc_are_normalized_once_and_clashes_left_alone,
+);
 
 async fn open(backend: Backend) -> (Store, Option<TestDatabase>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -55,6 +58,7 @@ async fn batch_insert_answers_each_message_like_a_single_insert(backend: Backend
                 email: &format!("{name}@example.org"),
                 display_name: name,
                 password_hash: "x",
+                admin: false,
             })
             .await
             .expect("user");
@@ -166,6 +170,7 @@ async fn a_full_sqlite_database_never_answers_ok_for_an_uncommitted_message() {
             email: "ann@example.org",
             display_name: "ann",
             password_hash: "x",
+            admin: false,
         })
         .await
         .expect("user")
@@ -224,5 +229,93 @@ async fn a_full_sqlite_database_never_answers_ok_for_an_uncommitted_message() {
         .expect("read");
     assert_eq!(committed, acked, "answered Ok = committed");
     side.close().await.expect("close");
+    store.close().await;
+}
+
+/// Emails stored before emails were NFKC-normalized (as typed, compared by plain
+/// lowercase) are normalized once at start-up (data step of migration 0009); one that
+/// would become another account's email is left as it is and reported, never merged.
+async fn emails_stored_before_nfkc_are_normalized_once_and_clashes_left_alone(backend: Backend) {
+    let (store, db, dir) = open(backend).await;
+    // As an older server stored them: `create_user` keeps the email it is given.
+    let legacy = |username: &'static str, email: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .create_user(NewUser {
+                    username,
+                    email,
+                    display_name: username,
+                    password_hash: "x",
+                    admin: false,
+                })
+                .await
+                .expect("user")
+                .id
+        }
+    };
+    let ann = legacy("ann", "\u{ff41}\u{ff4e}\u{ff4e}@example.org").await; // ａｎｎ
+    let al1 = legacy("al1", "alice@example.org").await;
+    let al2 = legacy("al2", "\u{ff41}lice@Example.org").await; // ａlice
+    let cat = legacy("cat", "Cat@example.org").await;
+    // The step ran when the store opened (no accounts then): let it run again.
+    let url = match &db {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("t.db").display()),
+    };
+    sqlx::any::install_default_drivers();
+    let mut side = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("side");
+    sqlx::query("DELETE FROM data_steps WHERE name = 'emails_nfkc'")
+        .execute(&mut side)
+        .await
+        .expect("forget the step");
+
+    let clashes = store.normalize_legacy_emails().await.expect("normalized");
+    assert_eq!(
+        clashes,
+        [chatapp_server::store::EmailClash {
+            user_id: al2,
+            email: "\u{ff41}lice@Example.org".to_owned(),
+            normalized: "alice@Example.org".to_owned(),
+            other_user_id: al1,
+        }]
+    );
+    let email_of = |login: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .user_by_login(login)
+                .await
+                .expect("lookup")
+                .map(|u| (u.id, u.email))
+        }
+    };
+    assert_eq!(
+        email_of("ann@example.org").await,
+        Some((ann, "ann@example.org".to_owned()))
+    );
+    assert_eq!(
+        email_of("alice@example.org").await,
+        Some((al1, "alice@example.org".to_owned()))
+    );
+    assert_eq!(
+        email_of("\u{ff41}lice@example.org").await,
+        Some((al2, "\u{ff41}lice@Example.org".to_owned())),
+        "the clash is left as it was"
+    );
+    assert_eq!(
+        email_of("cat@example.org").await,
+        Some((cat, "Cat@example.org".to_owned()))
+    );
+    // Once: the clash is not reported again.
+    assert!(
+        store
+            .normalize_legacy_emails()
+            .await
+            .expect("again")
+            .is_empty()
+    );
     store.close().await;
 }

@@ -86,6 +86,7 @@ pub async fn register(
             email: &email,
             display_name: &display_name,
             password_hash: &hash,
+            admin: false,
         })
         .await?;
     tracing::info!(user_id = user.id, "account created");

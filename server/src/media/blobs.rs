@@ -158,6 +158,15 @@ impl Drop for TempBlob {
     }
 }
 
+/// The blob store's directory inside the data directory.
+pub const BLOB_DIR: &str = "blobs";
+
+/// Where blob `id` is kept relative to the data directory, by the server's
+/// [`LocalBlobs`] at [`BLOB_DIR`] (`blobs/files/ab/ab…`); `None` for an invalid id.
+pub fn relative_path(id: &str) -> Option<PathBuf> {
+    valid_id(id).then(|| Path::new(BLOB_DIR).join("files").join(&id[..2]).join(id))
+}
+
 /// Blobs as files in a directory: `files/<first two hex digits>/<id>`.
 #[derive(Debug, Clone)]
 pub struct LocalBlobs {

@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 pub use conversations::{ConversationRow, MemberRow, MembershipRow};
 pub use files::FileRow;
 pub use messages::{ChangeOutcome, FileMeta, MessageChange, MessageRow, NewMessage, ReplyRow};
-pub use users::{NewUser, ProfileUpdate, UserRow};
+pub use users::{EmailClash, NewUser, ProfileUpdate, UserRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -136,13 +136,29 @@ impl Store {
     /// [`Store::connect`] with operator settings.
     pub async fn connect_with(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Self::connect_postgres(url).await
+        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url).await?
         } else if url.starts_with("sqlite:") {
-            Self::connect_sqlite(url, options.sqlite_max_bytes).await
+            Self::connect_sqlite(url, options.sqlite_max_bytes).await?
         } else {
             anyhow::bail!("unsupported database URL scheme (expected postgres:// or sqlite://)")
+        };
+        // The data steps (migration 0009), after the schema's migrations.
+        let clashes = store
+            .normalize_legacy_emails()
+            .await
+            .context("normalizing the emails stored before NFKC")?;
+        for clash in clashes {
+            tracing::warn!(
+                user_id = clash.user_id,
+                email = clash.email,
+                normalized = clash.normalized,
+                other_user_id = clash.other_user_id,
+                "an email stored before normalization is another account's once normalized; \
+                 left as it is, for an operator to settle"
+            );
         }
+        Ok(store)
     }
 
     async fn connect_postgres(url: &str) -> anyhow::Result<Self> {

@@ -17,16 +17,39 @@ pub struct UserRow {
     pub avatar_small_id: Option<String>,
     pub created_at: i64,
     pub last_seen_at: Option<i64>,
+    /// 1: an admin of the server.
+    pub is_admin: i64,
+    /// When the account was disabled, if it is.
+    pub disabled_at: Option<i64>,
+}
+
+impl UserRow {
+    pub fn is_admin(&self) -> bool {
+        self.is_admin != 0
+    }
 }
 
 pub(super) const USER_COLUMNS: &str = "id, username, email, display_name, password_hash, avatar_id, \
-     avatar_small_id, created_at, last_seen_at";
+     avatar_small_id, created_at, last_seen_at, is_admin, disabled_at";
 
 pub struct NewUser<'a> {
     pub username: &'a str,
     pub email: &'a str,
     pub display_name: &'a str,
     pub password_hash: &'a str,
+    /// Made an admin (the operator's CLI). The first account of a server is one anyway.
+    pub admin: bool,
+}
+
+/// One admin action as recorded: who (`None`: the operator's CLI), what, to whom, when.
+#[derive(Debug, Clone, FromRow)]
+pub struct AdminActionRow {
+    pub id: i64,
+    pub actor_id: Option<i64>,
+    pub action: String,
+    pub target_id: Option<i64>,
+    pub detail: String,
+    pub at: i64,
 }
 
 /// Fields of `PATCH /api/me` that were given (already validated).
@@ -37,13 +60,91 @@ pub struct ProfileUpdate<'a> {
     pub password_hash: Option<&'a str>,
 }
 
+/// An account whose email was stored before emails were NFKC-normalized and that was left
+/// as it is: once normalized, it would be another account's email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailClash {
+    pub user_id: i64,
+    pub email: String,
+    pub normalized: String,
+    /// The account that has, or got first, the normalized email.
+    pub other_user_id: i64,
+}
+
+/// The name [`Store::normalize_legacy_emails`] is recorded under in `data_steps`.
+const EMAILS_NFKC: &str = "emails_nfkc";
+
 impl Store {
+    /// Normalizes, once, the emails stored before emails were NFKC-normalized
+    /// (`text::normalize_email`; compared ignoring case, as at sign-in): each such account
+    /// gets its normalized email, unless another account has it or got it first (in id
+    /// order). Those are left as they are, never merged, and returned for the operator
+    /// (the server logs them). A second call does nothing.
+    pub async fn normalize_legacy_emails(&self) -> StoreResult<Vec<EmailClash>> {
+        use std::collections::HashMap;
+        let mut tx = self.write_tx().await?;
+        let done: Option<String> =
+            sqlx::query_scalar("SELECT name FROM data_steps WHERE name = $1")
+                .bind(EMAILS_NFKC)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let users: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, email, email_lower FROM users ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut owner: HashMap<String, i64> = users
+            .iter()
+            .map(|(id, _, lower)| (lower.clone(), *id))
+            .collect();
+        let mut clashes = Vec::new();
+        for (id, email, lower) in &users {
+            let normalized = crate::text::normalize_email(email);
+            let normalized_lower = normalized.to_lowercase();
+            if normalized == *email && normalized_lower == *lower {
+                continue;
+            }
+            match owner.get(&normalized_lower) {
+                Some(other) if other != id => {
+                    clashes.push(EmailClash {
+                        user_id: *id,
+                        email: email.clone(),
+                        normalized,
+                        other_user_id: *other,
+                    });
+                    continue;
+                }
+                _ => {}
+            }
+            sqlx::query("UPDATE users SET email = $1, email_lower = $2 WHERE id = $3")
+                .bind(&normalized)
+                .bind(&normalized_lower)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            owner.remove(lower);
+            owner.insert(normalized_lower, *id);
+        }
+        sqlx::query("INSERT INTO data_steps (name, done_at) VALUES ($1, $2)")
+            .bind(EMAILS_NFKC)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(clashes)
+    }
+
     /// Creates an account; `Conflict` when the username or email is taken (ignoring case).
     pub async fn create_user(&self, new: NewUser<'_>) -> StoreResult<UserRow> {
         let sql = format!(
             "INSERT INTO users (username, username_lower, email, email_lower, display_name, \
-             display_name_lower, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {USER_COLUMNS}"
+             display_name_lower, password_hash, created_at, is_admin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+             CASE WHEN $9 = 1 OR NOT EXISTS (SELECT 1 FROM users) THEN 1 ELSE 0 END) \
+             RETURNING {USER_COLUMNS}"
         );
         let result = sqlx::query_as::<_, UserRow>(&sql)
             .bind(new.username)
@@ -54,6 +155,7 @@ impl Store {
             .bind(new.display_name.to_lowercase())
             .bind(new.password_hash)
             .bind(now_ms())
+            .bind(i64::from(new.admin))
             .fetch_one(&self.write)
             .await;
         match result {
@@ -191,4 +293,110 @@ impl Store {
         tx.commit().await?;
         Ok(user)
     }
+}
+
+impl Store {
+    /// Every account, oldest first.
+    pub async fn list_users(&self) -> StoreResult<Vec<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
+        Ok(sqlx::query_as::<_, UserRow>(&sql)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    /// Makes `id` an admin or not, recording who did it; the account as it is now.
+    /// `NotFound` for no such account.
+    pub async fn set_admin(
+        &self,
+        actor: Option<i64>,
+        id: i64,
+        admin: bool,
+    ) -> StoreResult<UserRow> {
+        let mut tx = self.write_tx().await?;
+        let sql = format!("UPDATE users SET is_admin = $1 WHERE id = $2 RETURNING {USER_COLUMNS}");
+        let user = sqlx::query_as::<_, UserRow>(&sql)
+            .bind(i64::from(admin))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let action = if admin { "grant_admin" } else { "revoke_admin" };
+        record_action(&mut tx, actor, action, Some(id), "").await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Sets `id`'s password hash and ends every session of theirs, recording who did it;
+    /// the ids of the sessions ended. `NotFound` for no such account.
+    pub async fn reset_password(
+        &self,
+        actor: Option<i64>,
+        id: i64,
+        password_hash: &str,
+    ) -> StoreResult<Vec<i64>> {
+        let mut tx = self.write_tx().await?;
+        let changed = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let ended: Vec<i64> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING id")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        record_action(&mut tx, actor, "reset_password", Some(id), "").await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    /// Records that `actor` created account `id` (the CLI, an admin).
+    pub async fn record_account_created(
+        &self,
+        actor: Option<i64>,
+        id: i64,
+        admin: bool,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let detail = if admin { "admin" } else { "" };
+        record_action(&mut tx, actor, "create_user", Some(id), detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest admin actions first, at most `limit`.
+    pub async fn admin_actions(&self, limit: i64) -> StoreResult<Vec<AdminActionRow>> {
+        Ok(sqlx::query_as::<_, AdminActionRow>(
+            "SELECT id, actor_id, action, target_id, detail, at FROM admin_actions \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+}
+
+/// Appends an admin action to the record, in the transaction that does it.
+async fn record_action(
+    conn: &mut sqlx::AnyConnection,
+    actor: Option<i64>,
+    action: &str,
+    target: Option<i64>,
+    detail: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO admin_actions (actor_id, action, target_id, detail, at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(detail)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -4,7 +4,7 @@ import type { ClientEvent, Conversation, Me, Message, ServerEvent, User } from '
 import type { KeyValueStorage } from '../api/outbox';
 import { ChatStore, conversationTitle, isolate } from './store.svelte';
 
-const ME: Me = { id: 1, username: 'ann', display_name: 'Ann', name_key: 'ann', email: 'a@x', avatar_url: null, avatar_small_url: null, online: true, last_seen: null, created_at: '2026-01-01T00:00:00Z' };
+const ME: Me = { id: 1, username: 'ann', display_name: 'Ann', name_key: 'ann', email: 'a@x', avatar_url: null, avatar_small_url: null, is_admin: false, online: true, last_seen: null, created_at: '2026-01-01T00:00:00Z' };
 const BEN: User = { id: 2, username: 'ben', display_name: 'Ben', name_key: 'ben', avatar_url: null, avatar_small_url: null, online: false, last_seen: null };
 
 function person(id: number, username: string, display_name: string, name_key: string): User {

@@ -17,4 +17,8 @@ avatar_url: string | null,
 /**
  * The 64 px avatar (PNG), if any.
  */
-avatar_small_url: string | null, online: boolean, last_seen: string | null, created_at: string, };
+avatar_small_url: string | null, 
+/**
+ * An admin of the server (the first account is one).
+ */
+is_admin: boolean, online: boolean, last_seen: string | null, created_at: string, };
