@@ -9,27 +9,17 @@ use std::{
     collections::HashSet,
     io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
 };
 
 use chatapp_client::{Api, Upload};
 use sqlx::{ConnectOptions, sqlite::SqliteConnectOptions};
-use support::{Backend, ClientEvent, TestDatabase, Ws};
+use support::{Backend, ClientEvent, Reaped, TestDatabase, Ws};
 
 on_both_backends!(the_users_subcommands_act_on_the_running_servers_accounts);
 
 const BIN: &str = env!("CARGO_BIN_EXE_chatapp-server");
-
-/// Ends a child process and waits for it, whatever the test does.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The server binary on the SQLite database in `data_dir`; it and its base URL.
 fn serve(data_dir: &Path) -> (Reaped, String) {

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use chatapp_client::Api;
 use chatapp_protocol::{Message as Stored, SendMessageRequest};
 use reqwest::Method;
-use support::{Backend, ClientEvent, TestServer, Ws};
+use support::{Backend, ClientEvent, Reaped, TestServer, Ws};
 
 on_both_backends!(
     sigterm_stops_gracefully_and_data_survives_restart,
@@ -362,16 +362,6 @@ async fn concurrent_sends_get_gapless_unique_seqs(backend: Backend) {
     assert_eq!(stored, (1..=total).collect::<Vec<i64>>());
     let conv = owner.conversation(group).await.expect("conversation");
     assert_eq!(conv.last_seq, total);
-}
-
-/// Ends a child process and waits for it, whatever the test does.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `PORT` (what platforms that run services set) is honoured when `--listen` is not

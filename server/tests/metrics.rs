@@ -8,24 +8,14 @@ mod support;
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
 };
 
 use chatapp_client::{Api, Upload};
 use prometheus_parse::{Sample, Scrape, Value};
-use support::{Backend, TestDatabase, Ws};
+use support::{Backend, Reaped, TestDatabase, Ws};
 
 on_both_backends!(metrics_are_served_apart_and_count_what_happened);
-
-/// Ends a child process and waits for it, whatever the test does.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts the binary with metrics on a port of their own; it, the public base URL and the
 /// metrics URL, from the two lines it prints.

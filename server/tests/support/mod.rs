@@ -7,6 +7,17 @@
 
 pub mod media;
 
+/// A child process (a server binary the test started), killed and waited for when
+/// dropped, whatever the test does.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, header::HeaderMap};
