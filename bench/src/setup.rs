@@ -75,6 +75,7 @@ pub async fn register(server: &Server, users: usize) -> anyhow::Result<Vec<(i64,
                         email: format!("user{i}@bench.example.org"),
                         password: "bench-password".to_owned(),
                         display_name: None,
+                        invite: None,
                     })
                     .await?;
                 Ok((auth.user.id, api))

@@ -9,7 +9,12 @@ use std::{
 
 use bytes::Bytes;
 use chatapp_protocol::{
-    AddMembersRequest, AuthResponse, Conversation, ConversationSettings, CreateConversationRequest,
+    AddMembersRequest, AdminAction, AdminUser, AdminUserQuery, AdminUserUpdate,
+    CreateInviteRequest, CreateUserRequest, DeleteAccountRequest, Invite, ServerInfo,
+    UserWithPassword,
+};
+use chatapp_protocol::{
+    AuthResponse, Conversation, ConversationSettings, CreateConversationRequest,
     EditMessageRequest, Health, HistoryQuery, LoginRequest, Me, Message, MessagePage, ReadRequest,
     ReadState, RegisterRequest, SearchQuery, SearchResults, SendMessageRequest,
     UpdateConversationRequest, UpdateMeRequest, User, UserSearchQuery,
@@ -404,6 +409,63 @@ impl Api {
 
     pub async fn delete_avatar(&self) -> Result<Me> {
         Self::json(self.authed(Method::DELETE, "/api/me/avatar")?).await
+    }
+
+    /// `DELETE /api/me`: deletes the account (the password confirms it) and forgets the
+    /// token.
+    pub async fn delete_account(&self, password: &str) -> Result<()> {
+        let req = DeleteAccountRequest {
+            password: password.to_owned(),
+        };
+        Self::empty(self.authed(Method::DELETE, "/api/me")?.json(&req)).await?;
+        self.set_token(None);
+        Ok(())
+    }
+
+    /// `GET /api/server` (no session needed): who may sign up.
+    pub async fn server_info(&self) -> Result<ServerInfo> {
+        Self::json(self.request(Method::GET, "/api/server")).await
+    }
+
+    // ---- admin ----------------------------------------------------------------------
+
+    /// Accounts whose username, display name or email starts with `q` (all for `None`).
+    pub async fn admin_users(&self, query: &AdminUserQuery) -> Result<Vec<AdminUser>> {
+        Self::json(self.authed(Method::GET, "/api/admin/users")?.query(query)).await
+    }
+
+    /// Creates an account; its generated password comes back this once.
+    pub async fn admin_create_user(&self, req: &CreateUserRequest) -> Result<UserWithPassword> {
+        self.send_json(Method::POST, "/api/admin/users", req).await
+    }
+
+    /// Grants or revokes admin, disables or re-enables an account.
+    pub async fn admin_update_user(&self, id: i64, req: &AdminUserUpdate) -> Result<AdminUser> {
+        self.send_json(Method::PATCH, &format!("/api/admin/users/{id}"), req)
+            .await
+    }
+
+    /// Sets a new generated password (it comes back this once) and ends the sessions.
+    pub async fn admin_reset_password(&self, id: i64) -> Result<UserWithPassword> {
+        Self::json(self.authed(Method::POST, &format!("/api/admin/users/{id}/password"))?).await
+    }
+
+    pub async fn invites(&self) -> Result<Vec<Invite>> {
+        self.get("/api/admin/invites").await
+    }
+
+    pub async fn create_invite(&self, req: &CreateInviteRequest) -> Result<Invite> {
+        self.send_json(Method::POST, "/api/admin/invites", req)
+            .await
+    }
+
+    pub async fn revoke_invite(&self, id: i64) -> Result<Invite> {
+        Self::json(self.authed(Method::DELETE, &format!("/api/admin/invites/{id}"))?).await
+    }
+
+    /// The record of admin actions, newest first.
+    pub async fn admin_actions(&self) -> Result<Vec<AdminAction>> {
+        self.get("/api/admin/actions").await
     }
 
     // ---- users ----------------------------------------------------------------------

@@ -11,6 +11,10 @@ use chatapp_client::protocol::{
     MessagePage, ReadState, RegisterRequest, SearchQuery, SearchResults, SendMessageRequest,
     UpdateConversationRequest, UpdateMeRequest, User, UserSearchQuery,
 };
+use chatapp_client::protocol::{
+    AdminAction, AdminUser, AdminUserQuery, AdminUserUpdate, CreateInviteRequest,
+    CreateUserRequest, Invite, ServerInfo, UserWithPassword,
+};
 use chatapp_client::{PendingMessage, Realtime, RealtimeOptions, Upload};
 use tauri::ipc::{Channel, InvokeBody, JavaScriptChannelId, Request, Response};
 use tauri::{AppHandle, Emitter, Manager, Runtime, State, Webview};
@@ -54,6 +58,12 @@ pub async fn register(session: State<'_, Session>, input: RegisterRequest) -> Re
     Ok(no_token(r))
 }
 
+/// Who may sign up on the chosen server (no session needed).
+#[tauri::command]
+pub async fn server_info(session: State<'_, Session>) -> Res<ServerInfo> {
+    Ok(session.api()?.server_info().await?)
+}
+
 #[tauri::command]
 pub async fn login(session: State<'_, Session>, input: LoginRequest) -> Res<AuthResponse> {
     let api = session.api()?;
@@ -77,6 +87,84 @@ pub async fn forget_session<R: Runtime>(app: AppHandle<R>, session: State<'_, Se
     session.forget().await?;
     forget_local_files(&app);
     Ok(())
+}
+
+/// Deletes the account (the password confirms it); then, as at sign-out, the keychain
+/// forgets the session and the app its local files.
+#[tauri::command]
+pub async fn delete_account<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    password: String,
+) -> Res<()> {
+    session
+        .call(async |api| api.delete_account(&password).await)
+        .await?;
+    session.forget().await?;
+    forget_local_files(&app);
+    Ok(())
+}
+
+// ---- admin -------------------------------------------------------------------------
+
+#[tauri::command]
+pub async fn admin_users(
+    session: State<'_, Session>,
+    query: AdminUserQuery,
+) -> Res<Vec<AdminUser>> {
+    session
+        .call(async |api| api.admin_users(&query).await)
+        .await
+}
+
+#[tauri::command]
+pub async fn admin_create_user(
+    session: State<'_, Session>,
+    input: CreateUserRequest,
+) -> Res<UserWithPassword> {
+    session
+        .call(async |api| api.admin_create_user(&input).await)
+        .await
+}
+
+#[tauri::command]
+pub async fn admin_update_user(
+    session: State<'_, Session>,
+    id: i64,
+    input: AdminUserUpdate,
+) -> Res<AdminUser> {
+    session
+        .call(async |api| api.admin_update_user(id, &input).await)
+        .await
+}
+
+#[tauri::command]
+pub async fn admin_reset_password(session: State<'_, Session>, id: i64) -> Res<UserWithPassword> {
+    session
+        .call(async |api| api.admin_reset_password(id).await)
+        .await
+}
+
+#[tauri::command]
+pub async fn invites(session: State<'_, Session>) -> Res<Vec<Invite>> {
+    session.call(async |api| api.invites().await).await
+}
+
+#[tauri::command]
+pub async fn create_invite(session: State<'_, Session>, input: CreateInviteRequest) -> Res<Invite> {
+    session
+        .call(async |api| api.create_invite(&input).await)
+        .await
+}
+
+#[tauri::command]
+pub async fn revoke_invite(session: State<'_, Session>, id: i64) -> Res<Invite> {
+    session.call(async |api| api.revoke_invite(id).await).await
+}
+
+#[tauri::command]
+pub async fn admin_actions(session: State<'_, Session>) -> Res<Vec<AdminAction>> {
+    session.call(async |api| api.admin_actions().await).await
 }
 
 /// What the app kept of the person's media: recordings not sent (on disk and in memory).

@@ -168,6 +168,7 @@ async fn register(url: &str, name: &str) -> Api {
         email: format!("{name}@example.org"),
         password: "correct horse battery".into(),
         display_name: None,
+        invite: None,
     })
     .await
     .expect("register");

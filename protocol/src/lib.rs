@@ -67,6 +67,10 @@ pub struct User {
     #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_seen: Option<OffsetDateTime>,
+    /// The account was deleted: its messages stay, shown under "Deleted user" (its
+    /// `display_name`); it has no avatar and is never online.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// The signed-in user's own account.
@@ -114,6 +118,184 @@ pub struct RegisterRequest {
     /// Defaults to the username.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// The code of an invite (the part of the invite link after `#/invite/`): needed
+    /// when the server's registration is `invite`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub invite: Option<String>,
+}
+
+/// Who may create an account on this server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    /// Anyone who reaches the server.
+    #[default]
+    Open,
+    /// Whoever has an invite an admin made.
+    Invite,
+    /// Nobody: admins (and the operator's CLI) create the accounts.
+    Closed,
+}
+
+/// `GET /api/server`: what a client needs to know before signing in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ServerInfo {
+    pub registration: Registration,
+}
+
+/// Body of `DELETE /api/me`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct DeleteAccountRequest {
+    /// The account's password, to confirm.
+    pub password: String,
+}
+
+/// An account as admins see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AdminUser {
+    /// As everyone sees it (online state and last seen included).
+    pub user: User,
+    pub email: String,
+    pub is_admin: bool,
+    /// Disabled: cannot sign in; its sessions were ended.
+    pub disabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+}
+
+/// Query of `GET /api/admin/users`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams), into_params(parameter_in = Query))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AdminUserQuery {
+    /// Prefix of a username, display name or email (case-insensitive); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub q: Option<String>,
+    /// At most 200; default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub limit: Option<i64>,
+}
+
+/// Body of `PATCH /api/admin/users/{id}`: what to change (at least one).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AdminUserUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub is_admin: Option<bool>,
+    /// `true` ends the account's sessions at once and closes its connections (4001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub disabled: Option<bool>,
+}
+
+/// Body of `POST /api/admin/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct CreateUserRequest {
+    pub username: String,
+    pub email: String,
+    /// Defaults to the username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub is_admin: bool,
+}
+
+/// An account an admin created, or whose password an admin reset, with its new password,
+/// shown this once (the server keeps only its hash).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct UserWithPassword {
+    pub user: AdminUser,
+    pub password: String,
+}
+
+/// Where an invite stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum InviteState {
+    Active,
+    UsedUp,
+    Expired,
+    Revoked,
+}
+
+/// An invite: its code makes the link `ORIGIN/#/invite/CODE`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Invite {
+    pub id: i64,
+    pub code: String,
+    pub max_uses: i64,
+    pub uses: i64,
+    pub state: InviteState,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+    /// The admin who made it (absent: the operator's CLI).
+    pub created_by: Option<User>,
+}
+
+/// Body of `POST /api/admin/invites`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct CreateInviteRequest {
+    /// How many accounts it may create: 1–1000, default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub max_uses: Option<i64>,
+    /// Hours until it expires: 1–8760 (a year), default 168 (a week).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub expires_in_hours: Option<i64>,
+}
+
+/// One recorded admin action.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AdminAction {
+    pub id: i64,
+    /// Who did it (absent: the operator's CLI, or an account since removed).
+    pub actor: Option<User>,
+    /// `create_user`, `grant_admin`, `revoke_admin`, `disable`, `enable`,
+    /// `reset_password`, `create_invite`, `revoke_invite`.
+    pub action: String,
+    /// To whom, for actions on an account.
+    pub target: Option<User>,
+    /// More about it (an invite's id and uses, for example).
+    pub detail: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

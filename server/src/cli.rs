@@ -12,10 +12,18 @@ use crate::Config;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
-    /// Accounts: list, create, reset a password, grant or revoke admin.
+    /// Accounts: list, create, reset a password, grant or revoke admin, disable, enable.
     Users {
         #[command(subcommand)]
         action: UsersCommand,
+        /// Print the result as JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Invites (for `--registration invite`): create (prints the link), list, revoke.
+    Invites {
+        #[command(subcommand)]
+        action: InvitesCommand,
         /// Print the result as JSON.
         #[arg(long, global = true)]
         json: bool,
@@ -64,6 +72,130 @@ pub enum UsersCommand {
     GrantAdmin { username: String },
     /// Makes an account an admin no more.
     RevokeAdmin { username: String },
+    /// Disables an account: it cannot sign in, and every session of it ends (its open
+    /// connections close at once on PostgreSQL, within a minute on SQLite).
+    Disable { username: String },
+    /// Re-enables a disabled account.
+    Enable { username: String },
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum InvitesCommand {
+    /// Makes an invite and prints its link (`--public-origin`'s, else the code's path).
+    Create {
+        /// How many accounts it may create.
+        #[arg(long, default_value_t = 1)]
+        uses: i64,
+        /// Hours until it expires (at most a year).
+        #[arg(long, default_value_t = crate::admin::DEFAULT_INVITE_HOURS)]
+        expires_in_hours: i64,
+    },
+    /// The newest invites first.
+    List,
+    /// Revokes an invite by its id.
+    Revoke { id: i64 },
+}
+
+/// An invite as the CLI shows it.
+#[derive(Debug, Serialize)]
+pub struct InviteLine {
+    pub id: i64,
+    pub code: String,
+    /// `PUBLIC_ORIGIN/#/invite/CODE`, or `/#/invite/CODE` without `--public-origin`.
+    pub link: String,
+    pub uses: i64,
+    pub max_uses: i64,
+    pub state: chatapp_protocol::InviteState,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+impl InviteLine {
+    fn of(config: &Config, invite: &crate::store::InviteRow) -> Self {
+        let origin = config
+            .public_origin
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/');
+        Self {
+            id: invite.id,
+            code: invite.code.clone(),
+            link: format!("{origin}/#/invite/{}", invite.code),
+            uses: invite.uses,
+            max_uses: invite.max_uses,
+            state: invite.state(crate::store::now_ms()),
+            expires_at: crate::store::time_of(invite.expires_at)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn human(&self) -> String {
+        let state = serde_json::to_value(self.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        format!(
+            "{:>6}  {}  {}/{} used  {state}  expires {}",
+            self.id, self.link, self.uses, self.max_uses, self.expires_at
+        )
+    }
+}
+
+async fn invites(config: &Config, action: InvitesCommand, json: bool) -> anyhow::Result<()> {
+    let store = crate::store::Store::connect(&config.effective_database_url()).await?;
+    let rows = match action {
+        InvitesCommand::Create {
+            uses,
+            expires_in_hours,
+        } => {
+            let uses = crate::admin::invite_uses(Some(uses)).map_err(refused)?;
+            let expires_at =
+                crate::admin::invite_expiry(Some(expires_in_hours)).map_err(refused)?;
+            vec![
+                store
+                    .create_invite(None, &crate::admin::new_invite_code(), uses, expires_at)
+                    .await?,
+            ]
+        }
+        InvitesCommand::List => store.invites(1000).await?,
+        InvitesCommand::Revoke { id } => {
+            vec![
+                store
+                    .revoke_invite(None, id)
+                    .await
+                    .map_err(|err| match err {
+                        crate::store::StoreError::NotFound => anyhow::anyhow!("no invite {id}"),
+                        other => other.into(),
+                    })?,
+            ]
+        }
+    };
+    store.close().await;
+    let lines: Vec<InviteLine> = rows.iter().map(|i| InviteLine::of(config, i)).collect();
+    if json {
+        println!("{}", serde_json::to_string(&lines)?);
+    } else {
+        if config.public_origin.is_none() && !lines.is_empty() {
+            eprintln!(
+                "(no --public-origin: links are shown from their path; put the server's address in front)"
+            );
+        }
+        for line in &lines {
+            println!("{}", line.human());
+        }
+    }
+    Ok(())
+}
+
+/// Ends sessions the CLI deleted: on PostgreSQL every instance closes their connections at
+/// once; on SQLite the server does within a minute.
+async fn sessions_ended(config: &Config, ended: &[i64]) -> anyhow::Result<()> {
+    let url = config.effective_database_url();
+    if !ended.is_empty() && (url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        crate::events::sessions_ended_from_outside(&url, ended).await?;
+    }
+    Ok(())
 }
 
 /// An account as the CLI shows it.
@@ -134,11 +266,7 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, Option<String>)> {
         let password = line.trim_end_matches(['\r', '\n']).to_owned();
         return Ok((password, None));
     }
-    use base64::Engine as _;
-    use rand::RngCore as _;
-    let mut bytes = [0u8; 12];
-    rand::rng().fill_bytes(&mut bytes);
-    let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let password = crate::auth::password::generate();
     Ok((password.clone(), Some(password)))
 }
 
@@ -156,6 +284,7 @@ async fn users(config: &Config, action: UsersCommand, json: bool) -> anyhow::Res
             .await?
             .with_context(|| format!("no account {username}"))
     };
+    let disable = matches!(action, UsersCommand::Disable { .. });
     let lines = match action {
         UsersCommand::List => store
             .list_users()
@@ -188,6 +317,7 @@ async fn users(config: &Config, action: UsersCommand, json: bool) -> anyhow::Res
                     display_name: &display_name,
                     password_hash: &hash,
                     admin,
+                    invite: None,
                 })
                 .await
                 .map_err(|err| match err {
@@ -210,6 +340,7 @@ async fn users(config: &Config, action: UsersCommand, json: bool) -> anyhow::Res
                 .await
                 .map_err(refused)?;
             let ended = store.reset_password(None, user.id, &hash).await?;
+            sessions_ended(config, &ended).await?;
             if !json {
                 println!("ended {} sessions", ended.len());
             }
@@ -228,6 +359,15 @@ async fn users(config: &Config, action: UsersCommand, json: bool) -> anyhow::Res
                 &store.set_admin(None, user.id, false).await?,
                 None,
             )]
+        }
+        UsersCommand::Disable { username } | UsersCommand::Enable { username } => {
+            let user = find(&username).await?;
+            let (user, ended) = store.set_disabled(None, user.id, disable).await?;
+            sessions_ended(config, &ended).await?;
+            if !json && disable {
+                println!("ended {} sessions", ended.len());
+            }
+            vec![UserLine::of(&user, None)]
         }
     };
     store.close().await;
@@ -250,6 +390,7 @@ pub struct BackupReport {
 pub async fn run(config: &Config, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Users { action, json } => users(config, action, json).await,
+        Command::Invites { action, json } => invites(config, action, json).await,
         Command::Backup { file, json } => {
             let report = backup(config, &file).await?;
             if json {

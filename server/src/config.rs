@@ -37,6 +37,12 @@ pub struct Config {
     #[arg(long, env = "CHATAPP_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Who may create an account: `open` (anyone who reaches the server), `invite`
+    /// (whoever has an invite an admin made) or `closed` (only admins and the operator's
+    /// CLI create accounts). A server others can reach should not stay `open`.
+    #[arg(long, env = "CHATAPP_REGISTRATION", default_value = "open", value_parser = registration_mode)]
+    pub registration: chatapp_protocol::Registration,
+
     /// Directory for the SQLite database, uploads and the generated secret key.
     #[arg(long, env = "CHATAPP_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -143,6 +149,17 @@ pub struct Config {
 /// reachable from elsewhere.
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 
+/// `open`, `invite` or `closed`.
+fn registration_mode(text: &str) -> Result<chatapp_protocol::Registration, String> {
+    use chatapp_protocol::Registration;
+    match text.to_ascii_lowercase().as_str() {
+        "open" => Ok(Registration::Open),
+        "invite" => Ok(Registration::Invite),
+        "closed" => Ok(Registration::Closed),
+        _ => Err(format!("`{text}`: expected open, invite or closed")),
+    }
+}
+
 /// An address or a network: a bare address is the network of that address alone.
 fn address_or_network(value: &str) -> Result<IpNet, String> {
     let value = value.trim();
@@ -215,6 +232,7 @@ impl fmt::Debug for Config {
             )
             .field("trusted_proxies", &self.trusted_proxies)
             .field("public_origin", &self.public_origin)
+            .field("registration", &self.registration)
             .field("auth_rate_per_account", &self.auth_rate_per_account)
             .field("auth_rate_per_address", &self.auth_rate_per_address)
             .field("auth_rate_window_secs", &self.auth_rate_window_secs)

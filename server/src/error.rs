@@ -28,6 +28,9 @@ pub enum ApiError {
     BadCredentials,
     #[error("{0}")]
     Forbidden(String),
+    /// 403 with a code of its own (`registration_closed`, `invite_invalid`, …).
+    #[error("{1}")]
+    Refused(&'static str, String),
     #[error("not found")]
     NotFound,
     #[error("{1}")]
@@ -74,6 +77,7 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Refused(code, _) => (StatusCode::FORBIDDEN, code),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(code, _) => (StatusCode::CONFLICT, code),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -131,6 +135,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => Self::NotFound,
             StoreError::Conflict(code, message) => Self::Conflict(code, message.to_owned()),
+            StoreError::Refused(code, message) => Self::Refused(code, message.to_owned()),
             StoreError::Full(err) => {
                 tracing::error!(error = %err, "storage full: a write was refused");
                 Self::StorageFull

@@ -4,6 +4,7 @@
 //! `events` (publish, deliver, the broker between instances) over the transport in
 //! `realtime`; rows become wire types in `views`; SQL lives only in `store`.
 
+pub mod admin;
 pub mod allowances;
 pub mod auth;
 pub mod cli;
@@ -193,7 +194,24 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::routes::register))
         .routes(routes!(auth::routes::login))
         .routes(routes!(auth::routes::logout))
-        .routes(routes!(auth::routes::get_me, auth::routes::patch_me))
+        .routes(routes!(
+            auth::routes::get_me,
+            auth::routes::patch_me,
+            auth::routes::delete_me
+        ))
+        .routes(routes!(auth::routes::server_info))
+        .routes(routes!(
+            admin::routes::list_users,
+            admin::routes::create_user
+        ))
+        .routes(routes!(admin::routes::update_user))
+        .routes(routes!(admin::routes::reset_password))
+        .routes(routes!(
+            admin::routes::list_invites,
+            admin::routes::create_invite
+        ))
+        .routes(routes!(admin::routes::revoke_invite))
+        .routes(routes!(admin::routes::list_actions))
         .routes(routes!(users::routes::search))
         .routes(routes!(users::routes::get_user))
         .routes(routes!(
@@ -487,8 +505,13 @@ impl Server {
 }
 
 /// Periodic upkeep: forget recovered rate-limit keys; close connections whose session
-/// has ended without this instance hearing of it (expired, or a missed change).
+/// has ended without this instance hearing of it (expired, a missed change, or ended by
+/// the operator's CLI).
 async fn housekeeping(state: AppState) {
+    // A deletion of an account that a crash interrupted is finished at start-up.
+    if let Err(err) = messages::changes::remove_files_of_deleted_accounts(&state).await {
+        tracing::warn!(error = %err, "cannot remove the files of deleted accounts");
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;

@@ -19,8 +19,9 @@ pub fn public_user(row: &UserRow, online: bool) -> User {
         name_key: crate::text::name_key(&row.display_name),
         avatar_url: avatar_url(row.avatar_id.as_deref()),
         avatar_small_url: avatar_url(row.avatar_small_id.as_deref()),
-        online,
+        online: online && row.deleted_at.is_none(),
         last_seen: row.last_seen_at.map(time_of),
+        deleted: row.deleted_at.is_some(),
     }
 }
 

@@ -42,6 +42,7 @@ async fn register(server: &Server, name: &str) -> (Api, i64) {
             email: format!("{name}@example.org"),
             password: format!("password-{name}"),
             display_name: None,
+            invite: None,
         })
         .await
         .expect("register");

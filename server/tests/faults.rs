@@ -115,6 +115,7 @@ async fn register(anon: &Api, name: &str) -> Outcome {
         email: format!("{name}@example.org"),
         password: format!("password-{name}"),
         display_name: None,
+        invite: None,
     };
     match fresh.register(&req).await {
         Ok(_) => Outcome::Acked,

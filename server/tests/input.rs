@@ -29,6 +29,7 @@ async fn nul_in_any_text_is_refused_with_400(backend: Backend) {
         email: "carol@example.org".into(),
         password: "password-carol".into(),
         display_name: Some("Carol".into()),
+        invite: None,
     };
     let nul = |text: &str| format!("{text}\u{0}x");
     for field in ["username", "email", "password", "display_name"] {
@@ -212,6 +213,7 @@ async fn labels_refuse_bidi_overrides_and_invisible_only_text(backend: Backend) 
                 email: "carol@example.org".into(),
                 password: "password-carol".into(),
                 display_name: Some(name.to_owned()),
+                invite: None,
             })
             .await,
             "invalid_display_name",
@@ -283,6 +285,7 @@ async fn fullwidth_emails_are_the_same_account(backend: Backend) {
         email: email.to_owned(),
         password: format!("password-{username}"),
         display_name: None,
+        invite: None,
     };
     anon.register(&register("alice2", "ＡＬＩＣＥ@ｅｘａｍｐｌｅ.ｏｒｇ"))
         .await

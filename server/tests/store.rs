@@ -59,6 +59,7 @@ async fn batch_insert_answers_each_message_like_a_single_insert(backend: Backend
                 display_name: name,
                 password_hash: "x",
                 admin: false,
+                invite: None,
             })
             .await
             .expect("user");
@@ -171,6 +172,7 @@ async fn a_full_sqlite_database_never_answers_ok_for_an_uncommitted_message() {
             display_name: "ann",
             password_hash: "x",
             admin: false,
+            invite: None,
         })
         .await
         .expect("user")
@@ -248,6 +250,7 @@ async fn emails_stored_before_nfkc_are_normalized_once_and_clashes_left_alone(ba
                     display_name: username,
                     password_hash: "x",
                     admin: false,
+                    invite: None,
                 })
                 .await
                 .expect("user")

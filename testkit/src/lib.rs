@@ -315,6 +315,7 @@ pub async fn register(api: chatapp_client::Api, name: &str) -> (chatapp_client::
             email: format!("{name}@example.org"),
             password: format!("password-{name}"),
             display_name: None,
+            invite: None,
         })
         .await
         .unwrap_or_else(|e| panic!("register {name}: {e}"));

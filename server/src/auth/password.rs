@@ -148,6 +148,14 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Ap
     Ok(known && matches)
 }
 
+/// A new random password (96 bits, 16 URL-safe characters), for an account an admin
+/// creates or resets: shown once to whoever asked.
+pub fn generate() -> String {
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// argon2id of a random password nobody knows, with the default parameters.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Gq0Q9QhG+Qe3s8bHk1gLZC7P3b4vPzGdbBq1o0yoQ7Y";
 

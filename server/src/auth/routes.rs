@@ -7,7 +7,8 @@ use axum::{
 };
 use axum_extra::extract::cookie::CookieJar;
 use chatapp_protocol::{
-    AuthResponse, ErrorBody, LoginRequest, Me, RegisterRequest, UpdateMeRequest,
+    AuthResponse, DeleteAccountRequest, ErrorBody, LoginRequest, Me, RegisterRequest, ServerInfo,
+    UpdateMeRequest,
 };
 
 use super::{AuthUser, ClientAddr, password};
@@ -54,7 +55,7 @@ async fn start_session(
         (status = 201, description = "Account created, signed in", body = AuthResponse,
             headers(("Set-Cookie" = String, description = "`chatapp_session` (HttpOnly) and `chatapp_csrf`, for browsers"))),
         (status = 400, description = "Malformed JSON, a missing or mistyped field, or an invalid username, email, password or display name (`error.code` says which)", body = ErrorBody),
-        (status = 403, description = "An `Origin` header from another site", body = ErrorBody),
+        (status = 403, description = "Registration is closed (`registration_closed`), needs an invite (`invite_required`), the invite is unknown, used up, expired or revoked (`invite_invalid`), or an `Origin` header from another site", body = ErrorBody),
         (status = 408, description = "The request body paused or took too long", body = ErrorBody),
         (status = 409, description = "Username or email taken", body = ErrorBody),
         (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
@@ -73,6 +74,7 @@ pub async fn register(
     super::check_origin_if_present(&headers, &state)?;
     state.limits.check_address(addr)?;
     state.limits.check_account(&req.username)?;
+    let invite = crate::admin::may_register(state.config.registration, req.invite.as_deref())?;
     validate_username(&req.username)?;
     let email = normalize_email(&req.email);
     validate_email(&email)?;
@@ -87,9 +89,14 @@ pub async fn register(
             display_name: &display_name,
             password_hash: &hash,
             admin: false,
+            invite: invite.as_deref(),
         })
         .await?;
-    tracing::info!(user_id = user.id, "account created");
+    tracing::info!(
+        user_id = user.id,
+        invited = invite.is_some(),
+        "account created"
+    );
     start_session(&state, &headers, &user, StatusCode::CREATED).await
 }
 
@@ -102,7 +109,7 @@ pub async fn register(
             headers(("Set-Cookie" = String, description = "`chatapp_session` (HttpOnly) and `chatapp_csrf`, for browsers"))),
         (status = 400, description = "Malformed JSON or a missing or mistyped field", body = ErrorBody),
         (status = 401, description = "Wrong login or password", body = ErrorBody),
-        (status = 403, description = "An `Origin` header from another site", body = ErrorBody),
+        (status = 403, description = "The account is disabled (`account_disabled`; only with the right password), or an `Origin` header from another site", body = ErrorBody),
         (status = 408, description = "The request body paused or took too long", body = ErrorBody),
         (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
@@ -134,9 +141,74 @@ pub async fn login(
     let matches =
         password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     match user {
+        Some(user) if matches && user.disabled_at.is_some() => Err(ApiError::Refused(
+            "account_disabled",
+            "this account is disabled; ask an admin of this server".into(),
+        )),
         Some(user) if matches => start_session(&state, &headers, &user, StatusCode::OK).await,
         _ => Err(ApiError::BadCredentials),
     }
+}
+
+/// What a client needs to know before signing in: who may create an account.
+#[utoipa::path(get, path = "/api/server", tag = "auth",
+    security(()),
+    responses(
+        (status = 200, description = "The server's registration mode", body = ServerInfo),
+    ))]
+pub async fn server_info(State(state): State<AppState>) -> ApiJson<ServerInfo> {
+    ApiJson(ServerInfo {
+        registration: state.config.registration,
+    })
+}
+
+/// Delete your account (your password confirms it). Your sessions end and your avatar
+/// is deleted; your messages stay for the others under "Deleted user", without their
+/// voice files and photos; your username is freed after a grace period
+/// (`DELETED_USERNAME_GRACE_DAYS`, 30 days).
+#[utoipa::path(delete, path = "/api/me", tag = "account",
+    request_body = DeleteAccountRequest,
+    responses(
+        (status = 204, description = "Deleted; signed out everywhere"),
+        (status = 400, description = "Malformed JSON or a missing field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "The password is wrong, or a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 409, description = "You are the server's only admin (`last_admin`): make someone else admin first", body = ErrorBody),
+        (status = 429, description = "Too many password attempts (shared with sign-in)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
+    ))]
+pub async fn delete_me(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<DeleteAccountRequest>,
+) -> ApiResult<Response> {
+    state.limits.check_address(addr)?;
+    state.limits.check_account(&auth.user.username)?;
+    if !password::verify(req.password, Some(auth.user.password_hash.clone())).await? {
+        return Err(ApiError::Forbidden("the password is wrong".into()));
+    }
+    if auth.user.is_admin() && state.store.other_admins(auth.id()).await? == 0 {
+        return Err(ApiError::Conflict(
+            "last_admin",
+            "you are this server's only admin: make someone else admin first".into(),
+        ));
+    }
+    crate::users::delete_account(&state, auth.id()).await?;
+    let jar = super::expired_cookies()
+        .into_iter()
+        .fold(CookieJar::new(), CookieJar::add);
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(
+            header::HeaderName::from_static("clear-site-data"),
+            HeaderValue::from_static("\"cache\""),
+        )],
+        jar,
+    )
+        .into_response())
 }
 
 /// End this session.

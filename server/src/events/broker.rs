@@ -43,6 +43,23 @@ struct Envelope {
     n: Vec<Change>,
 }
 
+/// Tells every instance running on the PostgreSQL at `url` that these sessions ended, so
+/// their connections close at once: for the operator's CLI, which is no instance. (On
+/// SQLite the server notices within a minute, in its housekeeping.)
+pub async fn sessions_ended_from_outside(url: &str, session_ids: &[i64]) -> anyhow::Result<()> {
+    for chunk in session_ids.chunks(500) {
+        let envelope = Envelope {
+            from: "cli".to_owned(),
+            n: vec![Change::SessionsEnded {
+                session_ids: chunk.to_vec(),
+            }],
+        };
+        crate::store::instances::notify_from_outside(url, &serde_json::to_string(&envelope)?)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The link to the other instances (none on SQLite).
 #[derive(Default)]
 pub struct Broker {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use broker::Broker;
+pub use broker::{Broker, sessions_ended_from_outside};
 pub(crate) use deliver::deliver;
 
 use crate::{AppState, store::MessageRow, store::StoreResult};

@@ -92,6 +92,34 @@ pub async fn delete(
     Ok(published(state, outcome).await)
 }
 
+/// Makes the messages of deleted accounts that still carry a file (voice, photo)
+/// tombstones, each published like any deletion, and deletes their files. Run after an
+/// account is deleted and at start-up (for a deletion a crash interrupted).
+pub async fn remove_files_of_deleted_accounts(state: &AppState) -> ApiResult<usize> {
+    let mut done = 0;
+    loop {
+        let batch = state.store.files_of_deleted_accounts(100).await?;
+        if batch.is_empty() {
+            return Ok(done);
+        }
+        for (conversation_id, seq) in batch {
+            let outcome = state
+                .store
+                .delete_message_of_deleted_account(conversation_id, seq)
+                .await?;
+            if let ChangeOutcome::Changed {
+                removed_file: Some(file),
+                ..
+            } = &outcome
+            {
+                state.media.forget(file).await;
+            }
+            published(state, outcome).await;
+            done += 1;
+        }
+    }
+}
+
 /// Adds (`on`) or takes back your reaction with `emoji` (one emoji) on a message.
 pub async fn react(
     state: &AppState,

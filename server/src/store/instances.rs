@@ -154,3 +154,20 @@ impl Instances {
         Ok(listener)
     }
 }
+
+/// Sends `payload` (at most [`MAX_PAYLOAD`] bytes) to every instance listening on the
+/// PostgreSQL at `url`, from outside any instance (the operator's CLI).
+pub async fn notify_from_outside(url: &str, payload: &str) -> anyhow::Result<()> {
+    use sqlx::{ConnectOptions, Connection};
+    let mut conn = PgConnectOptions::from_str(url)?
+        .application_name("chatapp-cli")
+        .connect()
+        .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(payload)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}

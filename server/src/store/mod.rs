@@ -13,6 +13,7 @@
 mod conversations;
 mod files;
 pub mod instances;
+mod invites;
 mod messages;
 mod sessions;
 mod tx;
@@ -31,8 +32,12 @@ use time::OffsetDateTime;
 
 pub use conversations::{ConversationRow, MemberRow, MembershipRow};
 pub use files::FileRow;
+pub use invites::InviteRow;
 pub use messages::{ChangeOutcome, FileMeta, MessageChange, MessageRow, NewMessage, ReplyRow};
-pub use users::{EmailClash, NewUser, ProfileUpdate, UserRow};
+pub use users::{
+    AdminActionRow, DELETED_NAME, DELETED_USERNAME_GRACE_DAYS, DeletedAccount, EmailClash, NewUser,
+    ProfileUpdate, UserRow,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,6 +45,9 @@ pub enum StoreError {
     NotFound,
     #[error("{1}")]
     Conflict(&'static str, &'static str),
+    /// Not allowed as things stand (an invite used up, say): the code and why.
+    #[error("{1}")]
+    Refused(&'static str, &'static str),
     /// The database cannot grow (disk full, or the operator's size cap): nothing was
     /// written. Goes away by itself once space is freed.
     #[error("storage is full")]

@@ -47,7 +47,12 @@ impl Store {
                 .execute(&self.write)
                 .await?;
         }
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        // A disabled or deleted account has no sessions (they are ended with it); this
+        // holds even for a session a racing sign-in created just then.
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1 \
+             AND disabled_at IS NULL AND deleted_at IS NULL"
+        );
         let user = sqlx::query_as::<_, UserRow>(&sql)
             .bind(user_id)
             .fetch_optional(&self.read)

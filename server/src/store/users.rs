@@ -21,6 +21,8 @@ pub struct UserRow {
     pub is_admin: i64,
     /// When the account was disabled, if it is.
     pub disabled_at: Option<i64>,
+    /// When the account was deleted, if it was.
+    pub deleted_at: Option<i64>,
 }
 
 impl UserRow {
@@ -30,7 +32,15 @@ impl UserRow {
 }
 
 pub(super) const USER_COLUMNS: &str = "id, username, email, display_name, password_hash, avatar_id, \
-     avatar_small_id, created_at, last_seen_at, is_admin, disabled_at";
+     avatar_small_id, created_at, last_seen_at, is_admin, disabled_at, deleted_at";
+
+/// How long a deleted account's username stays taken (nobody can pass for the person in
+/// the conversations they were in); then the next registration may take it.
+pub const DELETED_USERNAME_GRACE_DAYS: i64 = 30;
+const DELETED_USERNAME_GRACE_MS: i64 = DELETED_USERNAME_GRACE_DAYS * 24 * 60 * 60 * 1000;
+
+/// The display name of a deleted account.
+pub const DELETED_NAME: &str = "Deleted user";
 
 pub struct NewUser<'a> {
     pub username: &'a str,
@@ -39,6 +49,8 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
     /// Made an admin (the operator's CLI). The first account of a server is one anyway.
     pub admin: bool,
+    /// The code of the invite it uses up one use of (`Refused` when it cannot).
+    pub invite: Option<&'a str>,
 }
 
 /// One admin action as recorded: who (`None`: the operator's CLI), what, to whom, when.
@@ -50,6 +62,13 @@ pub struct AdminActionRow {
     pub target_id: Option<i64>,
     pub detail: String,
     pub at: i64,
+}
+
+/// What [`Store::delete_account`] leaves to do after its commit.
+#[derive(Debug, Default)]
+pub struct DeletedAccount {
+    pub sessions: Vec<i64>,
+    pub avatar_files: Vec<String>,
 }
 
 /// Fields of `PATCH /api/me` that were given (already validated).
@@ -137,8 +156,25 @@ impl Store {
         Ok(clashes)
     }
 
-    /// Creates an account; `Conflict` when the username or email is taken (ignoring case).
+    /// Creates an account; `Conflict` when the username or email is taken (ignoring case),
+    /// `Refused` when its invite cannot be used. In one transaction: the username of an
+    /// account deleted more than [`DELETED_USERNAME_GRACE_DAYS`] ago is freed, the invite
+    /// takes one use (only if the account is created), the account is inserted.
     pub async fn create_user(&self, new: NewUser<'_>) -> StoreResult<UserRow> {
+        let mut tx = self.write_tx().await?;
+        // A freed name becomes one no registration can choose (`~` is not allowed).
+        sqlx::query(
+            "UPDATE users SET username = '~deleted-' || CAST(id AS TEXT), \
+             username_lower = '~deleted-' || CAST(id AS TEXT) \
+             WHERE username_lower = $1 AND deleted_at IS NOT NULL AND deleted_at < $2",
+        )
+        .bind(new.username.to_lowercase())
+        .bind(now_ms() - DELETED_USERNAME_GRACE_MS)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(code) = new.invite {
+            super::invites::use_invite(&mut tx, code).await?;
+        }
         let sql = format!(
             "INSERT INTO users (username, username_lower, email, email_lower, display_name, \
              display_name_lower, password_hash, created_at, is_admin) \
@@ -156,11 +192,17 @@ impl Store {
             .bind(new.password_hash)
             .bind(now_ms())
             .bind(i64::from(new.admin))
-            .fetch_one(&self.write)
+            .fetch_one(&mut *tx)
             .await;
         match result {
-            Ok(user) => Ok(user),
-            Err(err) if is_unique_violation(&err) => Err(self.which_taken(new.username).await),
+            Ok(user) => {
+                tx.commit().await?;
+                Ok(user)
+            }
+            Err(err) if is_unique_violation(&err) => {
+                tx.rollback().await?;
+                Err(self.which_taken(new.username).await)
+            }
             Err(err) => Err(err.into()),
         }
     }
@@ -182,7 +224,8 @@ impl Store {
     /// The account whose username or email equals `login`, ignoring case.
     pub async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRow>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1"
+            "SELECT {USER_COLUMNS} FROM users WHERE (username_lower = $1 OR email_lower = $1) \
+             AND deleted_at IS NULL LIMIT 1"
         );
         Ok(sqlx::query_as::<_, UserRow>(&sql)
             .bind(login.to_lowercase())
@@ -226,7 +269,8 @@ impl Store {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users \
              WHERE (username_lower LIKE $1 ESCAPE '\\' OR display_name_lower LIKE $1 ESCAPE '\\') \
-             AND id <> $2 ORDER BY username_lower LIMIT $3"
+             AND id <> $2 AND disabled_at IS NULL AND deleted_at IS NULL \
+             ORDER BY username_lower LIMIT $3"
         );
         Ok(sqlx::query_as::<_, UserRow>(&sql)
             .bind(like_prefix(&prefix.to_lowercase()))
@@ -313,7 +357,9 @@ impl Store {
         admin: bool,
     ) -> StoreResult<UserRow> {
         let mut tx = self.write_tx().await?;
-        let sql = format!("UPDATE users SET is_admin = $1 WHERE id = $2 RETURNING {USER_COLUMNS}");
+        let sql = format!(
+            "UPDATE users SET is_admin = $1 WHERE id = $2 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+        );
         let user = sqlx::query_as::<_, UserRow>(&sql)
             .bind(i64::from(admin))
             .bind(id)
@@ -335,12 +381,13 @@ impl Store {
         password_hash: &str,
     ) -> StoreResult<Vec<i64>> {
         let mut tx = self.write_tx().await?;
-        let changed = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let changed =
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(password_hash)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if changed == 0 {
             return Err(StoreError::NotFound);
         }
@@ -368,6 +415,152 @@ impl Store {
         Ok(())
     }
 
+    /// Accounts for the admin screen: those whose username, display name or email starts
+    /// with `prefix` (all for none), by username, at most `limit`.
+    pub async fn admin_users(&self, prefix: Option<&str>, limit: i64) -> StoreResult<Vec<UserRow>> {
+        let pattern = like_prefix(&prefix.unwrap_or("").to_lowercase());
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username_lower LIKE $1 ESCAPE '\\' \
+             OR display_name_lower LIKE $1 ESCAPE '\\' OR email_lower LIKE $1 ESCAPE '\\' \
+             ORDER BY username_lower LIMIT $2"
+        );
+        Ok(sqlx::query_as::<_, UserRow>(&sql)
+            .bind(pattern)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    /// The accounts with these ids (those that exist), in no particular order.
+    pub async fn users_by_ids(&self, ids: &[i64]) -> StoreResult<Vec<UserRow>> {
+        let mut users = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, UserRow>(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            users.extend(query.fetch_all(&self.read).await?);
+        }
+        Ok(users)
+    }
+
+    /// How many admins other than `id` can act (neither disabled nor deleted).
+    pub async fn other_admins(&self, id: i64) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM users WHERE is_admin = 1 AND id <> $1 \
+             AND disabled_at IS NULL AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_one(&self.read)
+        .await?)
+    }
+
+    /// Disables (ending every session of the account) or re-enables `id`, recording who
+    /// did it; the account as it is now and the sessions ended. Doing it again changes
+    /// nothing and records nothing. `NotFound` for no such account or a deleted one.
+    pub async fn set_disabled(
+        &self,
+        actor: Option<i64>,
+        id: i64,
+        disabled: bool,
+    ) -> StoreResult<(UserRow, Vec<i64>)> {
+        let mut tx = self.write_tx().await?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL");
+        let user = sqlx::query_as::<_, UserRow>(&sql)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if user.disabled_at.is_some() == disabled {
+            tx.rollback().await?;
+            return Ok((user, Vec::new()));
+        }
+        let sql =
+            format!("UPDATE users SET disabled_at = $1 WHERE id = $2 RETURNING {USER_COLUMNS}");
+        let user = sqlx::query_as::<_, UserRow>(&sql)
+            .bind(disabled.then(now_ms))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let ended: Vec<i64> = if disabled {
+            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING id")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let action = if disabled { "disable" } else { "enable" };
+        record_action(&mut tx, actor, action, Some(id), "").await?;
+        tx.commit().await?;
+        Ok((user, ended))
+    }
+
+    /// Deletes account `id`: its email, password, name and avatar go at once (the
+    /// username stays taken for [`DELETED_USERNAME_GRACE_DAYS`]), every session ends, it
+    /// leaves no admin role. Returns what is left to do after the commit: the sessions
+    /// ended and the avatar files to delete. Its messages that carry a file are then made
+    /// tombstones one by one, so each member hears of it
+    /// ([`Store::files_of_deleted_accounts`]).
+    pub async fn delete_account(&self, id: i64) -> StoreResult<DeletedAccount> {
+        let mut tx = self.write_tx().await?;
+        let (avatar, avatar_small): (Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT avatar_id, avatar_small_id FROM users WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let gone_email = format!("deleted-{id}@deleted.invalid");
+        sqlx::query(
+            "UPDATE users SET email = $1, email_lower = $1, password_hash = '', \
+             display_name = $2, display_name_lower = $3, avatar_id = NULL, \
+             avatar_small_id = NULL, is_admin = 0, deleted_at = $4 WHERE id = $5",
+        )
+        .bind(&gone_email)
+        .bind(DELETED_NAME)
+        .bind(DELETED_NAME.to_lowercase())
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let avatar_files: Vec<String> = avatar.into_iter().chain(avatar_small).collect();
+        for file in &avatar_files {
+            sqlx::query("DELETE FROM files WHERE id = $1")
+                .bind(file)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let sessions: Vec<i64> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING id")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(DeletedAccount {
+            sessions,
+            avatar_files,
+        })
+    }
+
+    /// Messages of deleted accounts that still carry a file (voice, photo), oldest first,
+    /// at most `limit`: `(conversation_id, seq)`. Left by a deletion that did not finish
+    /// (a crash), or not yet made tombstones by the one under way.
+    pub async fn files_of_deleted_accounts(&self, limit: i64) -> StoreResult<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT m.conversation_id, m.seq FROM messages m JOIN users u ON u.id = m.sender_id \
+             WHERE u.deleted_at IS NOT NULL AND m.file_id IS NOT NULL AND m.deleted_at IS NULL \
+             ORDER BY m.id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     /// The newest admin actions first, at most `limit`.
     pub async fn admin_actions(&self, limit: i64) -> StoreResult<Vec<AdminActionRow>> {
         Ok(sqlx::query_as::<_, AdminActionRow>(
@@ -381,7 +574,7 @@ impl Store {
 }
 
 /// Appends an admin action to the record, in the transaction that does it.
-async fn record_action(
+pub(super) async fn record_action(
     conn: &mut sqlx::AnyConnection,
     actor: Option<i64>,
     action: &str,

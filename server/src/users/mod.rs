@@ -2,7 +2,23 @@
 
 pub mod routes;
 
-use crate::error::ApiError;
+use crate::{AppState, error::ApiError, events::Change};
+
+/// Deletes account `id` (the checks are the caller's): its sessions end at once, on
+/// every instance; its avatar files are deleted; its messages stay, under "Deleted
+/// user", and those with a voice file or photo become tombstones (the files deleted).
+pub async fn delete_account(state: &AppState, id: i64) -> Result<(), ApiError> {
+    let gone = state.store.delete_account(id).await?;
+    state.end_sessions(gone.sessions).await;
+    for file in &gone.avatar_files {
+        state.media.forget(file).await;
+    }
+    // Everyone who sees the person now sees "Deleted user", without avatar.
+    state.publish(Change::UserUpdated { user_id: id }).await;
+    let removed = crate::messages::changes::remove_files_of_deleted_accounts(state).await?;
+    tracing::info!(user_id = id, files = removed, "account deleted");
+    Ok(())
+}
 
 pub const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
 pub const PASSWORD_MIN_CHARS: usize = 8;

@@ -28,6 +28,7 @@ fn registration(username: &str, email: &str, password: &str) -> RegisterRequest 
         email: email.into(),
         password: password.into(),
         display_name: None,
+        invite: None,
     }
 }
 

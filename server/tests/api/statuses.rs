@@ -61,6 +61,7 @@ async fn every_success_answers_with_its_documented_status(backend: Backend) {
             email: format!("{name}@example.org"),
             password: format!("password-{name}"),
             display_name: None,
+            invite: None,
         })
     };
     let mut ids = Vec::new();

@@ -59,17 +59,43 @@ impl Store {
         change: MessageChange<'_>,
         allowed: impl FnOnce(&MessageRow) -> Result<(), E>,
     ) -> Result<ChangeOutcome, E> {
+        self.apply_change(conversation_id, seq, Some(actor), change, allowed)
+            .await
+    }
+
+    /// Turns a message of a deleted account into a tombstone, whether or not the account
+    /// was still a member (its voice file or photo goes with it).
+    pub async fn delete_message_of_deleted_account(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+    ) -> StoreResult<ChangeOutcome> {
+        self.apply_change(conversation_id, seq, None, MessageChange::Delete, |_| {
+            Ok::<(), StoreError>(())
+        })
+        .await
+    }
+
+    /// [`Store::change_message`]; with no `actor`, no membership is needed.
+    async fn apply_change<E: From<StoreError>>(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+        actor: Option<i64>,
+        change: MessageChange<'_>,
+        allowed: impl FnOnce(&MessageRow) -> Result<(), E>,
+    ) -> Result<ChangeOutcome, E> {
         let mut tx = self.write_tx().await?;
         // Locks the conversation's row (PostgreSQL; SQLite has one writer) for the rest
         // of the transaction: changes of one conversation are applied one at a time, in
         // the order of their numbers.
         let rev = sqlx::query_scalar::<_, i64>(
             "UPDATE conversations SET last_change = last_change + 1 WHERE id = $1 \
-             AND EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2) \
+             AND ($2 = 0 OR EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2)) \
              RETURNING last_change",
         )
         .bind(conversation_id)
-        .bind(actor)
+        .bind(actor.unwrap_or(0))
         .fetch_optional(&mut *tx)
         .await
         .map_err(StoreError::from)?
@@ -91,9 +117,11 @@ impl Store {
                 edit(&mut tx, &row, rev, now, body, mentions).await?
             }
             MessageChange::Delete => delete(&mut tx, &row, rev, now).await?,
-            MessageChange::React { emoji, on } => react(&mut tx, &row, rev, actor, emoji, on)
-                .await
-                .map_err(E::from)?,
+            MessageChange::React { emoji, on } => {
+                react(&mut tx, &row, rev, actor.unwrap_or(0), emoji, on)
+                    .await
+                    .map_err(E::from)?
+            }
         };
         let Some(removed_file) = applied else {
             tx.rollback().await?;

@@ -12,4 +12,9 @@ password: string,
 /**
  * Defaults to the username.
  */
-display_name?: string | null, };
+display_name?: string | null, 
+/**
+ * The code of an invite (the part of the invite link after `#/invite/`): needed
+ * when the server's registration is `invite`.
+ */
+invite?: string, };

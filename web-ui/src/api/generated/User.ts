@@ -17,4 +17,9 @@ avatar_url: string | null,
 /**
  * The 64 px avatar (PNG), if any.
  */
-avatar_small_url: string | null, online: boolean, last_seen: string | null, };
+avatar_small_url: string | null, online: boolean, last_seen: string | null, 
+/**
+ * The account was deleted: its messages stay, shown under "Deleted user" (its
+ * `display_name`); it has no avatar and is never online.
+ */
+deleted: boolean, };
