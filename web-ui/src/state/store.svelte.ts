@@ -331,6 +331,7 @@ export class ChatStore {
       online: me.online,
       last_seen: me.last_seen,
       name_key: me.name_key,
+      deleted: false,
     });
   }
 

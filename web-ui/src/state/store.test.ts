@@ -5,10 +5,10 @@ import type { KeyValueStorage } from '../api/outbox';
 import { ChatStore, conversationTitle, isolate } from './store.svelte';
 
 const ME: Me = { id: 1, username: 'ann', display_name: 'Ann', name_key: 'ann', email: 'a@x', avatar_url: null, avatar_small_url: null, is_admin: false, online: true, last_seen: null, created_at: '2026-01-01T00:00:00Z' };
-const BEN: User = { id: 2, username: 'ben', display_name: 'Ben', name_key: 'ben', avatar_url: null, avatar_small_url: null, online: false, last_seen: null };
+const BEN: User = { id: 2, username: 'ben', display_name: 'Ben', name_key: 'ben', avatar_url: null, avatar_small_url: null, online: false, last_seen: null, deleted: false };
 
 function person(id: number, username: string, display_name: string, name_key: string): User {
-  return { id, username, display_name, name_key, avatar_url: null, avatar_small_url: null, online: false, last_seen: null };
+  return { id, username, display_name, name_key, avatar_url: null, avatar_small_url: null, online: false, last_seen: null, deleted: false };
 }
 
 function msg(conversation_id: number, seq: number, sender_id = 2, client_id: string | null = null): Message {
