@@ -151,6 +151,14 @@ pub async fn invites_view(state: &AppState, rows: &[InviteRow]) -> ApiResult<Vec
         .collect())
 }
 
+/// One invite as the API shows it.
+pub async fn invite_view(state: &AppState, row: InviteRow) -> ApiResult<Invite> {
+    invites_view(state, std::slice::from_ref(&row))
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("an invite without its view")))
+}
+
 /// Recorded actions as the API shows them.
 pub async fn actions_view(
     state: &AppState,

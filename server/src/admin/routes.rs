@@ -248,10 +248,7 @@ pub async fn create_invite(
             expires_at,
         )
         .await?;
-    let mut view = super::invites_view(&state, &[row]).await?;
-    let invite = view
-        .pop()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no invite")))?;
+    let invite = super::invite_view(&state, row).await?;
     Ok((StatusCode::CREATED, ApiJson(invite)))
 }
 
@@ -273,10 +270,7 @@ pub async fn revoke_invite(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<ApiJson<Invite>> {
     let row = state.store.revoke_invite(Some(admin.id()), id).await?;
-    let mut view = super::invites_view(&state, &[row]).await?;
-    let invite = view
-        .pop()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no invite")))?;
+    let invite = super::invite_view(&state, row).await?;
     Ok(ApiJson(invite))
 }
 

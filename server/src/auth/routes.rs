@@ -197,18 +197,7 @@ pub async fn delete_me(
         ));
     }
     crate::users::delete_account(&state, auth.id()).await?;
-    let jar = super::expired_cookies()
-        .into_iter()
-        .fold(CookieJar::new(), CookieJar::add);
-    Ok((
-        StatusCode::NO_CONTENT,
-        [(
-            header::HeaderName::from_static("clear-site-data"),
-            HeaderValue::from_static("\"cache\""),
-        )],
-        jar,
-    )
-        .into_response())
+    Ok(signed_out())
 }
 
 /// End this session.
@@ -227,12 +216,17 @@ pub async fn delete_me(
 pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
     state.store.delete_session(auth.session_id).await?;
     state.end_sessions(vec![auth.session_id]).await;
+    Ok(signed_out())
+}
+
+/// 204 that makes the browser forget the session: expired cookies, and what this
+/// account's pages left in its HTTP cache (voice messages, avatars) goes too, for the
+/// next person at a shared computer (`Clear-Site-Data: "cache"`).
+fn signed_out() -> Response {
     let jar = super::expired_cookies()
         .into_iter()
         .fold(CookieJar::new(), CookieJar::add);
-    // What this account's pages left in the browser's HTTP cache (voice messages,
-    // avatars) goes with the session, for the next person at a shared computer.
-    Ok((
+    (
         StatusCode::NO_CONTENT,
         [(
             header::HeaderName::from_static("clear-site-data"),
@@ -240,7 +234,7 @@ pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<
         )],
         jar,
     )
-        .into_response())
+        .into_response()
 }
 
 /// The signed-in account.
