@@ -235,6 +235,28 @@ fn users_cli(
     )
 }
 
+/// `chatapp-server invites …` with `DATABASE_URL` (or the data dir).
+fn invites_cli(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    args: &[&str],
+) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.env("CHATAPP_DATA_DIR", data_dir)
+        .arg("invites")
+        .args(args);
+    match database_url {
+        Some(url) => cmd.env("DATABASE_URL", url),
+        None => cmd.env_remove("DATABASE_URL"),
+    };
+    let out = cmd.output().expect("the subcommand runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The JSON a `--json` subcommand printed.
 #[track_caller]
 fn json_of((ok, stdout, stderr): (bool, String, String)) -> serde_json::Value {
@@ -376,6 +398,83 @@ async fn the_users_subcommands_act_on_the_running_servers_accounts(backend: Back
     let (ok, _, stderr) = cli(&["grant-admin", "nobody"], "");
     assert!(!ok && stderr.contains("no account nobody"), "{stderr}");
 
+    // Disable: dan's session ends and he cannot sign in; on PostgreSQL his open socket
+    // closes with 4001 at once (the CLI tells the servers through the database; on SQLite
+    // the server's next sweep, within a minute, closes it).
+    let dan_api = Api::new(&base).expect("client");
+    dan_api
+        .login("dan", &dan_password)
+        .await
+        .expect("dan signs in");
+    let mut dan_ws = Ws::connect(&base, &dan_api.token().expect("token")).await;
+    let disabled = json_of(cli(&["disable", "dan", "--json"], ""));
+    assert_eq!(disabled[0]["disabled"], true);
+    if url.is_some() {
+        assert_eq!(
+            dan_ws.close_code().await,
+            Some(4001),
+            "closed on every instance"
+        );
+    }
+    dan_api.me().await.expect_err("dan's session ended");
+    let refused = Api::new(&base)
+        .expect("client")
+        .login("dan", &dan_password)
+        .await
+        .expect_err("disabled");
+    assert!(refused.to_string().contains("disabled"), "{refused}");
+    let (ok, human, _) = cli(&["list"], "");
+    assert!(ok && human.contains("[disabled]"), "{human}");
+    json_of(cli(&["enable", "dan", "--json"], ""));
+    dan_api
+        .login("dan", &dan_password)
+        .await
+        .expect("dan is back");
+
+    // Invites: made (its link printed), listed, revoked; a sign-up needs one only when
+    // the server's registration says so, but a revoked one is refused either way.
+    let made = json_of(invites_cli(
+        dir.path(),
+        url,
+        &["create", "--uses", "3", "--json"],
+    ));
+    let code = made[0]["code"].as_str().expect("code").to_owned();
+    assert_eq!(
+        (made[0]["max_uses"].as_i64(), made[0]["uses"].as_i64()),
+        (Some(3), Some(0))
+    );
+    assert!(
+        made[0]["link"]
+            .as_str()
+            .expect("link")
+            .ends_with(&format!("#/invite/{code}")),
+        "{made}"
+    );
+    let (ok, human, _) = invites_cli(dir.path(), url, &["create"]);
+    assert!(ok && human.contains("#/invite/"), "{human}");
+    let listed = json_of(invites_cli(dir.path(), url, &["list", "--json"]));
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    assert_eq!(listed[1]["code"], code.as_str(), "newest first");
+    let id = made[0]["id"].as_i64().expect("id").to_string();
+    let revoked = json_of(invites_cli(dir.path(), url, &["revoke", &id, "--json"]));
+    assert_eq!(revoked[0]["state"], "revoked");
+    let (ok, _, stderr) = invites_cli(dir.path(), url, &["revoke", "999999"]);
+    assert!(!ok && stderr.contains("no invite 999999"), "{stderr}");
+    let (ok, _, stderr) = invites_cli(dir.path(), url, &["create", "--uses", "0"]);
+    assert!(!ok && stderr.contains("uses"), "{stderr}");
+    let eve = Api::new(&base).expect("client");
+    let refused = eve
+        .register(&chatapp_protocol::RegisterRequest {
+            username: "eve".into(),
+            email: "eve@example.org".into(),
+            password: "password-eve".into(),
+            display_name: None,
+            invite: Some(code),
+        })
+        .await
+        .expect_err("a revoked invite");
+    assert!(refused.to_string().contains("invite"), "{refused}");
+
     // Every action recorded, by the CLI (no actor).
     let store_url = url.map_or_else(
         || format!("sqlite://{}", dir.path().join("chatapp.db").display()),
@@ -390,14 +489,21 @@ async fn the_users_subcommands_act_on_the_running_servers_accounts(backend: Back
             .fetch_all(&mut conn)
             .await
             .expect("actions");
+    let by_cli = |action: &str| (action.to_owned(), None);
     assert_eq!(
         actions,
         [
-            ("create_user".to_owned(), None),
-            ("create_user".to_owned(), None),
-            ("reset_password".to_owned(), None),
-            ("grant_admin".to_owned(), None),
-            ("revoke_admin".to_owned(), None),
+            "create_user",
+            "create_user",
+            "reset_password",
+            "grant_admin",
+            "revoke_admin",
+            "disable",
+            "enable",
+            "create_invite",
+            "create_invite",
+            "revoke_invite",
         ]
+        .map(by_cli)
     );
 }

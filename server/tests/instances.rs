@@ -240,3 +240,32 @@ async fn signing_out_on_one_instance_closes_the_sessions_sockets_on_the_other() 
     assert_eq!(on_b.close_code().await, Some(4001), "session ended");
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_an_account_on_one_instance_closes_its_sockets_on_the_other() {
+    let Pair { a, b, ann, .. } = two_instances().await;
+    // ann (the first account) is the admin, on A; cat's socket is on B.
+    let (cat, cat_id) = b.register_api("cat").await;
+    let token = cat.token().expect("token");
+    let (mut on_b, _) = Ws::connect_and_resume(&b.base, &token, &[]).await;
+    let started = std::time::Instant::now();
+    ann.admin_update_user(
+        cat_id,
+        &chatapp_protocol::AdminUserUpdate {
+            is_admin: None,
+            disabled: Some(true),
+        },
+    )
+    .await
+    .expect("disabled");
+    assert_eq!(on_b.close_code().await, Some(4001), "session ended");
+    // Pushed through PostgreSQL at once: the sweep that would find it runs once a minute.
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "closed after {took:?}"
+    );
+    println!("closed on the other instance {took:?} after the admin disabled the account");
+    cat.me().await.expect_err("the session is gone on B too");
+    drop(a);
+}

@@ -18,6 +18,7 @@ use support::{Backend, Raw, Resp, TestServer};
 /// The operations anyone may call: everything else needs a Bearer token or the cookie.
 const PUBLIC: &[(&str, &str)] = &[
     ("get", "/healthz"),
+    ("get", "/api/server"),
     ("post", "/api/auth/register"),
     ("post", "/api/auth/login"),
 ];

@@ -30,6 +30,7 @@ const LIST_LIMIT: i64 = 200;
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin (`admin_only`)", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full (recording the session's use failed)", body = ErrorBody),
     ))]
 pub async fn list_users(
     State(state): State<AppState>,
@@ -56,7 +57,10 @@ pub async fn list_users(
         (status = 400, description = "Malformed JSON, or an invalid username, email or display name", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin (`admin_only`), or a cookie without CSRF token", body = ErrorBody),
+        (status = 408, description = "The request body paused or took too long", body = ErrorBody),
         (status = 409, description = "Username or email taken", body = ErrorBody),
+        (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
@@ -112,7 +116,10 @@ pub async fn create_user(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin (`admin_only`), or a cookie without CSRF token", body = ErrorBody),
         (status = 404, description = "No such account (or a deleted one)", body = ErrorBody),
+        (status = 408, description = "The request body paused or took too long", body = ErrorBody),
         (status = 409, description = "Your own account (`own_account`)", body = ErrorBody),
+        (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
@@ -211,6 +218,7 @@ pub async fn reset_password(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin (`admin_only`)", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full (recording the session's use failed)", body = ErrorBody),
     ))]
 pub async fn list_invites(
     State(state): State<AppState>,
@@ -229,6 +237,9 @@ pub async fn list_invites(
         (status = 400, description = "Malformed JSON, or `max_uses` or `expires_in_hours` out of range", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin (`admin_only`), or a cookie without CSRF token", body = ErrorBody),
+        (status = 408, description = "The request body paused or took too long", body = ErrorBody),
+        (status = 413, description = "JSON body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
     ))]
@@ -281,6 +292,7 @@ pub async fn revoke_invite(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin (`admin_only`)", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full (recording the session's use failed)", body = ErrorBody),
     ))]
 pub async fn list_actions(
     State(state): State<AppState>,

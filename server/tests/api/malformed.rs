@@ -94,7 +94,7 @@ async fn malformed_requests_get_the_error_shape(backend: Backend) {
     ] {
         assert!(openapi["paths"].get(path).is_some(), "OpenAPI lacks {path}");
     }
-    // Health, register and sign-in are public (an empty requirement); every other
+    // Health, the server's description, register and sign-in are public (an empty requirement); every other
     // operation needs the Bearer token or the session cookie (tests/openapi.rs checks
     // the rest of the document against the server).
     let schemes = &openapi["components"]["securitySchemes"];
@@ -107,7 +107,8 @@ async fn malformed_requests_get_the_error_shape(backend: Backend) {
         for (method, operation) in item.as_object().expect("operations") {
             let public = matches!(
                 (method.as_str(), path.as_str()),
-                ("get", "/healthz") | ("post", "/api/auth/register" | "/api/auth/login")
+                ("get", "/healthz" | "/api/server")
+                    | ("post", "/api/auth/register" | "/api/auth/login")
             );
             let security = operation.get("security").unwrap_or(&openapi["security"]);
             if public {
