@@ -6,13 +6,21 @@
 
 import type {
   AddMembersRequest,
+  AdminAction,
+  AdminUser,
+  AdminUserQuery,
+  AdminUserUpdate,
   AuthResponse,
   ClientEvent,
   Conversation,
   ConversationSettings,
   CreateConversationRequest,
+  CreateInviteRequest,
+  CreateUserRequest,
+  DeleteAccountRequest,
   EditMessageRequest,
   HistoryQuery,
+  Invite,
   LoginRequest,
   Me,
   Message,
@@ -23,10 +31,12 @@ import type {
   SearchResults,
   SendMessageRequest,
   ServerEvent,
+  ServerInfo,
   UpdateConversationRequest,
   UpdateMeRequest,
   User,
   UserSearchQuery,
+  UserWithPassword,
 } from './generated';
 
 /** Called with the fraction (0–1) of an upload sent so far. */
@@ -53,6 +63,8 @@ export interface ServerSecurity {
 export interface ApiClient {
   /** Present where the person chooses the server (see `ServerChoice`). */
   readonly server?: ServerChoice;
+  /** Who may sign up on the server (`GET /api/server`): works signed out. */
+  serverInfo(): Promise<ServerInfo>;
   register(input: RegisterRequest): Promise<AuthResponse>;
   login(input: LoginRequest): Promise<AuthResponse>;
   /** Ends the session on the server. Rejects when the server did not confirm it (then the
@@ -67,6 +79,9 @@ export interface ApiClient {
   updateMe(input: UpdateMeRequest): Promise<Me>;
   uploadAvatar(file: Blob, onProgress?: Progress): Promise<Me>;
   deleteAvatar(): Promise<Me>;
+  /** Deletes the signed-in account (its password confirms it). The session ends with it:
+   *  the browser's cookies expire, the desktop forgets its keychain token. */
+  deleteAccount(input: DeleteAccountRequest): Promise<void>;
   searchUsers(query: UserSearchQuery): Promise<User[]>;
   user(id: number): Promise<User>;
   conversations(): Promise<Conversation[]>;
@@ -90,6 +105,22 @@ export interface ApiClient {
   updateSettings(id: number, input: ConversationSettings): Promise<Conversation>;
   /** Searches your conversations' messages, newest first. */
   searchMessages(query: SearchQuery): Promise<SearchResults>;
+  // Admins only (everyone else gets 403 `admin_only`):
+  /** Accounts whose username, display name or email starts with `q` (all without it). */
+  adminUsers(query: AdminUserQuery): Promise<AdminUser[]>;
+  /** Creates an account; its generated password comes back this once. */
+  adminCreateUser(input: CreateUserRequest): Promise<UserWithPassword>;
+  /** Grants or revokes admin, disables or re-enables an account (never your own). */
+  adminUpdateUser(id: number, input: AdminUserUpdate): Promise<AdminUser>;
+  /** Sets a new generated password (returned this once); ends that person's sessions. */
+  adminResetPassword(id: number): Promise<UserWithPassword>;
+  /** Invites, newest first. */
+  invites(): Promise<Invite[]>;
+  createInvite(input: CreateInviteRequest): Promise<Invite>;
+  /** Revokes an invite; answers with it, revoked. */
+  revokeInvite(id: number): Promise<Invite>;
+  /** The record of admin actions, newest first. */
+  adminActions(): Promise<AdminAction[]>;
   /** Something an `<img>` or `<audio>` can load for a server file path (`/api/files/…`). */
   mediaUrl(path: string): string;
 }

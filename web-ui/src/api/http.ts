@@ -6,12 +6,20 @@
 import { ApiError, type ApiClient, type Progress } from './client';
 import type {
   AddMembersRequest,
+  AdminAction,
+  AdminUser,
+  AdminUserQuery,
+  AdminUserUpdate,
   AuthResponse,
   Conversation,
   ConversationSettings,
   CreateConversationRequest,
+  CreateInviteRequest,
+  CreateUserRequest,
+  DeleteAccountRequest,
   EditMessageRequest,
   HistoryQuery,
+  Invite,
   LoginRequest,
   Me,
   Message,
@@ -21,10 +29,12 @@ import type {
   SearchQuery,
   SearchResults,
   SendMessageRequest,
+  ServerInfo,
   UpdateConversationRequest,
   UpdateMeRequest,
   User,
   UserSearchQuery,
+  UserWithPassword,
 } from './generated';
 
 const CSRF_COOKIE = 'chatapp_csrf';
@@ -74,6 +84,9 @@ function query(params: Record<string, string | number | null | undefined>): stri
 export class FetchApiClient implements ApiClient {
   constructor(private readonly baseUrl = '') {}
 
+  serverInfo(): Promise<ServerInfo> {
+    return this.json('GET', '/api/server');
+  }
   register(input: RegisterRequest): Promise<AuthResponse> {
     return this.json('POST', '/api/auth/register', input);
   }
@@ -94,6 +107,9 @@ export class FetchApiClient implements ApiClient {
   }
   deleteAvatar(): Promise<Me> {
     return this.json('DELETE', '/api/me/avatar');
+  }
+  async deleteAccount(input: DeleteAccountRequest): Promise<void> {
+    await this.send('DELETE', '/api/me', input);
   }
   searchUsers(q: UserSearchQuery): Promise<User[]> {
     return this.json('GET', `/api/users${query({ q: q.q, limit: q.limit })}`);
@@ -148,6 +164,30 @@ export class FetchApiClient implements ApiClient {
   }
   searchMessages(q: SearchQuery): Promise<SearchResults> {
     return this.json('GET', `/api/search${query({ q: q.q, before_id: q.before_id, limit: q.limit })}`);
+  }
+  adminUsers(q: AdminUserQuery): Promise<AdminUser[]> {
+    return this.json('GET', `/api/admin/users${query({ q: q.q, limit: q.limit })}`);
+  }
+  adminCreateUser(input: CreateUserRequest): Promise<UserWithPassword> {
+    return this.json('POST', '/api/admin/users', input);
+  }
+  adminUpdateUser(id: number, input: AdminUserUpdate): Promise<AdminUser> {
+    return this.json('PATCH', `/api/admin/users/${id}`, input);
+  }
+  adminResetPassword(id: number): Promise<UserWithPassword> {
+    return this.json('POST', `/api/admin/users/${id}/password`);
+  }
+  invites(): Promise<Invite[]> {
+    return this.json('GET', '/api/admin/invites');
+  }
+  createInvite(input: CreateInviteRequest): Promise<Invite> {
+    return this.json('POST', '/api/admin/invites', input);
+  }
+  revokeInvite(id: number): Promise<Invite> {
+    return this.json('DELETE', `/api/admin/invites/${id}`);
+  }
+  adminActions(): Promise<AdminAction[]> {
+    return this.json('GET', '/api/admin/actions');
   }
   mediaUrl(path: string): string {
     return this.baseUrl + path;

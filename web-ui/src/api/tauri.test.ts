@@ -97,6 +97,47 @@ describe('TauriApiClient', () => {
     expect(calls.map((c) => c.cmd)).toEqual(['logout', 'forget_session']);
   });
 
+  it('asks who may sign up, deletes the account and calls the admin commands with named arguments', async () => {
+    const { ipc, calls } = fakeIpc({ server_info: () => ({ registration: 'closed' }) });
+    const api = new TauriApiClient(ipc);
+    expect(await api.serverInfo()).toEqual({ registration: 'closed' });
+    await api.register({ username: 'ben', email: 'b@x.org', password: 'pw-pw-pw-pw', invite: 'CODE' });
+    await api.deleteAccount({ password: 'secret' });
+    await api.adminUsers({ q: 'an', limit: 100 });
+    await api.adminCreateUser({ username: 'cat', email: 'c@x.org', is_admin: false });
+    await api.adminUpdateUser(7, { is_admin: true });
+    await api.adminResetPassword(7);
+    await api.invites();
+    await api.createInvite({ max_uses: 2, expires_in_hours: 24 });
+    await api.revokeInvite(4);
+    await api.adminActions();
+    expect(calls.map((c) => [c.cmd, c.args])).toEqual([
+      ['server_info', undefined],
+      ['register', { input: { username: 'ben', email: 'b@x.org', password: 'pw-pw-pw-pw', invite: 'CODE' } }],
+      ['delete_account', { password: 'secret' }],
+      ['admin_users', { query: { q: 'an', limit: 100 } }],
+      ['admin_create_user', { input: { username: 'cat', email: 'c@x.org', is_admin: false } }],
+      ['admin_update_user', { id: 7, input: { is_admin: true } }],
+      ['admin_reset_password', { id: 7 }],
+      ['invites', undefined],
+      ['create_invite', { input: { max_uses: 2, expires_in_hours: 24 } }],
+      ['revoke_invite', { id: 4 }],
+      ['admin_actions', undefined],
+    ]);
+  });
+
+  it('passes the server\'s refusals of the admin commands on as ApiError', async () => {
+    const { ipc } = fakeIpc({
+      admin_update_user: () => Promise.reject({ status: 409, code: 'own_account', message: 'you cannot disable yourself', retry_after: null }),
+      delete_account: () => Promise.reject({ status: 403, code: 'forbidden', message: 'the password is wrong', retry_after: null }),
+    });
+    const api = new TauriApiClient(ipc);
+    await expect(api.adminUpdateUser(1, { disabled: true })).rejects.toMatchObject({ status: 409, code: 'own_account' });
+    const e = await api.deleteAccount({ password: 'nope' }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e).toMatchObject({ status: 403, code: 'forbidden' });
+  });
+
   it('loads server files through the chatmedia scheme, never with a token', () => {
     const api = new TauriApiClient(fakeIpc().ipc);
     const url = api.mediaUrl('/api/files/42');

@@ -9,13 +9,21 @@
 import { ApiError, type ApiClient, type ConnectionState, type Progress, type RealtimeClient, type ServerChoice } from './client';
 import type {
   AddMembersRequest,
+  AdminAction,
+  AdminUser,
+  AdminUserQuery,
+  AdminUserUpdate,
   AuthResponse,
   ClientEvent,
   Conversation,
   ConversationSettings,
   CreateConversationRequest,
+  CreateInviteRequest,
+  CreateUserRequest,
+  DeleteAccountRequest,
   EditMessageRequest,
   HistoryQuery,
+  Invite,
   LoginRequest,
   Me,
   Message,
@@ -26,10 +34,12 @@ import type {
   SearchResults,
   SendMessageRequest,
   ServerEvent,
+  ServerInfo,
   UpdateConversationRequest,
   UpdateMeRequest,
   User,
   UserSearchQuery,
+  UserWithPassword,
 } from './generated';
 import type { AppEvent, CallError, Command, RecorderEvent, RecordingInfo, ServerSecurity as NativeServerSecurity, UiState } from './generated/desktop';
 import type { RecordedAudio, RecorderUpdate, VoiceRecorder } from './recorder';
@@ -87,6 +97,9 @@ export class TauriApiClient implements ApiClient {
     }
   }
 
+  serverInfo(): Promise<ServerInfo> {
+    return this.call('server_info');
+  }
   register(input: RegisterRequest): Promise<AuthResponse> {
     return this.call('register', { input });
   }
@@ -121,6 +134,11 @@ export class TauriApiClient implements ApiClient {
   }
   deleteAvatar(): Promise<Me> {
     return this.call('delete_avatar');
+  }
+  /** The Rust side forgets the keychain token and the local files once the server
+   *  deleted the account (as at sign-out). */
+  deleteAccount(input: DeleteAccountRequest): Promise<void> {
+    return this.call('delete_account', { password: input.password });
   }
   searchUsers(query: UserSearchQuery): Promise<User[]> {
     return this.call('search_users', { query });
@@ -193,6 +211,30 @@ export class TauriApiClient implements ApiClient {
   }
   searchMessages(query: SearchQuery): Promise<SearchResults> {
     return this.call('search_messages', { query });
+  }
+  adminUsers(query: AdminUserQuery): Promise<AdminUser[]> {
+    return this.call('admin_users', { query });
+  }
+  adminCreateUser(input: CreateUserRequest): Promise<UserWithPassword> {
+    return this.call('admin_create_user', { input });
+  }
+  adminUpdateUser(id: number, input: AdminUserUpdate): Promise<AdminUser> {
+    return this.call('admin_update_user', { id, input });
+  }
+  adminResetPassword(id: number): Promise<UserWithPassword> {
+    return this.call('admin_reset_password', { id });
+  }
+  invites(): Promise<Invite[]> {
+    return this.call('invites');
+  }
+  createInvite(input: CreateInviteRequest): Promise<Invite> {
+    return this.call('create_invite', { input });
+  }
+  revokeInvite(id: number): Promise<Invite> {
+    return this.call('revoke_invite', { id });
+  }
+  adminActions(): Promise<AdminAction[]> {
+    return this.call('admin_actions');
   }
   mediaUrl(path: string): string {
     return this.ipc.mediaSrc(path);

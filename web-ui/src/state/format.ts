@@ -1,5 +1,5 @@
-//! Formatting for the screens: times, days, durations, "last seen", and splitting message
-//! text into text and safe links.
+//! Formatting for the screens: times, days, moments in full, durations, "last seen", and
+//! splitting message text into text and safe links.
 
 export interface TextPart {
   text: string;
@@ -73,9 +73,23 @@ function decode(s: string): string {
 const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const WEEKDAY = new Intl.DateTimeFormat(undefined, { weekday: 'short' });
 const MONTH_DAY = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+const LONG_DATE = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+const DATE_TIME = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 
 export function timeOfDay(iso: string): string {
   return TIME.format(new Date(iso));
+}
+
+/** A moment in full (the admin view's lists): "Jan 5, 2026, 14:03" in the reader's locale. */
+export function dateTime(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : DATE_TIME.format(d);
+}
+
+/** A day in full: "Jan 5, 2026". */
+export function longDate(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : LONG_DATE.format(d);
 }
 
 /** For the list: time today, weekday this week, else the date. */

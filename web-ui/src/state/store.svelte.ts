@@ -1,4 +1,5 @@
-//! The one store of the client: the server chosen, who is signed in (and signing out), the
+//! The one store of the client: the server chosen (and who may sign up there), who is
+//! signed in (and signing out, or deleting the account), the
 //! conversations, their messages, the people (presence, names, avatars, names told apart),
 //! typing, read positions, the connection state, the outbox and the destination of the
 //! link pointed at. The realtime client feeds it; screens read it through getters (its
@@ -16,9 +17,10 @@ import {
   type RealtimeClient,
   type ServerSecurity,
 } from '../api/client';
-import type { ClientEvent, Conversation, LoginRequest, Me, Message, RegisterRequest, SearchResults, ServerEvent, User } from '../api/generated';
+import type { ClientEvent, Conversation, LoginRequest, Me, Message, RegisterRequest, SearchResults, ServerEvent, ServerInfo, User } from '../api/generated';
 import { newClientId, Outbox, type KeyValueStorage, type OutboxEntry } from '../api/outbox';
 import type { RecorderFactory, VoiceRecorder } from '../api/recorder';
+import { ServerAdmin } from './admin';
 import { contiguousTop, firstGap, quoteOf, upsert, upsertAll } from './timeline';
 
 const PAGE = 50;
@@ -118,6 +120,7 @@ export class ChatStore {
   readonly #realtime: RealtimeClient;
   readonly #storage: KeyValueStorage;
   readonly #hooks: StoreHooks;
+  readonly #admin: ServerAdmin;
   #box: Outbox | null = null;
   #unsubscribe: (() => void)[] = [];
   #gapFetches = new Set<string>();
@@ -132,6 +135,10 @@ export class ChatStore {
     this.#realtime = realtime;
     this.#storage = storage;
     this.#hooks = hooks;
+    this.#admin = new ServerAdmin(api, {
+      origin: () => this.#serverAddress ?? (typeof location === 'undefined' ? '' : location.origin),
+      notAdmin: () => void this.refreshMe(),
+    });
   }
 
   get me(): Me | null {
@@ -226,6 +233,27 @@ export class ChatStore {
     return this.#api.server ? this.#api.server.security() : null;
   }
 
+  /** Who may sign up on the server (works signed out). */
+  serverInfo(): Promise<ServerInfo> {
+    return this.#api.serverInfo();
+  }
+
+  /** The server's administration (accounts, invites, the log), for the admin view; the
+   *  server refuses it (`admin_only`) unless `me.is_admin`. */
+  get admin(): ServerAdmin {
+    return this.#admin;
+  }
+
+  /** Reads the account again (its admin role may have changed). */
+  async refreshMe(): Promise<void> {
+    try {
+      const me = await this.#api.me();
+      if (this.#me?.id === me.id) this.#setMe(me);
+    } catch {
+      // signed out meanwhile, or offline: the connection's state says so
+    }
+  }
+
   /** Whether the server says the session has ended (401). False when it is still valid or
    *  the server could not be asked. */
   async sessionEnded(): Promise<boolean> {
@@ -313,6 +341,20 @@ export class ChatStore {
     if (!this.#api.forgetSession) throw new Error('Signing out on this computer only is not available here.');
     await this.#api.forgetSession();
     this.#forget(choice);
+  }
+
+  /** Deletes the account (the password confirms it), then forgets it here as sign-out
+   *  does, unsent messages included. Its own session's end (the socket closes with 4001)
+   *  is expected meanwhile, as during a sign-out. Throws, changing nothing, when the server
+   *  refused (a wrong password, `last_admin`). */
+  async deleteAccount(password: string): Promise<void> {
+    this.#signingOut = true;
+    try {
+      await this.#api.deleteAccount({ password });
+    } finally {
+      this.#signingOut = false;
+    }
+    this.#forget({ keepUnsent: false });
   }
 
   #forget(choice: SignOutChoice): void {
@@ -657,12 +699,14 @@ export class ChatStore {
   /** How a person is named in a conversation: their display name, with `(@username)`
    *  added when another member (me included) has a name that looks the same, so that
    *  nobody can pass for someone else there by copying their name. The name is then
-   *  isolated (FSI … PDI) so that right-to-left text in it cannot move the username. */
+   *  isolated (FSI … PDI) so that right-to-left text in it cannot move the username. A
+   *  deleted account is "Deleted user" alone (its username is not shown); someone who
+   *  calls themselves that is shown with their username. */
   memberLabel(conversationId: number, userId: number): string {
     const members = this.#conversations[conversationId]?.members ?? [];
     const u = this.#users[userId] ?? members.find((m) => m.id === userId);
     const name = displayName(u);
-    if (!u) return name;
+    if (!u || u.deleted) return name;
     const key = nameKey(u);
     const alike = members.some((m) => m.id !== userId && nameKey(this.#users[m.id] ?? m) === key);
     return alike ? `${isolate(name)} (@${u.username})` : name;
@@ -899,6 +943,9 @@ export function errorField(err: unknown): string | null {
       return 'password';
     case 'invalid_display_name':
       return 'display_name';
+    case 'invite_required':
+    case 'invite_invalid':
+      return 'invite';
     case 'forbidden':
       return 'current_password';
     default:

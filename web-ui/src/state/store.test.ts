@@ -436,6 +436,90 @@ describe('ChatStore', () => {
     });
   });
 
+  describe('account deletion', () => {
+    const KEY = `chatapp.outbox.${ME.id}`;
+
+    it('deletes with the password, expects its own session to end meanwhile, then forgets everything here', async () => {
+      let signingOutDuring = false;
+      const deleteAccount = vi.fn(async () => {
+        signingOutDuring = store.signingOut;
+      });
+      Object.assign(api, { deleteAccount });
+      store.sendText(9, 'never sent');
+      await store.deleteAccount('secret');
+      expect(deleteAccount).toHaveBeenCalledWith({ password: 'secret' });
+      expect(signingOutDuring).toBe(true);
+      expect(store.signingOut).toBe(false);
+      expect(store.me).toBeNull();
+      expect(store.conversations).toEqual({});
+      expect(storage.map.has(KEY)).toBe(false);
+    });
+
+    it('changes nothing when the server refused (wrong password, the only admin)', async () => {
+      const err = new ApiError(409, 'last_admin', 'you are the only admin');
+      Object.assign(api, { deleteAccount: vi.fn(async () => Promise.reject(err)) });
+      store.sendText(9, 'kept');
+      await expect(store.deleteAccount('secret')).rejects.toBe(err);
+      expect(store.me?.id).toBe(ME.id);
+      expect(store.signingOut).toBe(false);
+      expect(store.outbox.map((e) => e.body)).toEqual(['kept']);
+    });
+  });
+
+  describe('administration', () => {
+    it('asks who may sign up, and makes invite links on the page\'s origin in a browser', async () => {
+      Object.assign(api, { serverInfo: vi.fn(async () => ({ registration: 'invite' })) });
+      expect(await store.serverInfo()).toEqual({ registration: 'invite' });
+      vi.stubGlobal('location', { origin: 'http://127.0.0.1:8080' });
+      try {
+        expect(store.admin.inviteLink('abc')).toBe('http://127.0.0.1:8080/#/invite/abc');
+      } finally {
+        vi.unstubAllGlobals();
+      }
+    });
+
+    it('makes invite links on the chosen server in the desktop app', async () => {
+      const server = { get: vi.fn(async () => 'https://chat.example.org'), set: vi.fn(), security: vi.fn(async () => null) };
+      const desktop = new ChatStore(Object.assign(Object.create(api), { server }) as unknown as ApiClient, new FakeRealtime(), storage);
+      expect(await desktop.start()).toBe('signed-in');
+      expect(desktop.admin.inviteLink('abc')).toBe('https://chat.example.org/#/invite/abc');
+      desktop.end();
+    });
+
+    it('reads the account again when the server says it is no longer an admin', async () => {
+      Object.assign(api, { adminActions: vi.fn(async () => Promise.reject(new ApiError(403, 'admin_only', 'only an admin'))) });
+      api.me.mockResolvedValueOnce({ ...ME, is_admin: false });
+      await expect(store.admin.actions()).rejects.toMatchObject({ code: 'admin_only' });
+      await flush();
+      expect(api.me).toHaveBeenCalledTimes(2);
+      expect(store.me?.is_admin).toBe(false);
+    });
+  });
+
+  describe('deleted accounts', () => {
+    const GONE = { ...person(8, 'dora', 'Deleted user', 'deleted user'), deleted: true };
+    const FAKE = person(9, 'mallory', 'Deleted user', 'deleted user');
+
+    it('are "Deleted user" without a username; someone who takes that name is told apart', async () => {
+      const group = { ...conv(40, 0), kind: 'group' as const, title: 'Team', owner_id: ME.id, members: [ME as never, GONE, FAKE], read_positions: [] };
+      const direct = { ...conv(41, 0), members: [ME as never, GONE] };
+      api.conversations.mockResolvedValueOnce([group, direct]);
+      await store.refreshConversations();
+      expect(store.memberLabel(40, GONE.id)).toBe('Deleted user');
+      expect(store.memberLabel(40, FAKE.id)).toBe(`${isolate('Deleted user')} (@mallory)`);
+      expect(conversationTitle(store, store.conversations[41]!)).toBe('Deleted user');
+    });
+
+    it('show as deleted as soon as the server says so (user_updated)', async () => {
+      api.conversations.mockResolvedValueOnce([{ ...conv(42, 0), members: [ME as never, BEN] }]);
+      await store.refreshConversations();
+      expect(conversationTitle(store, store.conversations[42]!)).toBe('Ben');
+      rt.emit({ type: 'user_updated', user: { ...BEN, display_name: 'Deleted user', name_key: 'deleted user', online: false, deleted: true } });
+      expect(conversationTitle(store, store.conversations[42]!)).toBe('Deleted user');
+      expect(store.users[BEN.id]?.deleted).toBe(true);
+    });
+  });
+
   describe('names that look alike', () => {
     // ann (me), "Ann" look-alike, two "alice"s (one in Cyrillic а), a unique "Zoe"
     const ANN2 = person(3, 'ann_', 'ANN', 'ann');
