@@ -346,8 +346,10 @@ async fn chats_through_the_real_window() {
     .expect("ben received the voice message");
     assert_eq!(voice.sender_id, ann_id);
     let attachment = voice.attachment.expect("attachment");
+    // Recorded as WAV, kept and served as Ogg Opus.
+    assert_eq!(attachment.mime, "audio/ogg; codecs=opus");
     let file = ben.download(&attachment.url).await.expect("download");
-    let (recorded_secs, heard_secs, heard_rms) = speech_in(&file.bytes);
+    let (recorded_secs, heard_secs, heard_rms) = speech_in(&support::decoded_to_wav(&file.bytes));
     let (speech_secs, speech_rms) = {
         let bytes = std::fs::read(&rig.speech).expect("speech");
         let (_, loud, rms) = speech_in(&bytes);

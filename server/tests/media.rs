@@ -30,32 +30,23 @@ async fn voice_in_every_format_gets_duration_and_waveform(backend: Backend) {
     let (mut ben_ws, _) =
         Ws::connect_and_resume(&server.base, &ben.token().expect("token"), &[]).await;
     let dir = tempfile::tempdir().expect("dir");
-    let cases: [(&str, &[&str], &str, bool); 7] = [
-        ("tone.wav", &["-c:a", "pcm_s16le"], "audio/wav", true),
+    // Every format is decoded (Opus too, in Ogg and in WebM), measured, and stored as
+    // Ogg Opus.
+    let cases: [(&str, &[&str]); 8] = [
+        ("tone.wav", &["-c:a", "pcm_s16le"]),
         (
-            "tone.mp3",
-            &["-c:a", "libmp3lame", "-b:a", "64k"],
-            "audio/mpeg",
-            true,
+            "tone-44k.wav",
+            &["-c:a", "pcm_s16le", "-ar", "44100", "-ac", "2"],
         ),
-        ("tone.ogg", &["-c:a", "libvorbis"], "audio/ogg", true),
-        (
-            "tone.opus",
-            &["-c:a", "libopus", "-f", "ogg"],
-            "audio/ogg",
-            false,
-        ),
-        ("tone.m4a", &["-c:a", "aac"], "audio/mp4", true),
-        ("tone.webm", &["-c:a", "libopus"], "audio/webm", false),
+        ("tone.mp3", &["-c:a", "libmp3lame", "-b:a", "64k"]),
+        ("tone.ogg", &["-c:a", "libvorbis"]),
+        ("tone.opus", &["-c:a", "libopus", "-f", "ogg"]),
+        ("tone.m4a", &["-c:a", "aac"]),
+        ("tone.webm", &["-c:a", "libopus"]),
         // As browsers record it: elements of unknown size.
-        (
-            "tone-live.webm",
-            &["-c:a", "libopus", "-live", "1"],
-            "audio/webm",
-            false,
-        ),
+        ("tone-live.webm", &["-c:a", "libopus", "-live", "1"]),
     ];
-    for (file, codec, mime, decodable) in cases {
+    for (file, codec) in cases {
         let bytes = encode(dir.path(), file, codec);
         // The declared type and name are ignored: only the bytes count.
         let message = ann
@@ -67,32 +58,78 @@ async fn voice_in_every_format_gets_duration_and_waveform(backend: Backend) {
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(message.kind, MessageKind::Voice, "{file}");
         let attachment = message.attachment.as_ref().expect("attachment");
-        assert_eq!(attachment.mime, mime, "{file}");
-        assert_eq!(
-            attachment.size,
-            i64::try_from(bytes.len()).expect("size"),
-            "{file}"
-        );
+        assert_eq!(attachment.mime, "audio/ogg; codecs=opus", "{file}");
         let duration = attachment.duration_ms.expect("duration");
         assert!(
             (2850..=3150).contains(&duration),
             "{file}: {duration} ms is not within 5% of 3 s"
         );
         let waveform = &attachment.waveform;
-        if decodable {
-            assert_eq!(waveform.len(), 64, "{file}");
-            assert!(waveform.contains(&255), "{file}: scaled to the loudest");
-        } else {
-            assert!(
-                waveform.is_empty(),
-                "{file}: no decoder, no invented waveform"
-            );
-        }
+        assert_eq!(waveform.len(), 64, "{file}");
+        assert!(waveform.contains(&255), "{file}: scaled to the loudest");
+        assert!(
+            waveform.iter().filter(|p| **p > 128).count() > 48,
+            "{file}: a steady tone is loud throughout: {waveform:?}"
+        );
+        // What is served is the Ogg Opus file: mono, its pre-skip and end trimming
+        // set, the same length as the upload when decoded again (here by ffprobe).
+        let stored = ann.download(&attachment.url).await.expect("download");
+        assert_eq!(
+            i64::try_from(stored.bytes.len()).expect("size"),
+            attachment.size
+        );
+        assert_eq!(&stored.bytes[..4], b"OggS", "{file}");
+        assert_eq!(&stored.bytes[28..36], b"OpusHead", "{file}");
+        assert_eq!(stored.bytes[37], 1, "{file}: one channel");
+        let (codec, channels, rate, frames) = probe_opus(dir.path(), &stored.bytes);
+        assert_eq!(
+            (codec.as_str(), channels, rate),
+            ("opus", 1, 48_000),
+            "{file}"
+        );
+        let measured_ms = frames * 1000 / 48_000;
+        assert!(
+            measured_ms.abs_diff(u64::try_from(duration).expect("ms")) <= 25,
+            "{file}: stored {measured_ms} ms, measured {duration} ms"
+        );
         // Members get it live, with the attachment.
         // (As JSON: every field the server pushes is the answer's, and no other.)
         let live = ben_ws.next_of("message").await;
         assert_eq!(live["message"], json(&message), "{file}");
     }
+}
+
+/// ffprobe's view of an Ogg Opus file: codec, channels, sample rate and the samples it
+/// decodes to (pre-skip and end trimming applied).
+fn probe_opus(dir: &std::path::Path, bytes: &[u8]) -> (String, u64, u64, u64) {
+    let path = dir.join("stored.opus");
+    std::fs::write(&path, bytes).expect("write");
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-count_frames"])
+        .args(["-show_entries", "stream=codec_name,channels,sample_rate"])
+        .args(["-show_entries", "packet=duration", "-of", "json"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe JSON");
+    let stream = &v["streams"][0];
+    let number = |v: &serde_json::Value| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(0)
+    };
+    let frames = v["packets"]
+        .as_array()
+        .expect("packets")
+        .iter()
+        .map(|p| number(&p["duration"]))
+        .sum();
+    (
+        stream["codec_name"].as_str().unwrap_or_default().to_owned(),
+        number(&stream["channels"]),
+        number(&stream["sample_rate"]),
+        frames,
+    )
 }
 
 async fn wrong_and_oversized_uploads_are_refused_and_store_nothing(backend: Backend) {
@@ -133,9 +170,13 @@ async fn wrong_and_oversized_uploads_are_refused_and_store_nothing(backend: Back
         )
         .await
         .expect("just under the limit");
-    assert_eq!(
-        ok.attachment.expect("attachment").size,
-        i64::try_from(limit - 1024).expect("size")
+    // 16 MB of WAV (about 3 minutes) kept as Ogg Opus: a thirtieth of it.
+    let kept = ok.attachment.expect("attachment");
+    assert_eq!(kept.mime, "audio/ogg; codecs=opus");
+    assert!(
+        kept.size < i64::try_from(limit / 20).expect("size"),
+        "{} bytes kept",
+        kept.size
     );
 
     // A path in the filename is just a name: the file is stored under a random id. (No
@@ -216,13 +257,14 @@ async fn files_are_served_to_members_with_ranges(backend: Backend) {
 
     let full = ben.download(&url).await.expect("download");
     assert_eq!(full.status, 200);
-    assert_eq!(full.content_type.as_deref(), Some("audio/wav"));
-    assert_eq!(full.bytes.as_ref(), bytes.as_slice());
+    assert_eq!(full.content_type.as_deref(), Some("audio/ogg; codecs=opus"));
+    assert_eq!(i64::try_from(full.bytes.len()).ok(), Some(attachment.size));
+    let bytes = full.bytes.to_vec();
     // The headers `chatapp-client` does not show: the same request into the router.
     let h = Raw::new(&server).as_user(&ben).get(&url).await;
     assert_eq!(h.status, 200);
     let h = h.headers;
-    assert_eq!(h["content-type"], "audio/wav");
+    assert_eq!(h["content-type"], "audio/ogg; codecs=opus");
     assert_eq!(h["content-length"], bytes.len().to_string().as_str());
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert!(

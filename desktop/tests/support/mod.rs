@@ -417,6 +417,22 @@ pub fn read_wav(path: &Path) -> (Vec<f32>, u32) {
     wav_samples(hound::WavReader::open(path).expect("open wav"))
 }
 
+/// A served voice file (Ogg Opus) decoded by ffmpeg to the 16-bit WAV it plays as.
+pub fn decoded_to_wav(file: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (input, output) = (dir.path().join("voice.opus"), dir.path().join("voice.wav"));
+    std::fs::write(&input, file).expect("write");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&input)
+        .args(["-c:a", "pcm_s16le"])
+        .arg(&output)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg decodes the served file");
+    std::fs::read(&output).expect("decoded")
+}
+
 /// The same for a WAV in memory.
 pub fn read_wav_bytes(bytes: &[u8]) -> (Vec<f32>, u32) {
     wav_samples(hound::WavReader::new(std::io::Cursor::new(bytes)).expect("a WAV"))

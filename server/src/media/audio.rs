@@ -1,8 +1,9 @@
 //! What a voice file really is, decided by its bytes: the container from its magic
-//! numbers, then a real parse of the whole file with symphonia. The duration is measured
-//! from the audio; the waveform (peaks) comes from decoding it. Opus has no decoder
-//! here: its duration comes from the container's timestamps and its waveform is left
-//! empty rather than invented.
+//! numbers, then a real parse of the whole file with symphonia (Opus decoded by libopus
+//! through `symphonia-adapter-libopus`). The duration is measured from the decoded audio
+//! (gapless: encoder delay and padding trimmed) and the waveform (peaks) comes from the
+//! same samples, which [`transcode`] also encodes, as they come, into the Ogg Opus file
+//! that is stored ([`super::opus`]).
 //!
 //! Hostile files are refused before they cost much: a WAV's format chunk is checked
 //! before symphonia sees the file (symphonia 0.5 panics on a sample rate of 0 and
@@ -14,13 +15,14 @@ use std::{
     fs::File,
     io::{Read, Seek, SeekFrom},
     path::Path,
+    sync::LazyLock,
 };
 
 use symphonia::core::{
     audio::SampleBuffer,
     codecs::{
         CODEC_TYPE_AAC, CODEC_TYPE_MP3, CODEC_TYPE_NULL, CODEC_TYPE_OPUS, CODEC_TYPE_VORBIS,
-        CodecType, DecoderOptions,
+        CodecRegistry, CodecType, DecoderOptions,
     },
     errors::Error as SymphoniaError,
     formats::{FormatOptions, FormatReader, Track},
@@ -28,6 +30,16 @@ use symphonia::core::{
     meta::MetadataOptions,
     probe::Hint,
 };
+
+use super::opus::{EncodeError, OpusFile};
+
+/// symphonia's decoders and libopus for Opus (symphonia 0.5 has no Opus decoder).
+static CODECS: LazyLock<CodecRegistry> = LazyLock::new(|| {
+    let mut codecs = CodecRegistry::new();
+    symphonia::default::register_enabled_codecs(&mut codecs);
+    codecs.register_all::<symphonia_adapter_libopus::OpusDecoder>();
+    codecs
+});
 
 /// Number of peaks in a waveform preview.
 pub const WAVEFORM_POINTS: usize = 64;
@@ -78,9 +90,10 @@ pub fn sniff(head: &[u8]) -> Option<Container> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioInfo {
+    /// The file's type: the upload's, or [`super::opus::MIME`] for what [`transcode`] wrote.
     pub mime: &'static str,
     pub duration_ms: i64,
-    /// `WAVEFORM_POINTS` peaks 0–255, or empty when the codec cannot be decoded here.
+    /// `WAVEFORM_POINTS` peaks 0–255.
     pub waveform: Vec<u8>,
 }
 
@@ -122,7 +135,7 @@ pub enum AudioError {
     SampleRate(u32),
     #[error("{0} channels (accepted: 1 to {MAX_CHANNELS})")]
     Channels(usize),
-    /// No decoder for the codec (and it is not Opus, measured from timestamps instead).
+    /// No decoder for the codec.
     #[error("cannot decode this audio")]
     NoDecoder,
     #[error("damaged audio: {0}")]
@@ -131,19 +144,27 @@ pub enum AudioError {
     PacketTooLarge,
     #[error("no audio in the file")]
     NoPackets,
-    #[error("no time base")]
-    NoTimeBase,
     #[error("the audio is empty")]
     Empty,
     /// Past [`MAX_DURATION_MS`].
     #[error("longer than 6 hours")]
     TooLong,
+    /// Writing the Ogg Opus copy failed (the upload is not at fault, but is not kept).
+    #[error("re-encoding failed: {0}")]
+    Encode(#[from] EncodeError),
 }
 
 /// Parses the whole file at `path` as `container`: [`probe`], then [`decode`]. `Err`
 /// when it is not playable audio or its parameters are out of bounds.
 pub fn analyse(path: &Path, container: Container) -> Result<AudioInfo, AudioError> {
-    decode(probe(path, container)?)
+    decode(probe(path, container)?, None)
+}
+
+/// [`analyse`], encoding the decoded audio into an Ogg Opus file at `out` as it goes:
+/// the info is the new file's (its type, the duration and waveform measured from the
+/// source's samples).
+pub fn transcode(path: &Path, container: Container, out: &Path) -> Result<AudioInfo, AudioError> {
+    decode(probe(path, container)?, Some(out))
 }
 
 /// A container opened, its audio track found and its parameters checked: ready to
@@ -182,7 +203,10 @@ fn probe(path: &Path, container: Container) -> Result<Probed, AudioError> {
         .format(
             &hint,
             stream,
-            &FormatOptions::default(),
+            &FormatOptions {
+                enable_gapless: true,
+                ..FormatOptions::default()
+            },
             &MetadataOptions::default(),
         )
         .map_err(AudioError::Unreadable)?;
@@ -210,27 +234,26 @@ fn probe(path: &Path, container: Container) -> Result<Probed, AudioError> {
     })
 }
 
-/// Reads every packet of the probed track: the duration from the decoded frames (from
-/// the packets' timestamps when there is no decoder, as for Opus) and the waveform from
-/// the decoded samples (empty without a decoder). Stops past [`MAX_DURATION_MS`].
-fn decode(probed: Probed) -> Result<AudioInfo, AudioError> {
+/// Reads and decodes every packet of the probed track: the duration from the decoded
+/// frames and the waveform from the decoded samples, which go into an Ogg Opus file at
+/// `out` when given. Stops past [`MAX_DURATION_MS`].
+fn decode(probed: Probed, out: Option<&Path>) -> Result<AudioInfo, AudioError> {
     let Probed {
         mut format,
         track,
         mime,
         sample_rate,
     } = probed;
-    let time_base = track.codec_params.time_base;
-    let mut decoder = symphonia::default::get_codecs()
+    let mut decoder = CODECS
         .make(&track.codec_params, &DecoderOptions::default())
-        .ok();
-    if decoder.is_none() && track.codec_params.codec != CODEC_TYPE_OPUS {
-        return Err(AudioError::NoDecoder);
-    }
+        .map_err(|_| AudioError::NoDecoder)?;
+    let mut opus: Option<OpusFile> = None;
+    let mut mono = Vec::new();
+    // Frames are counted at the decoder's rate (the container's, unless it said wrong).
+    let mut rate = sample_rate;
 
     let max_frames = MAX_DURATION_MS.saturating_mul(u64::from(sample_rate)) / 1000;
     let mut frames: u64 = 0;
-    let mut end_ts: u64 = 0;
     let mut packets = 0u64;
     // Peak per window of ~10 ms at first; windows widen as needed to stay within MAX_PEAKS.
     let mut peaks = Peaks::new(u64::from(sample_rate / 100).max(1));
@@ -248,10 +271,6 @@ fn decode(probed: Probed) -> Result<AudioInfo, AudioError> {
             continue;
         }
         packets += 1;
-        end_ts = end_ts.max(packet.ts.saturating_add(packet.dur));
-        let Some(decoder) = decoder.as_mut() else {
-            continue;
-        };
         let decoded = match decoder.decode(&packet) {
             Ok(decoded) => decoded,
             Err(SymphoniaError::DecodeError(_)) => continue,
@@ -271,6 +290,18 @@ fn decode(probed: Probed) -> Result<AudioInfo, AudioError> {
         for frame in buf.samples().chunks(channels) {
             peaks.add(frame.iter().fold(0f32, |m, s| m.max(s.abs())));
         }
+        if packets == 1 || frames == 0 {
+            check_sample_rate(spec.rate)?;
+            rate = spec.rate;
+        }
+        if let Some(path) = out {
+            if opus.is_none() {
+                opus = Some(OpusFile::create(path, spec.rate)?);
+            }
+            if let Some(opus) = opus.as_mut() {
+                opus.push_interleaved(buf.samples(), channels, &mut mono)?;
+            }
+        }
         frames = frames.saturating_add((buf.samples().len() / channels) as u64);
         if frames > max_frames {
             return Err(AudioError::TooLong);
@@ -279,28 +310,24 @@ fn decode(probed: Probed) -> Result<AudioInfo, AudioError> {
     if packets == 0 {
         return Err(AudioError::NoPackets);
     }
-    let duration_ms = if decoder.is_some() && frames > 0 {
-        frames.saturating_mul(1000) / u64::from(sample_rate)
-    } else {
-        let tb = time_base.ok_or(AudioError::NoTimeBase)?;
-        // end_ts × numer / denom seconds, in u128 so that no timestamp can overflow it.
-        let ms = u128::from(end_ts) * u128::from(tb.numer) * 1000 / u128::from(tb.denom.max(1));
-        u64::try_from(ms).unwrap_or(u64::MAX)
-    };
+    let duration_ms = frames.saturating_mul(1000) / u64::from(rate);
     if duration_ms == 0 {
         return Err(AudioError::Empty);
     }
     if duration_ms > MAX_DURATION_MS {
         return Err(AudioError::TooLong);
     }
+    let mime = match opus {
+        Some(opus) => {
+            opus.finish()?;
+            super::opus::MIME
+        }
+        None => mime,
+    };
     Ok(AudioInfo {
         mime,
         duration_ms: i64::try_from(duration_ms).map_err(|_| AudioError::TooLong)?,
-        waveform: if decoder.is_some() {
-            reduce(&peaks.finish())
-        } else {
-            Vec::new()
-        },
+        waveform: reduce(&peaks.finish()),
     })
 }
 

@@ -128,6 +128,13 @@ impl TempBlob {
         Ok(())
     }
 
+    /// Takes the size of what was written to the file by its path (by a blocking task
+    /// after [`TempBlob::finish`]), as what the store receives.
+    pub async fn written_elsewhere(&mut self) -> io::Result<()> {
+        self.size = fs::metadata(&self.path).await?.len();
+        Ok(())
+    }
+
     /// The staging file (for decoders that read it; after [`TempBlob::finish`]).
     pub fn path(&self) -> &Path {
         &self.path

@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod avatar;
 pub mod blobs;
+pub mod opus;
 pub mod routes;
 pub mod service;
 

@@ -126,22 +126,31 @@ impl Media {
                 "not a supported audio file (mp3, wav, ogg, m4a, webm)".into(),
             )
         })?;
-        let path = temp.path().to_path_buf();
-        let info = self
+        // Decoded once: measured, and encoded into the Ogg Opus file that is kept (the
+        // upload goes when `temp` drops).
+        let mut opus = self.staging.create().await.map_err(ApiError::internal)?;
+        opus.finish().await.map_err(ApiError::internal)?;
+        // Both files go with the work, so that they are removed when it ends, even for a
+        // request abandoned meanwhile.
+        let (info, mut opus) = self
             .decode(move || {
-                audio::analyse(&path, container).map_err(|why| format!("not playable audio: {why}"))
+                let info = audio::transcode(temp.path(), container, opus.path())
+                    .map_err(|why| format!("not playable audio: {why}"))?;
+                drop(temp);
+                Ok((info, opus))
             })
             .await?;
+        opus.written_elsewhere().await.map_err(ApiError::internal)?;
         let file = FileMeta {
             id: blobs::new_id(),
             mime: info.mime.to_owned(),
-            size: i64::try_from(temp.size()).unwrap_or(i64::MAX),
+            size: i64::try_from(opus.size()).unwrap_or(i64::MAX),
             duration_ms: info.duration_ms,
             waveform: info.waveform.iter().map(|b| format!("{b:02x}")).collect(),
         };
         let id = file.id.clone();
         self.blobs
-            .put(temp, &id)
+            .put(opus, &id)
             .await
             .map_err(ApiError::internal)?;
         let written = state
