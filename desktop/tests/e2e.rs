@@ -573,6 +573,35 @@ async fn chats_through_the_real_window() {
     })
     .await;
 
+    // ann (the server's first account) is its admin: the admin screen, through the
+    // desktop's commands, disables ben (his session ends at once) and enables him again.
+    d.click("#admin-button").await;
+    d.find("#admin-view").await;
+    let ben_row = "#admin-users tr[data-username=\"ben\"]";
+    d.wait_for_text("ben@example.org").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    screenshot(&display, "desktop-admin.png");
+    d.click(&format!("{ben_row} .toggle-disabled")).await;
+    d.find(&format!("{ben_row} .badge-disabled")).await;
+    ben.me().await.expect_err("ben's session ended when he was disabled");
+    let refused = Api::new(&url)
+        .expect("client")
+        .login("ben", "correct horse battery")
+        .await
+        .expect_err("a disabled account cannot sign in");
+    assert!(refused.to_string().contains("disabled"), "{refused}");
+    d.click(&format!("{ben_row} .toggle-disabled")).await;
+    d.find(&format!("{ben_row} .toggle-disabled[data-disabled=\"false\"]"))
+        .await;
+    Api::new(&url)
+        .expect("client")
+        .login("ben", "correct horse battery")
+        .await
+        .expect("ben is enabled again");
+    d.click("#admin-tab-log").await;
+    d.find("#admin-log tr[data-action=\"enable\"]").await;
+    d.find("#admin-log tr[data-action=\"disable\"]").await;
+
     // The server is gone: the sign-out cannot be confirmed, so the window stays signed in
     // and says so (the token stays in the keychain); "sign out on this computer only"
     // then forgets the session here and returns to the sign-in screen.
