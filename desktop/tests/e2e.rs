@@ -583,7 +583,9 @@ async fn chats_through_the_real_window() {
     screenshot(&display, "desktop-admin.png");
     d.click(&format!("{ben_row} .toggle-disabled")).await;
     d.find(&format!("{ben_row} .badge-disabled")).await;
-    ben.me().await.expect_err("ben's session ended when he was disabled");
+    ben.me()
+        .await
+        .expect_err("ben's session ended when he was disabled");
     let refused = Api::new(&url)
         .expect("client")
         .login("ben", "correct horse battery")
@@ -591,8 +593,10 @@ async fn chats_through_the_real_window() {
         .expect_err("a disabled account cannot sign in");
     assert!(refused.to_string().contains("disabled"), "{refused}");
     d.click(&format!("{ben_row} .toggle-disabled")).await;
-    d.find(&format!("{ben_row} .toggle-disabled[data-disabled=\"false\"]"))
-        .await;
+    d.find(&format!(
+        "{ben_row} .toggle-disabled[data-disabled=\"false\"]"
+    ))
+    .await;
     Api::new(&url)
         .expect("client")
         .login("ben", "correct horse battery")
