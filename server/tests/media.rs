@@ -12,7 +12,8 @@ use reqwest::Method;
 use support::{
     Backend, Raw, Refused, TestServer, Ws,
     media::{
-        blob_count, encode, form, image_file, json, pair, raw_put_avatar, raw_upload, typed, wav,
+        blob_count, encode, ffmpeg, form, image_file, json, pair, raw_put_avatar, raw_upload,
+        refused_as, typed, wav,
     },
 };
 
@@ -22,6 +23,7 @@ on_both_backends!(
     files_are_served_to_members_with_ranges,
     orphan_files_are_removed_at_start_up,
     avatars_are_reencoded_replaced_and_removed_without_leftovers,
+    speech_length_wav_shrinks_and_bad_opus_is_refused,
 );
 
 async fn voice_in_every_format_gets_duration_and_waveform(backend: Backend) {
@@ -47,7 +49,9 @@ async fn voice_in_every_format_gets_duration_and_waveform(backend: Backend) {
         ("tone-live.webm", &["-c:a", "libopus", "-live", "1"]),
     ];
     for (file, codec) in cases {
-        let bytes = encode(dir.path(), file, codec);
+        // Silence, then a tone: the waveform must follow.
+        let bytes = ffmpeg(dir.path(), file, QUIET_THEN_LOUD, codec);
+        let original = probe(dir.path(), file, &bytes);
         // The declared type and name are ignored: only the bytes count.
         let message = ann
             .upload_voice(
@@ -59,38 +63,39 @@ async fn voice_in_every_format_gets_duration_and_waveform(backend: Backend) {
         assert_eq!(message.kind, MessageKind::Voice, "{file}");
         let attachment = message.attachment.as_ref().expect("attachment");
         assert_eq!(attachment.mime, "audio/ogg; codecs=opus", "{file}");
-        let duration = attachment.duration_ms.expect("duration");
+        let duration = u64::try_from(attachment.duration_ms.expect("duration")).expect("ms");
         assert!(
-            (2850..=3150).contains(&duration),
-            "{file}: {duration} ms is not within 5% of 3 s"
+            duration.abs_diff(original.ms) * 50 <= original.ms,
+            "{file}: measured {duration} ms, ffprobe says {} ms (more than 2% apart)",
+            original.ms
         );
         let waveform = &attachment.waveform;
         assert_eq!(waveform.len(), 64, "{file}");
         assert!(waveform.contains(&255), "{file}: scaled to the loudest");
+        let (quiet, loud) = (&waveform[..28], &waveform[36..]);
         assert!(
-            waveform.iter().filter(|p| **p > 128).count() > 48,
-            "{file}: a steady tone is loud throughout: {waveform:?}"
+            quiet.iter().all(|p| *p < 40) && loud.iter().all(|p| *p > 160),
+            "{file}: low peaks for the silence, high for the tone: {waveform:?}"
         );
-        // What is served is the Ogg Opus file: mono, its pre-skip and end trimming
-        // set, the same length as the upload when decoded again (here by ffprobe).
+        // What is served is the Ogg Opus file ffprobe reads as Opus, mono, 48 kHz, as
+        // long as the original (pre-skip and end trimming set).
         let stored = ann.download(&attachment.url).await.expect("download");
         assert_eq!(
             i64::try_from(stored.bytes.len()).expect("size"),
             attachment.size
         );
         assert_eq!(&stored.bytes[..4], b"OggS", "{file}");
-        assert_eq!(&stored.bytes[28..36], b"OpusHead", "{file}");
-        assert_eq!(stored.bytes[37], 1, "{file}: one channel");
-        let (codec, channels, rate, frames) = probe_opus(dir.path(), &stored.bytes);
+        let kept = probe(dir.path(), "stored.opus", &stored.bytes);
         assert_eq!(
-            (codec.as_str(), channels, rate),
+            (kept.codec.as_str(), kept.channels, kept.rate),
             ("opus", 1, 48_000),
             "{file}"
         );
-        let measured_ms = frames * 1000 / 48_000;
         assert!(
-            measured_ms.abs_diff(u64::try_from(duration).expect("ms")) <= 25,
-            "{file}: stored {measured_ms} ms, measured {duration} ms"
+            kept.ms.abs_diff(original.ms) * 50 <= original.ms,
+            "{file}: stored {} ms, the original {} ms",
+            kept.ms,
+            original.ms
         );
         // Members get it live, with the attachment.
         // (As JSON: every field the server pushes is the answer's, and no other.)
@@ -99,37 +104,177 @@ async fn voice_in_every_format_gets_duration_and_waveform(backend: Backend) {
     }
 }
 
-/// ffprobe's view of an Ogg Opus file: codec, channels, sample rate and the samples it
-/// decodes to (pre-skip and end trimming applied).
-fn probe_opus(dir: &std::path::Path, bytes: &[u8]) -> (String, u64, u64, u64) {
-    let path = dir.join("stored.opus");
+/// 1.5 s of silence, then 1.5 s of a loud tone.
+const QUIET_THEN_LOUD: &str = "aevalsrc='if(lt(t,1.5),0,0.8*sin(2*PI*440*t))':d=3:s=48000";
+
+/// ffprobe's view of an audio file's first stream.
+struct Probe {
+    codec: String,
+    channels: u64,
+    rate: u64,
+    /// Where its last packet ends (trimming applied), in ms.
+    ms: u64,
+}
+
+/// What ffprobe says of `bytes` (written to `dir/name`).
+fn probe(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Probe {
+    let path = dir.join(format!("probed-{name}"));
     std::fs::write(&path, bytes).expect("write");
     let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0", "-count_frames"])
+        .args(["-v", "error", "-select_streams", "a:0"])
         .args(["-show_entries", "stream=codec_name,channels,sample_rate"])
-        .args(["-show_entries", "packet=duration", "-of", "json"])
+        .args([
+            "-show_entries",
+            "packet=pts_time,duration_time",
+            "-of",
+            "json",
+        ])
         .arg(&path)
         .output()
         .expect("ffprobe runs");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe JSON");
     let stream = &v["streams"][0];
-    let number = |v: &serde_json::Value| {
-        v.as_u64()
+    let number = |v: &serde_json::Value| -> f64 {
+        v.as_f64()
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            .unwrap_or(0)
+            .unwrap_or(0.0)
     };
-    let frames = v["packets"]
+    let end = v["packets"]
         .as_array()
         .expect("packets")
         .iter()
-        .map(|p| number(&p["duration"]))
-        .sum();
-    (
-        stream["codec_name"].as_str().unwrap_or_default().to_owned(),
-        number(&stream["channels"]),
-        number(&stream["sample_rate"]),
-        frames,
-    )
+        .map(|p| number(&p["pts_time"]) + number(&p["duration_time"]))
+        .fold(0.0, f64::max);
+    Probe {
+        codec: stream["codec_name"].as_str().unwrap_or_default().to_owned(),
+        channels: number(&stream["channels"]) as u64,
+        rate: number(&stream["sample_rate"]) as u64,
+        ms: (end * 1000.0).round() as u64,
+    }
+}
+
+async fn speech_length_wav_shrinks_and_bad_opus_is_refused(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (ann, _, _, conv) = pair(&server).await;
+    let dir = tempfile::tempdir().expect("dir");
+    // A minute at 16 kHz (1.9 MB of WAV) kept at least five times smaller.
+    let wav = ffmpeg(
+        dir.path(),
+        "minute.wav",
+        "sine=frequency=300:duration=60:sample_rate=16000",
+        &["-c:a", "pcm_s16le"],
+    );
+    let message = ann
+        .upload_voice(conv, Upload::wav(wav.clone()))
+        .await
+        .expect("a minute");
+    let kept = message.attachment.expect("attachment");
+    let ratio = wav.len() as f64 / kept.size as f64;
+    println!(
+        "60 s at 16 kHz: {} bytes of WAV kept as {} bytes of Opus ({ratio:.1}x)",
+        wav.len(),
+        kept.size
+    );
+    assert!(ratio >= 5.0, "only {ratio:.1} times smaller");
+    assert_eq!(kept.duration_ms, Some(60_000));
+
+    // Opus streams broken in each place: refused with 415, nothing stored, no panic.
+    let good = encode(dir.path(), "good.opus", &["-c:a", "libopus", "-f", "ogg"]);
+    let files_before = blob_count(&server);
+    let mut head = ogg::PacketReader::new(std::io::Cursor::new(good.clone()));
+    let opus_head = head.read_packet_expected().expect("OpusHead").data;
+    let opus_tags = head.read_packet_expected().expect("OpusTags").data;
+    let mut bad_version = opus_head.clone();
+    bad_version[8] = 0xff;
+    let mut no_channels = opus_head.clone();
+    no_channels[9] = 0;
+    // A code-3 packet that says it holds no frames: invalid for every decoder.
+    let invalid_packets: Vec<Vec<u8>> = vec![vec![0x03, 0x00]; 150];
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("cut in its first page", good[..40].to_vec()),
+        ("cut after its headers", {
+            let end = ogg_after_headers(&good);
+            good[..end].to_vec()
+        }),
+        (
+            "every audio packet invalid",
+            ogg_of(&[opus_head.clone(), opus_tags.clone()], &invalid_packets),
+        ),
+        (
+            "an OpusHead of version 255",
+            ogg_of(
+                &[bad_version, opus_tags.clone()],
+                &vec![vec![0xfc, 0xff, 0xfe]; 10],
+            ),
+        ),
+        (
+            "an OpusHead of no channels",
+            ogg_of(
+                &[no_channels, opus_tags.clone()],
+                &vec![vec![0xfc, 0xff, 0xfe]; 10],
+            ),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let refused = ann
+            .upload_voice(conv, Upload::new(bytes, "broken.opus", "audio/ogg"))
+            .await;
+        refused_as(what, refused, 415, "unsupported_media_type");
+    }
+    // The same stream garbled in its middle (bytes flipped; pages fail their checksum):
+    // what is left is measured, or it is refused; never a panic.
+    let mut garbled = good.clone();
+    for b in &mut garbled[good.len() / 3..good.len() * 2 / 3] {
+        *b ^= 0x5a;
+    }
+    match ann
+        .upload_voice(conv, Upload::new(garbled, "garbled.opus", "audio/ogg"))
+        .await
+    {
+        Ok(m) => assert!(m.attachment.expect("file").duration_ms.expect("ms") < 3000),
+        Err(e) => {
+            refused_as("garbled", Err::<(), _>(e), 415, "unsupported_media_type");
+        }
+    }
+    let stored_now = blob_count(&server);
+    assert!(stored_now <= files_before + 1, "refusals stored nothing");
+}
+
+/// Where the pages holding the two header packets of an Ogg Opus file end.
+fn ogg_after_headers(file: &[u8]) -> usize {
+    // Pages: "OggS", then at 26 the segment count and the lacing values.
+    let mut at = 0;
+    for _ in 0..2 {
+        let segments = usize::from(file[at + 26]);
+        let body: usize = file[at + 27..at + 27 + segments]
+            .iter()
+            .map(|b| usize::from(*b))
+            .sum();
+        at += 27 + segments + body;
+    }
+    at
+}
+
+/// An Ogg stream of `headers` (a page each) and `packets` (20 ms each), checksums right.
+fn ogg_of(headers: &[Vec<u8>], packets: &[Vec<u8>]) -> Vec<u8> {
+    use ogg::{PacketWriteEndInfo, PacketWriter};
+    let mut writer = PacketWriter::new(std::io::Cursor::new(Vec::new()));
+    for header in headers {
+        writer
+            .write_packet(header.clone(), 7, PacketWriteEndInfo::EndPage, 0)
+            .expect("header");
+    }
+    for (i, packet) in packets.iter().enumerate() {
+        let end = if i + 1 == packets.len() {
+            PacketWriteEndInfo::EndStream
+        } else {
+            PacketWriteEndInfo::NormalPacket
+        };
+        writer
+            .write_packet(packet.clone(), 7, end, 960 * (i as u64 + 1))
+            .expect("packet");
+    }
+    writer.into_inner().into_inner()
 }
 
 async fn wrong_and_oversized_uploads_are_refused_and_store_nothing(backend: Backend) {

@@ -226,6 +226,9 @@ fn probe(path: &Path, container: Container) -> Result<Probed, AudioError> {
     if let Some(channels) = track.codec_params.channels {
         check_channels(channels.count())?;
     }
+    if track.codec_params.codec == CODEC_TYPE_OPUS {
+        check_opus_head(track.codec_params.extra_data.as_deref().unwrap_or_default())?;
+    }
     Ok(Probed {
         format,
         track,
@@ -344,6 +347,26 @@ fn check_channels(count: usize) -> Result<(), AudioError> {
         Ok(())
     } else {
         Err(AudioError::Channels(count))
+    }
+}
+
+/// Checks an Opus stream's identification header (`OpusHead`, RFC 7845 §5.1, the same
+/// in Ogg and as WebM's codec private data) before libopus is set up from it: a version
+/// this decoder knows (major 0) and one or two channels in mapping family 0 (what voice
+/// recorders write; the decoder takes no more).
+fn check_opus_head(head: &[u8]) -> Result<(), AudioError> {
+    if head.len() < 19 || !head.starts_with(b"OpusHead") {
+        return Err(AudioError::Layout("no Opus identification header"));
+    }
+    if head[8] >> 4 != 0 {
+        return Err(AudioError::Layout("an Opus header of an unknown version"));
+    }
+    match (head[18], head[9]) {
+        (0, 1 | 2) => Ok(()),
+        (0, channels) => Err(AudioError::Channels(usize::from(channels))),
+        _ => Err(AudioError::Layout(
+            "Opus channel mappings beyond mono and stereo",
+        )),
     }
 }
 
