@@ -30,6 +30,7 @@ mod search;
 mod server;
 mod setup;
 mod storm;
+mod transcode;
 
 use std::net::SocketAddr;
 
@@ -140,6 +141,25 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },
+    /// Chat at a fixed send rate alone, then while 16 MB WAV voice messages are uploaded
+    /// (and transcoded to Ogg Opus) back to back.
+    Transcode {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        #[arg(long, default_value_t = 20)]
+        group_size: usize,
+        #[arg(long, default_value_t = 2000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 30)]
+        step_secs: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+        /// Uploads running at once, each back to back.
+        #[arg(long, default_value_t = 1)]
+        uploaders: usize,
+    },
     /// Run the bare relay (used by the other commands).
     Relay {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -221,6 +241,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rounds,
             };
             let result = search::run(&mut server, &options).await;
+            server.stop().await;
+            result
+        }
+        Cmd::Transcode {
+            backend,
+            users,
+            group_size,
+            rate,
+            step_secs,
+            warmup_secs,
+            uploaders,
+        } => {
+            let server = Server::start(&cli, backend).await?;
+            let setup = setup(&server, users, group_size).await?;
+            let result =
+                transcode::run(&server, &setup, rate, step_secs, warmup_secs, uploaders).await;
             server.stop().await;
             result
         }

@@ -123,6 +123,7 @@ async fn run(relay: Arc<Relay>, p: Params, socket: WebSocket) {
             reply_to: None,
             reactions: Vec::new(),
             mentions: Vec::new(),
+            played_by: Vec::new(),
         };
         let frame = Utf8Bytes::from(
             serde_json::to_string(&ServerEvent::Message {

@@ -668,6 +668,15 @@ impl Api {
         .await
     }
 
+    /// Says you played someone else's voice message (marking it again changes nothing).
+    pub async fn mark_played(&self, conversation_id: i64, seq: i64) -> Result<Message> {
+        Self::json(self.authed(
+            Method::POST,
+            &format!("/api/conversations/{conversation_id}/messages/{seq}/played"),
+        )?)
+        .await
+    }
+
     /// Searches the text of your conversations' messages, newest first; the next page
     /// with `before_id` = the last result's id.
     pub async fn search(

@@ -271,6 +271,15 @@ impl Realtime {
         });
     }
 
+    /// Says you played a voice message, over the socket while connected (use
+    /// [`Api::mark_played`] to be sure).
+    pub fn played(&self, conversation_id: i64, seq: i64) {
+        let _ = self.inner.cmds.try_send(ClientEvent::Played {
+            conversation_id,
+            seq,
+        });
+    }
+
     pub fn state(&self) -> ConnectionState {
         self.inner.state.borrow().clone()
     }

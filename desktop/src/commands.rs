@@ -371,6 +371,13 @@ pub async fn react(
 }
 
 #[tauri::command]
+pub async fn mark_played(session: State<'_, Session>, id: i64, seq: i64) -> Res<Message> {
+    session
+        .call(async |api| api.mark_played(id, seq).await)
+        .await
+}
+
+#[tauri::command]
 pub async fn update_settings(
     session: State<'_, Session>,
     id: i64,
@@ -490,6 +497,10 @@ pub fn realtime_send(session: State<'_, Session>, event: ClientEvent) -> bool {
             conversation_id,
             seq,
         } => rt.read(conversation_id, seq),
+        ClientEvent::Played {
+            conversation_id,
+            seq,
+        } => rt.played(conversation_id, seq),
         ClientEvent::Resume { .. } | ClientEvent::Ping => {}
     }
     true

@@ -70,6 +70,7 @@ commands![
     edit_message,
     delete_message,
     react,
+    mark_played,
     update_settings,
     search_messages,
     mark_read,

@@ -517,6 +517,9 @@ pub struct Message {
     /// The members mentioned (`@username` in the text), by id.
     #[serde(default)]
     pub mentions: Vec<i64>,
+    /// Voice messages: who played it (never its sender), in the order they first did.
+    #[serde(default)]
+    pub played_by: Vec<Played>,
 }
 
 /// What a reply shows of the message it answers.
@@ -543,6 +546,18 @@ pub struct ReplyPreview {
 pub struct Reaction {
     pub emoji: String,
     pub user_ids: Vec<i64>,
+}
+
+/// Who played a voice message, and when they first did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Played {
+    pub user_id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub at: OffsetDateTime,
 }
 
 /// `POST /api/conversations/{id}/messages`
@@ -689,6 +704,11 @@ pub enum ClientEvent {
         conversation_id: i64,
         seq: i64,
     },
+    /// You played the voice message at `seq` (as `POST …/messages/{seq}/played`).
+    Played {
+        conversation_id: i64,
+        seq: i64,
+    },
     Resume {
         /// conversation id → last seq the client has.
         #[serde(with = "int_keys")]
@@ -720,6 +740,13 @@ pub enum ServerEvent {
     },
     /// A message already sent was edited, deleted or reacted to: its whole current state.
     MessageUpdated {
+        message: Message,
+    },
+    /// `user_id` played the voice message `message` (its whole current state, with
+    /// `played_by`); to every member, live. On resume the change comes as
+    /// `message_updated`.
+    Played {
+        user_id: i64,
         message: Message,
     },
     Presence {

@@ -230,6 +230,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             messages::routes::add_reaction,
             messages::routes::remove_reaction
         ))
+        .routes(routes!(messages::routes::played))
         .routes(routes!(conversations::routes::put_settings))
         .routes(routes!(messages::routes::search))
         .routes(routes!(messages::routes::mark_read))

@@ -118,6 +118,17 @@ impl Frames for Domain {
                     reply_api_error(conn, &err, None);
                 }
             }
+            ClientEvent::Played {
+                conversation_id,
+                seq,
+            } => {
+                if let Err(err) =
+                    messages::changes::played(&self.state, conn.user_id(), conversation_id, seq)
+                        .await
+                {
+                    reply_api_error(conn, &err, None);
+                }
+            }
             // Answered by the connection itself.
             ClientEvent::Resume { .. } | ClientEvent::Ping => {}
         }

@@ -1,7 +1,9 @@
 //! Stored rows as the API and the WebSocket show them: pure conversions to the
 //! `protocol` types, shared by the handlers and the delivery of changes.
 
-use chatapp_protocol::{Attachment, Me, Message, MessageKind, Reaction, ReplyPreview, User};
+use chatapp_protocol::{
+    Attachment, Me, Message, MessageKind, Played, Reaction, ReplyPreview, User,
+};
 
 use crate::store::{MessageRow, ReplyRow, UserRow, time_of};
 
@@ -75,6 +77,14 @@ pub fn message(row: &MessageRow) -> Message {
         reply_to: row.reply.as_ref().map(|r| Box::new(reply_preview(r))),
         reactions: serde_json::from_str::<Vec<Reaction>>(&row.reactions).unwrap_or_default(),
         mentions: serde_json::from_str::<Vec<i64>>(&row.mentions).unwrap_or_default(),
+        played_by: row
+            .played()
+            .into_iter()
+            .map(|p| Played {
+                user_id: p.user_id,
+                at: time_of(p.at),
+            })
+            .collect(),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Messages that change after they are sent (edit, delete, react), replies, mentions,
+//! Messages that change after they are sent (edit, delete, react, played), replies, mentions,
 //! mute and search, over the real API and WebSocket on SQLite and PostgreSQL: each change
 //! live to the other members, each change made while someone was away replayed to them
 //! once on `resume`, the refusals, and search following edits, deletions and membership.
@@ -19,6 +19,7 @@ on_both_backends!(
     search_follows_edits_deletions_and_membership,
     mentions_are_counted_and_mute_follows_the_person,
     a_deleted_voice_message_loses_its_file,
+    played_voice_messages_are_told_live_resumed_and_kept,
 );
 
 fn message(ev: &Value) -> Message {
@@ -599,4 +600,140 @@ async fn a_deleted_voice_message_loses_its_file(backend: Backend) {
     assert!(gone.attachment.is_none());
     assert_eq!(blob_count(&server), before, "the file left the blob store");
     ben.download(&url).await.refused(404, "not_found");
+}
+
+async fn played_voice_messages_are_told_live_resumed_and_kept(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (ann, ann_id) = server.register_api("ann").await;
+    let (ben, ben_id) = server.register_api("ben").await;
+    let (cat, cat_id) = server.register_api("cat").await;
+    let (eve, _) = server.register_api("eve").await;
+    let group = ann
+        .create_group("three", &[ben_id, cat_id])
+        .await
+        .expect("group")
+        .id;
+    let voice = ann
+        .upload_voice(group, Upload::wav(wav(48_044)))
+        .await
+        .expect("voice");
+    let text = ann
+        .send_message(group, "and text", None)
+        .await
+        .expect("text");
+    let ben_voice = ben
+        .upload_voice(group, Upload::wav(wav(48_044)))
+        .await
+        .expect("ben's voice");
+    assert!(voice.played_by.is_empty());
+    let ann_token = ann.token().expect("token");
+    let cat_token = cat.token().expect("token");
+    let (mut ann_ws, _) = resume(&server, &ann_token, &[(group, 3)], &[(group, 0)]).await;
+    let (mut cat_ws, _) = resume(&server, &cat_token, &[(group, 3)], &[(group, 0)]).await;
+
+    // ben plays ann's voice message (REST): the sender and every member hear `played`.
+    let played = ben.mark_played(group, voice.seq).await.expect("played");
+    assert_eq!(played.played_by.len(), 1);
+    assert_eq!(played.played_by[0].user_id, ben_id);
+    for ws in [&mut ann_ws, &mut cat_ws] {
+        let ev = ws.next_of("played").await;
+        assert_eq!(ev["user_id"], ben_id);
+        assert_eq!(message(&ev), played);
+    }
+    // Again: nothing changes, nobody is told.
+    let again = ben.mark_played(group, voice.seq).await.expect("again");
+    assert_eq!(again, played, "marking twice changes nothing");
+    ann_ws.expect_quiet_but(&["presence"]).await;
+
+    // Over the WebSocket: cat plays it too, while ann is away.
+    ann_ws.close().await;
+    let mut cat_out = Ws::connect(&server.base, &cat_token).await;
+    cat_out
+        .send(&ClientEvent::Resume {
+            cursors: [(group, 3)].into_iter().collect(),
+            changes: [(group, played.rev)].into_iter().collect(),
+        })
+        .await;
+    cat_out.next_of("synced").await;
+    cat_out
+        .send(&ClientEvent::Played {
+            conversation_id: group,
+            seq: voice.seq,
+        })
+        .await;
+    let by_cat = message(&cat_ws.next_of("played").await);
+    assert_eq!(
+        by_cat
+            .played_by
+            .iter()
+            .map(|p| p.user_id)
+            .collect::<Vec<_>>(),
+        [ben_id, cat_id],
+        "in the order they played it"
+    );
+    cat_out.close().await;
+
+    // ann comes back: the change is replayed once (as `message_updated`, the whole
+    // message), and history carries who played it.
+    let (mut ann_ws, replayed) =
+        resume(&server, &ann_token, &[(group, 3)], &[(group, played.rev)]).await;
+    let replayed: Vec<Value> = replayed
+        .into_iter()
+        .filter(|e| e["type"] != "presence")
+        .collect();
+    assert_eq!(replayed.len(), 1, "{replayed:#?}");
+    assert_eq!(replayed[0]["type"], "message_updated");
+    assert_eq!(message(&replayed[0]), by_cat);
+    ann_ws.expect_quiet_but(&["presence"]).await;
+    let page = ann.history(group, None, None).await.expect("history");
+    assert_eq!(page.messages[0], by_cat);
+
+    // Refused, and nothing changes: your own, a text message, a non-member, unknown.
+    ann.mark_played(group, voice.seq)
+        .await
+        .refused(400, "own_message");
+    ben.mark_played(group, text.seq)
+        .await
+        .refused(400, "not_voice");
+    eve.mark_played(group, voice.seq)
+        .await
+        .refused(404, "not_found");
+    ben.mark_played(group, 99).await.refused(404, "not_found");
+    ann.mark_played(group, ben_voice.seq)
+        .await
+        .expect("ann plays ben's");
+    ann.delete_message(group, voice.seq).await.expect("deleted");
+    ben.mark_played(group, voice.seq)
+        .await
+        .refused(409, "message_deleted");
+    let _ = ann_id;
+    // Refused over the socket too: an error frame, nothing else.
+    let (mut eve_ws, _) = resume(&server, &eve.token().expect("token"), &[], &[]).await;
+    eve_ws
+        .send(&ClientEvent::Played {
+            conversation_id: group,
+            seq: ben_voice.seq,
+        })
+        .await;
+    let err = eve_ws.next_of("error").await;
+    assert_eq!(
+        (err["type"].as_str(), err["code"].as_str()),
+        (Some("error"), Some("not_found")),
+        "{err}"
+    );
+    let page = ann.history(group, None, None).await.expect("history");
+    let deleted = &page.messages[0];
+    assert!(
+        deleted.played_by.is_empty(),
+        "a tombstone keeps no receipts"
+    );
+    assert_eq!(
+        page.messages[2]
+            .played_by
+            .iter()
+            .map(|p| p.user_id)
+            .collect::<Vec<_>>(),
+        [ann_id]
+    );
+    ann_ws.close().await;
 }

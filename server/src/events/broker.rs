@@ -336,6 +336,7 @@ async fn catch_up(link: &Link, state: &AppState) {
                         conversation_id,
                         seq: row.seq,
                         rev: row.rev,
+                        played_by: None,
                     };
                     let local = Local {
                         row: Some(row),

@@ -62,7 +62,8 @@ pub(crate) async fn deliver(state: &AppState, change: &Change, local: Local<'_>)
             conversation_id,
             seq,
             rev,
-        } => deliver_changed(state, *conversation_id, *seq, *rev, local).await,
+            played_by,
+        } => deliver_changed(state, *conversation_id, *seq, *rev, *played_by, local).await,
         Change::Settings {
             conversation_id,
             user_id,
@@ -159,6 +160,7 @@ async fn deliver_changed(
     conversation_id: i64,
     seq: i64,
     rev: i64,
+    played_by: Option<i64>,
     local: Local<'_>,
 ) {
     let fetched;
@@ -177,8 +179,10 @@ async fn deliver_changed(
     };
     match state.members_of(conversation_id).await {
         Ok(members) => {
-            let frame = encode(&ServerEvent::MessageUpdated {
-                message: views::message(row),
+            let message = views::message(row);
+            let frame = encode(&match played_by {
+                Some(user_id) => ServerEvent::Played { user_id, message },
+                None => ServerEvent::MessageUpdated { message },
             });
             let item = Outbound::Change {
                 conversation_id,

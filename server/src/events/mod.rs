@@ -33,6 +33,9 @@ pub enum Change {
         conversation_id: i64,
         seq: i64,
         rev: i64,
+        /// The change was this member playing the (voice) message: `played` live.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        played_by: Option<i64>,
     },
     /// A member changed their own settings of a conversation (muted): the conversation
     /// as they see it to their connections.

@@ -1,4 +1,4 @@
-//! Changing a message after it was sent: edit, delete, react. The rules are here; the
+//! Changing a message after it was sent: edit, delete, react, played. The rules are here; the
 //! store applies a change atomically under the conversation's change lock (and answers
 //! a change that changes nothing with the message as it is, so a retry is harmless);
 //! what changed is published as `Change::MessageChanged`, which every member's
@@ -152,14 +152,60 @@ pub async fn react(
     Ok(published(state, outcome).await)
 }
 
+/// Marks the voice message at `seq` played by `actor`, a member who did not send it.
+/// Marking it again changes nothing.
+pub async fn played(
+    state: &AppState,
+    actor: i64,
+    conversation_id: i64,
+    seq: i64,
+) -> ApiResult<MessageRow> {
+    state.user_limits.check_send(actor)?;
+    let outcome = state
+        .store
+        .change_message(conversation_id, seq, actor, MessageChange::Played, |row| {
+            if row.deleted_at.is_some() {
+                return Err(ApiError::Conflict(
+                    "message_deleted",
+                    "this message was deleted".into(),
+                ));
+            }
+            if row.kind != "voice" {
+                return Err(ApiError::validation(
+                    "not_voice",
+                    "only voice messages are played",
+                ));
+            }
+            if row.sender_id == actor {
+                return Err(ApiError::validation(
+                    "own_message",
+                    "your own voice message is not marked played",
+                ));
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(published_as(state, outcome, Some(actor)).await)
+}
+
 /// Publishes what changed (nothing for an unchanged message) and gives the message.
 async fn published(state: &AppState, outcome: ChangeOutcome) -> MessageRow {
+    published_as(state, outcome, None).await
+}
+
+/// [`published`], saying when the change was `played_by` a member playing it.
+async fn published_as(
+    state: &AppState,
+    outcome: ChangeOutcome,
+    played_by: Option<i64>,
+) -> MessageRow {
     match outcome {
         ChangeOutcome::Changed { row, .. } => {
             let change = Change::MessageChanged {
                 conversation_id: row.conversation_id,
                 seq: row.seq,
                 rev: row.rev,
+                played_by,
             };
             state
                 .publish_with(

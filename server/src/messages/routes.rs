@@ -232,6 +232,31 @@ pub async fn remove_reaction(
     Ok(ApiJson(views::message(&row)))
 }
 
+/// Say you played a voice message (someone else's, in a conversation of yours): its sender
+/// and every member hear `played`; marking it again changes nothing.
+#[utoipa::path(post, path = "/api/conversations/{id}/messages/{seq}/played", tag = "messages",
+    params(("id" = i64, Path, description = "Conversation id"), ("seq" = i64, Path, description = "The message's seq")),
+    responses(
+        (status = 200, description = "The message as it is now, with `played_by`", body = Message),
+        (status = 400, description = "A bad id, not a voice message (`not_voice`), or your own (`own_message`)", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Signed in with a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 404, description = "No such conversation or message, or you are not a member", body = ErrorBody),
+        (status = 409, description = "The message was deleted (`message_deleted`)", body = ErrorBody),
+        (status = 429, description = "Too many changes (the send allowance)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
+    ))]
+pub async fn played(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((id, seq)): ApiPath<(i64, i64)>,
+) -> ApiResult<ApiJson<Message>> {
+    let row = super::changes::played(&state, auth.id(), id, seq).await?;
+    Ok(ApiJson(views::message(&row)))
+}
+
 /// Search the text of your conversations' messages (since you joined each; never of
 /// conversations you left), newest first.
 #[utoipa::path(get, path = "/api/search", tag = "messages",

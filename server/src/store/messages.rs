@@ -33,6 +33,8 @@ pub struct MessageRow {
     pub reactions: String,
     /// JSON: the mentioned user ids.
     pub mentions: String,
+    /// JSON: `[{user_id, at}]` ([`PlayedRow`]), who played a voice message.
+    pub played_by: String,
     /// The answered message as it is now (read by [`Store::attach_replies`]).
     #[sqlx(skip)]
     pub reply: Option<ReplyRow>,
@@ -40,7 +42,21 @@ pub struct MessageRow {
 
 pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender_id, kind, body, client_id, created_at, \
      file_id, file_mime, file_size, file_duration_ms, file_waveform, rev, edited_at, deleted_at, \
-     reply_to_id, reactions, mentions";
+     reply_to_id, reactions, mentions, played_by";
+
+/// One entry of `messages.played_by`: who, and when first (ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlayedRow {
+    pub user_id: i64,
+    pub at: i64,
+}
+
+impl MessageRow {
+    /// Who played it (`played_by` read).
+    pub fn played(&self) -> Vec<PlayedRow> {
+        serde_json::from_str(&self.played_by).unwrap_or_default()
+    }
+}
 
 /// What a reply shows of the message it answers.
 #[derive(Debug, Clone, FromRow)]

@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 
 use super::{
     super::{Backend, Store, StoreError, StoreResult, now_ms},
-    MESSAGE_COLUMNS, MessageRow, attach_replies_in, mentions_json,
+    MESSAGE_COLUMNS, MessageRow, PlayedRow, attach_replies_in, mentions_json,
 };
 
 /// What to do to a message.
@@ -23,6 +23,8 @@ pub enum MessageChange<'a> {
     Delete,
     /// Add (`on`) or take back the actor's reaction with `emoji`.
     React { emoji: &'a str, on: bool },
+    /// The actor played the (voice) message.
+    Played,
 }
 
 /// What a change did.
@@ -122,6 +124,7 @@ impl Store {
                     .await
                     .map_err(E::from)?
             }
+            MessageChange::Played => played(&mut tx, &row, rev, actor.unwrap_or(0), now).await?,
         };
         let Some(removed_file) = applied else {
             tx.rollback().await?;
@@ -204,7 +207,7 @@ async fn delete(conn: &mut AnyConnection, row: &MessageRow, rev: i64, now: i64) 
         return Ok(None);
     }
     sqlx::query(
-        "UPDATE messages SET body = '', deleted_at = $2, rev = $3, reactions = '[]', mentions = '[]', \
+        "UPDATE messages SET body = '', deleted_at = $2, rev = $3, reactions = '[]', mentions = '[]', played_by = '[]', \
          file_id = NULL, file_mime = NULL, file_size = NULL, file_duration_ms = NULL, \
          file_waveform = NULL WHERE id = $1",
     )
@@ -259,6 +262,32 @@ async fn react(
     let json = serde_json::to_string(&reactions)
         .map_err(|err| StoreError::Db(sqlx::Error::Encode(Box::new(err))))?;
     sqlx::query("UPDATE messages SET reactions = $2, rev = $3 WHERE id = $1")
+        .bind(row.id)
+        .bind(json)
+        .bind(rev)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(None))
+}
+
+async fn played(
+    conn: &mut AnyConnection,
+    row: &MessageRow,
+    rev: i64,
+    actor: i64,
+    now: i64,
+) -> Applied {
+    let mut played = row.played();
+    if played.iter().any(|p| p.user_id == actor) {
+        return Ok(None);
+    }
+    played.push(PlayedRow {
+        user_id: actor,
+        at: now,
+    });
+    let json = serde_json::to_string(&played)
+        .map_err(|err| StoreError::Db(sqlx::Error::Encode(Box::new(err))))?;
+    sqlx::query("UPDATE messages SET played_by = $2, rev = $3 WHERE id = $1")
         .bind(row.id)
         .bind(json)
         .bind(rev)

@@ -7,7 +7,7 @@ export type ClientEvent = { "type": "send", conversation_id: number, client_id: 
 /**
  * The id of the message (of this conversation) this one answers.
  */
-reply_to_id?: number, } | { "type": "typing", conversation_id: number, } | { "type": "read", conversation_id: number, seq: number, } | { "type": "resume", 
+reply_to_id?: number, } | { "type": "typing", conversation_id: number, } | { "type": "read", conversation_id: number, seq: number, } | { "type": "played", conversation_id: number, seq: number, } | { "type": "resume", 
 /**
  * conversation id → last seq the client has.
  */

@@ -36,6 +36,7 @@ export const COMMANDS = [
   'edit_message',
   'delete_message',
   'react',
+  'mark_played',
   'update_settings',
   'search_messages',
   'mark_read',
