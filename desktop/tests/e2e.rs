@@ -374,6 +374,43 @@ async fn chats_through_the_real_window() {
         "rms {heard_rms} vs {speech_rms}"
     );
     d.find(".timeline .voice-player").await;
+    // Recorded natively, measured on the server: ben gets its 64-peak waveform.
+    assert_eq!(attachment.waveform.len(), 64, "a waveform for ben");
+    assert!(attachment.waveform.contains(&255));
+
+    // Played receipts: ben plays ann's message, and her window's microphone turns
+    // played, live; ann plays one of ben's in the window, and ben's copy says so.
+    d.find(".played-state[data-played=\"false\"]").await;
+    ben.mark_played(chat.id, voice.seq)
+        .await
+        .expect("ben played it");
+    d.find(".played-state[data-played=\"true\"]").await;
+    let from_ben = ben
+        .upload_voice(
+            chat.id,
+            chatapp_client::Upload::new(file.bytes.clone(), "ben.opus", "audio/ogg"),
+        )
+        .await
+        .expect("ben's voice message");
+    let ben_row = format!("[data-message-id=\"{}\"]", from_ben.id);
+    d.click(&format!("{ben_row} .voice-toggle")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = ben.history(chat.id, None, None).await.expect("history");
+        let played = page
+            .messages
+            .iter()
+            .find(|m| m.id == from_ben.id)
+            .is_some_and(|m| m.played_by.iter().any(|p| p.user_id == ann_id));
+        if played {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ann's play never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // No token in the webview: no cookie, nothing like a token in its storage.
     let cookie = d.script("return document.cookie").await;

@@ -63,6 +63,7 @@ fn export_typescript_bindings() {
         Message,
         ReplyPreview,
         Reaction,
+        Played,
         SendMessageRequest,
         EditMessageRequest,
         ConversationSettings,

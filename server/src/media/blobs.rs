@@ -128,6 +128,17 @@ impl TempBlob {
         Ok(())
     }
 
+    /// Flushes what was written and closes the file without syncing it to disk: for an
+    /// upload that is read and then dropped (a voice file is re-encoded, and only the
+    /// result is kept), whose sync would only make the disk write 16 MB for nothing and
+    /// delay the database's commits behind it.
+    pub async fn close(&mut self) -> io::Result<()> {
+        if let Some(mut file) = self.file.take() {
+            file.flush().await?;
+        }
+        Ok(())
+    }
+
     /// Takes the size of what was written to the file by its path (by a blocking task
     /// after [`TempBlob::finish`]), as what the store receives.
     pub async fn written_elsewhere(&mut self) -> io::Result<()> {

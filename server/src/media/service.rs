@@ -119,7 +119,8 @@ impl Media {
         if temp.size() == 0 {
             return Err(ApiError::validation("empty_file", "the file is empty"));
         }
-        temp.finish().await.map_err(ApiError::internal)?;
+        // Read, then dropped: never synced to disk.
+        temp.close().await.map_err(ApiError::internal)?;
         let head = temp.head(64).await.map_err(ApiError::internal)?;
         let container: Container = audio::sniff(&head).ok_or_else(|| {
             ApiError::UnsupportedMediaType(
@@ -129,7 +130,8 @@ impl Media {
         // Decoded once: measured, and encoded into the Ogg Opus file that is kept (the
         // upload goes when `temp` drops).
         let mut opus = self.staging.create().await.map_err(ApiError::internal)?;
-        opus.finish().await.map_err(ApiError::internal)?;
+        // Written (and synced) by the encoder, by its path.
+        opus.close().await.map_err(ApiError::internal)?;
         // Both files go with the work, so that they are removed when it ends, even for a
         // request abandoned meanwhile.
         let (info, mut opus) = self

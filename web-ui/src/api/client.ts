@@ -101,6 +101,10 @@ export interface ApiClient {
   deleteMessage(id: number, seq: number): Promise<Message>;
   /** Adds (`on`) or takes back your reaction with one emoji. */
   react(id: number, seq: number, emoji: string, on: boolean): Promise<Message>;
+  /** Says you played someone else's voice message (its `played_by` gains you; marking it
+   *  again changes nothing). Refused for your own (`own_message`), for a text
+   *  (`not_voice`) and for a deleted one (`message_deleted`). */
+  markPlayed(id: number, seq: number): Promise<Message>;
   /** Your own settings of a conversation (muted). */
   updateSettings(id: number, input: ConversationSettings): Promise<Conversation>;
   /** Searches your conversations' messages, newest first. */

@@ -67,3 +67,19 @@ describe('FetchApiClient: registration, account deletion and the admin routes', 
     ]);
   });
 });
+
+describe('FetchApiClient: played receipts', () => {
+  it('marks a voice message played with POST …/messages/{seq}/played and no body', async () => {
+    const requests = fakeFetch(200, { id: 5, seq: 3, played_by: [{ user_id: 2, at: '2026-01-01T00:00:00Z' }] });
+    const m = await new FetchApiClient().markPlayed(7, 3);
+    expect(m.played_by).toEqual([{ user_id: 2, at: '2026-01-01T00:00:00Z' }]);
+    expect(requests).toEqual([{ url: '/api/conversations/7/messages/3/played', method: 'POST', body: undefined, contentType: null }]);
+  });
+
+  it('reports a refusal (your own message) with its status and code', async () => {
+    fakeFetch(400, { error: { code: 'own_message', message: 'you sent this message' } });
+    const err = await new FetchApiClient().markPlayed(7, 3).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 400, code: 'own_message' });
+  });
+});

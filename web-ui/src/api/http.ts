@@ -159,6 +159,9 @@ export class FetchApiClient implements ApiClient {
   react(id: number, seq: number, emoji: string, on: boolean): Promise<Message> {
     return this.json(on ? 'PUT' : 'DELETE', `/api/conversations/${id}/messages/${seq}/reactions/${encodeURIComponent(emoji)}`);
   }
+  markPlayed(id: number, seq: number): Promise<Message> {
+    return this.json('POST', `/api/conversations/${id}/messages/${seq}/played`);
+  }
   updateSettings(id: number, input: ConversationSettings): Promise<Conversation> {
     return this.json('PUT', `/api/conversations/${id}/settings`, input);
   }

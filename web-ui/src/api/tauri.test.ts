@@ -138,6 +138,24 @@ describe('TauriApiClient', () => {
     expect(e).toMatchObject({ status: 403, code: 'forbidden' });
   });
 
+  it('marks a voice message played with mark_played, and passes a refusal on as ApiError', async () => {
+    const { ipc, calls } = fakeIpc({
+      mark_played: (a) =>
+        (a as { seq: number }).seq === 4
+          ? Promise.reject({ status: 400, code: 'own_message', message: 'you sent this message', retry_after: null })
+          : { id: 9, seq: 3, played_by: [{ user_id: 1, at: '2026-01-01T00:00:00Z' }] },
+    });
+    const api = new TauriApiClient(ipc);
+    expect((await api.markPlayed(7, 3)).played_by).toEqual([{ user_id: 1, at: '2026-01-01T00:00:00Z' }]);
+    const e = await api.markPlayed(7, 4).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e).toMatchObject({ status: 400, code: 'own_message' });
+    expect(calls.map((c) => [c.cmd, c.args])).toEqual([
+      ['mark_played', { id: 7, seq: 3 }],
+      ['mark_played', { id: 7, seq: 4 }],
+    ]);
+  });
+
   it('loads server files through the chatmedia scheme, never with a token', () => {
     const api = new TauriApiClient(fakeIpc().ipc);
     const url = api.mediaUrl('/api/files/42');
@@ -262,6 +280,8 @@ describe('TauriRealtimeClient', () => {
 
     expect(rt.send({ type: 'send', conversation_id: 7, client_id: 'c1', body: 'hi' })).toBe(true);
     expect(fake.calls.at(-1)).toMatchObject({ cmd: 'realtime_send', args: { event: { type: 'send', conversation_id: 7, client_id: 'c1', body: 'hi' } } });
+    expect(rt.send({ type: 'played', conversation_id: 7, seq: 3 })).toBe(true);
+    expect(fake.calls.at(-1)).toMatchObject({ cmd: 'realtime_send', args: { event: { type: 'played', conversation_id: 7, seq: 3 } } });
 
     rt.stop();
     expect(fake.listening(EVENT)).toBe(0);

@@ -206,6 +206,9 @@ export class TauriApiClient implements ApiClient {
   react(id: number, seq: number, emoji: string, on: boolean): Promise<Message> {
     return this.call('react', { id, seq, emoji, on });
   }
+  markPlayed(id: number, seq: number): Promise<Message> {
+    return this.call('mark_played', { id, seq });
+  }
   updateSettings(id: number, input: ConversationSettings): Promise<Conversation> {
     return this.call('update_settings', { id, input });
   }

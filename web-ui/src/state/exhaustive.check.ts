@@ -23,6 +23,7 @@ export function handlesEveryType(e: ServerEvent): string {
     case 'user_updated':
     case 'conversation':
     case 'message_updated':
+    case 'played':
     case 'synced':
     case 'pong':
     case 'error':
@@ -46,6 +47,7 @@ export function forgetsOneType(e: ServerEvent): string {
     case 'user_updated':
     case 'conversation':
     case 'message_updated':
+    case 'played':
     case 'synced':
     case 'error':
       return e.type;
@@ -72,6 +74,7 @@ export function missesANewType(e: GrownServerEvent): string {
     case 'user_updated':
     case 'conversation':
     case 'message_updated':
+    case 'played':
     case 'synced':
     case 'pong':
     case 'error':

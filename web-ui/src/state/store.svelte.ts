@@ -27,6 +27,9 @@ const PAGE = 50;
 const TYPING_MS = 5000;
 const TYPING_SEND_EVERY_MS = 3000;
 const RESEND_AFTER_MS = 10_000;
+/** How long a `played` frame may stay unanswered (no change back with me among the
+ *  players) before the REST call says it instead. */
+const PLAYED_ANSWER_MS = 10_000;
 /** Refusals that pass by themselves: the message is sent again later, not marked failed. */
 const TRANSIENT = new Set(['rate_limited', 'storage_full', 'internal']);
 
@@ -129,6 +132,11 @@ export class ChatStore {
   #resendTimer: ReturnType<typeof setInterval> | null = null;
   /** The conversation in view to its end on a visible page (see `watch`). */
   #watching: number | null = null;
+  /** Voice messages (by id) this page said I played: each is said once (see `startedPlaying`). */
+  #played = new Set<number>();
+  /** `played` frames sent and not answered yet, by message id: the REST call follows if the
+   *  connection drops or no answer comes in time. */
+  #playedUnanswered = new Map<number, { conversationId: number; seq: number; timer: ReturnType<typeof setTimeout> }>();
 
   constructor(api: ApiClient, realtime: RealtimeClient, storage: KeyValueStorage, hooks: StoreHooks = {}) {
     this.#api = api;
@@ -284,7 +292,12 @@ export class ChatStore {
       // offline at start: the realtime client retries, and the list is loaded on `synced`
     });
     this.#unsubscribe.push(this.#realtime.onEvent((e) => this.#handle(e)));
-    this.#unsubscribe.push(this.#realtime.onState((s) => (this.#connection = s)));
+    this.#unsubscribe.push(
+      this.#realtime.onState((s) => {
+        this.#connection = s;
+        if (s.kind !== 'live') this.#playedOverRest();
+      }),
+    );
     this.#realtime.start(
       () => this.cursors,
       () => this.#changes,
@@ -300,6 +313,9 @@ export class ChatStore {
     this.#realtime.stop();
     if (this.#resendTimer !== null) clearInterval(this.#resendTimer);
     this.#resendTimer = null;
+    for (const w of this.#playedUnanswered.values()) clearTimeout(w.timer);
+    this.#playedUnanswered.clear();
+    this.#played.clear();
     this.#me = null;
     this.#users = {};
     this.#conversations = {};
@@ -586,7 +602,10 @@ export class ChatStore {
       case 'conversation':
         this.#upsertConversation(e.conversation);
         break;
+      // A play is a change like any other (same change numbers, and on resume it comes
+      // as `message_updated`); `user_id` is who played it, also in `message.played_by`.
       case 'message_updated':
+      case 'played':
         this.#changed(e.message);
         break;
       case 'error':
@@ -662,6 +681,7 @@ export class ChatStore {
   /** A message we may hold changed (edited, deleted, reacted to): replaced where it is,
    *  never by an older state, and the replies quoting it follow. */
   #changed(m: Message): void {
+    this.#playedAnswered(m);
     const c = this.#conversations[m.conversation_id];
     if (c) {
       c.last_change = Math.max(c.last_change, m.rev);
@@ -879,6 +899,61 @@ export class ChatStore {
     if (!this.#realtime.send({ type: 'read', conversation_id: conversationId, seq })) {
       void this.#api.markRead(conversationId, seq).catch(() => {});
     }
+  }
+
+  // ---- played receipts -----------------------------------------------------------
+
+  /** The voice player started playing `m` (its first `play`). Someone else's voice message
+   *  that I have not played yet is said played, once per page load: with a `played` frame
+   *  when the connection is live (then the REST call too should that frame go unanswered),
+   *  otherwise with the REST call. Never for my own: the server would refuse it. */
+  startedPlaying(m: Message): void {
+    const me = this.#me?.id;
+    if (me === undefined || m.kind !== 'voice' || m.sender_id === me || m.deleted_at !== null) return;
+    if (m.played_by.some((p) => p.user_id === me) || this.#played.has(m.id)) return;
+    this.#played.add(m.id);
+    const frame: ClientEvent = { type: 'played', conversation_id: m.conversation_id, seq: m.seq };
+    if (this.#connection.kind === 'live' && this.#realtime.send(frame)) {
+      const timer = setTimeout(() => this.#playedOverRest(m.id), PLAYED_ANSWER_MS);
+      this.#playedUnanswered.set(m.id, { conversationId: m.conversation_id, seq: m.seq, timer });
+    } else {
+      this.#markPlayed(m.conversation_id, m.seq);
+    }
+  }
+
+  /** Who played voice message `m`, in the order they first did, named as `memberLabel`
+   *  names them (a deleted account: "Deleted user"). */
+  playedNames(m: Message): string[] {
+    return m.played_by.map((p) => this.memberLabel(m.conversation_id, p.user_id));
+  }
+
+  /** A change of `m` with me among its players answers the `played` frame sent for it. */
+  #playedAnswered(m: Message): void {
+    const waiting = this.#playedUnanswered.get(m.id);
+    if (!waiting || !m.played_by.some((p) => p.user_id === this.#me?.id)) return;
+    clearTimeout(waiting.timer);
+    this.#playedUnanswered.delete(m.id);
+  }
+
+  /** The unanswered `played` frames (of message `id`, or all when the connection dropped)
+   *  are said again with the REST call, which changes nothing if a frame did arrive. */
+  #playedOverRest(id?: number): void {
+    for (const [messageId, w] of this.#playedUnanswered) {
+      if (id !== undefined && messageId !== id) continue;
+      clearTimeout(w.timer);
+      this.#playedUnanswered.delete(messageId);
+      this.#markPlayed(w.conversationId, w.seq);
+    }
+  }
+
+  #markPlayed(conversationId: number, seq: number): void {
+    void this.#api.markPlayed(conversationId, seq).then(
+      (m) => this.#changed(m),
+      () => {
+        // Refused (deleted meanwhile, no longer a member) or offline: not said again on
+        // this page; the next play after a reload says it.
+      },
+    );
   }
 
   // ---- link destinations ---------------------------------------------------------

@@ -12,7 +12,16 @@ function person(id: number, username: string, display_name: string, name_key: st
 }
 
 function msg(conversation_id: number, seq: number, sender_id = 2, client_id: string | null = null): Message {
-  return { id: conversation_id * 1000 + seq, conversation_id, seq, sender_id, kind: 'text', body: `m${seq}`, attachment: null, client_id, created_at: new Date(Date.UTC(2026, 0, 1, 0, seq)).toISOString(), rev: 0, edited_at: null, deleted_at: null, reply_to: null, reactions: [], mentions: [] };
+  return { id: conversation_id * 1000 + seq, conversation_id, seq, sender_id, kind: 'text', body: `m${seq}`, attachment: null, client_id, created_at: new Date(Date.UTC(2026, 0, 1, 0, seq)).toISOString(), rev: 0, edited_at: null, deleted_at: null, reply_to: null, reactions: [], mentions: [], played_by: [] };
+}
+
+/** A voice message of `sender_id` (Ben by default), played by `played` (user ids). */
+function voice(conversation_id: number, seq: number, sender_id = 2, played: number[] = [], rev = 0): Message {
+  return {
+    ...msg(conversation_id, seq, sender_id), kind: 'voice', body: '', rev,
+    attachment: { id: `f${seq}`, url: `/api/files/f${seq}`, mime: 'audio/ogg', size: 1000, duration_ms: 3000, waveform: [] },
+    played_by: played.map((user_id) => ({ user_id, at: '2026-01-02T00:00:00Z' })),
+  };
 }
 
 function conv(id: number, last_seq: number, benRead = 0): Conversation {
@@ -37,6 +46,8 @@ class FakeApi {
     return { messages: older.slice(-limit), has_more: older.length > limit };
   });
   markRead = vi.fn(async () => ({ conversation_id: 0, last_read_seq: 0, unread_count: 0 }));
+  /** Answers as the server does: the message with me (ann) among its players. */
+  markPlayed = vi.fn(async (id: number, seq: number): Promise<Message> => voice(id, seq, 2, [ME.id], 50));
   conversation = vi.fn(async (id: number) => conv(id, this.stored.get(id)?.length ?? 0));
   logout = vi.fn(async (): Promise<void> => {});
   me = vi.fn(async (): Promise<Me> => ME);
@@ -562,6 +573,122 @@ describe('ChatStore', () => {
       await store.refreshConversations();
       for (const u of [ALICE2, ZOE]) rt.emit({ type: 'typing', conversation_id: 20, user_id: u.id });
       expect(store.typingNames(20)).toEqual([`${isolate('\u0430lice')} (@mallory)`, 'Zoe']);
+    });
+  });
+  describe('played receipts', () => {
+    const at = (conversation: number, seq: number) => store.timelines[conversation]!.items.find((m) => m.seq === seq)!;
+    const playedFrames = () => rt.sent.filter((e) => e.type === 'played');
+
+    beforeEach(() => {
+      api.stored.set(9, [msg(9, 1), voice(9, 2), voice(9, 3, ME.id)]);
+    });
+
+    it('applies a live played event like message_updated: in place, never with an older state', async () => {
+      await store.open(9);
+      rt.goLive();
+      rt.emit({ type: 'played', user_id: 2, message: voice(9, 3, ME.id, [2], 4) });
+      expect(at(9, 3).played_by.map((p) => p.user_id)).toEqual([2]);
+      expect(store.conversations[9]!.last_change).toBe(4);
+      expect(rt.getChanges?.()).toMatchObject({ '9': 4 });
+      // An older state of the message arriving late (a reaction before the play) changes nothing.
+      rt.emit({ type: 'message_updated', message: voice(9, 3, ME.id, [], 3) });
+      expect(at(9, 3).played_by.map((p) => p.user_id)).toEqual([2]);
+      // After a reconnect, the next play comes (resume) as message_updated.
+      rt.emit({ type: 'message_updated', message: voice(9, 3, ME.id, [2, 5], 6) });
+      expect(at(9, 3).played_by.map((p) => p.user_id)).toEqual([2, 5]);
+      expect(store.conversations[9]!.last_change).toBe(6);
+      // The same change twice (live, then replayed): kept once.
+      rt.emit({ type: 'played', user_id: 5, message: voice(9, 3, ME.id, [2, 5], 6) });
+      expect(at(9, 3).played_by).toHaveLength(2);
+      expect(store.timelines[9]!.items.map((m) => m.seq)).toEqual([1, 2, 3]);
+    });
+
+    it('names the players in the order they played, a deleted account as Deleted user', async () => {
+      const GONE = { ...person(8, 'dora', 'Deleted user', 'deleted user'), deleted: true };
+      const group = { ...conv(40, 0), kind: 'group' as const, title: 'Team', owner_id: ME.id, members: [ME as never, BEN, GONE], read_positions: [] };
+      api.conversations.mockResolvedValueOnce([group]);
+      await store.refreshConversations();
+      expect(store.playedNames(voice(40, 1, ME.id, [8, 2]))).toEqual(['Deleted user', 'Ben']);
+      expect(store.playedNames(voice(40, 1, ME.id))).toEqual([]);
+    });
+
+    it('says once per page, over the socket when live, that I played someone else\'s voice message', async () => {
+      await store.open(9);
+      rt.goLive();
+      store.startedPlaying(at(9, 2));
+      expect(playedFrames()).toEqual([{ type: 'played', conversation_id: 9, seq: 2 }]);
+      // Played again (paused and resumed, or another player of it): nothing more.
+      store.startedPlaying(at(9, 2));
+      // The server's answer, live: the frame is answered, no REST call follows.
+      rt.emit({ type: 'played', user_id: ME.id, message: voice(9, 2, 2, [ME.id], 1) });
+      expect(at(9, 2).played_by.map((p) => p.user_id)).toEqual([ME.id]);
+      store.startedPlaying(at(9, 2));
+      rt.drop();
+      await flush();
+      expect(playedFrames()).toHaveLength(1);
+      expect(api.markPlayed).not.toHaveBeenCalled();
+    });
+
+    it('says nothing for my own voice message, one I played before, a text or a deleted one', async () => {
+      api.stored.get(9)!.push(voice(9, 4, 2, [ME.id]), { ...voice(9, 5), deleted_at: '2026-01-03T00:00:00Z', attachment: null });
+      await store.open(9);
+      rt.goLive();
+      for (const seq of [1, 3, 4, 5]) store.startedPlaying(at(9, seq));
+      rt.drop();
+      store.startedPlaying(at(9, 3));
+      await flush();
+      expect(playedFrames()).toEqual([]);
+      expect(api.markPlayed).not.toHaveBeenCalled();
+    });
+
+    it('uses the REST call when not connected, and applies its answer', async () => {
+      await store.open(9);
+      store.startedPlaying(at(9, 2));
+      expect(api.markPlayed).toHaveBeenCalledExactlyOnceWith(9, 2);
+      await flush();
+      expect(at(9, 2).played_by.map((p) => p.user_id)).toEqual([ME.id]);
+      expect(store.conversations[9]!.last_change).toBe(50);
+      rt.goLive();
+      store.startedPlaying(voice(9, 2)); // a screen still holding the old state
+      expect(playedFrames()).toEqual([]);
+      expect(api.markPlayed).toHaveBeenCalledOnce();
+    });
+
+    it('falls back to the REST call once when the connection drops before the frame is answered', async () => {
+      await store.open(9);
+      rt.goLive();
+      store.startedPlaying(at(9, 2));
+      expect(playedFrames()).toHaveLength(1);
+      rt.drop();
+      expect(api.markPlayed).toHaveBeenCalledExactlyOnceWith(9, 2);
+      rt.goLive();
+      rt.drop();
+      store.startedPlaying(at(9, 2));
+      await flush();
+      expect(playedFrames()).toHaveLength(1);
+      expect(api.markPlayed).toHaveBeenCalledOnce();
+    });
+
+    it('falls back to the REST call when the frame stays unanswered; a refusal is not said again', async () => {
+      vi.useFakeTimers();
+      try {
+        await store.open(9);
+        rt.goLive();
+        api.markPlayed.mockRejectedValueOnce(new ApiError(409, 'message_deleted', 'this message was deleted'));
+        store.startedPlaying(at(9, 2));
+        vi.advanceTimersByTime(9_000);
+        expect(api.markPlayed).not.toHaveBeenCalled();
+        vi.advanceTimersByTime(1_000);
+        expect(api.markPlayed).toHaveBeenCalledExactlyOnceWith(9, 2);
+        await vi.advanceTimersByTimeAsync(60_000);
+        rt.drop();
+        store.startedPlaying(at(9, 2));
+        expect(api.markPlayed).toHaveBeenCalledOnce();
+        expect(playedFrames()).toHaveLength(1);
+        expect(at(9, 2).played_by).toEqual([]);
+      } finally {
+        vi.useRealTimers();
+      }
     });
   });
 });

@@ -26,6 +26,7 @@ export type { Me } from './Me';
 export type { Message } from './Message';
 export type { MessageKind } from './MessageKind';
 export type { MessagePage } from './MessagePage';
+export type { Played } from './Played';
 export type { Reaction } from './Reaction';
 export type { ReadPosition } from './ReadPosition';
 export type { ReadRequest } from './ReadRequest';
