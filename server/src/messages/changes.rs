@@ -39,12 +39,7 @@ pub async fn edit(
                         "only the sender may edit a message".into(),
                     ));
                 }
-                if row.deleted_at.is_some() {
-                    return Err(ApiError::Conflict(
-                        "message_deleted",
-                        "this message was deleted".into(),
-                    ));
-                }
+                not_deleted(row)?;
                 if row.kind != "text" {
                     return Err(ApiError::validation(
                         "not_text",
@@ -138,15 +133,7 @@ pub async fn react(
             seq,
             actor,
             MessageChange::React { emoji, on },
-            |row| {
-                if row.deleted_at.is_some() {
-                    return Err(ApiError::Conflict(
-                        "message_deleted",
-                        "this message was deleted".into(),
-                    ));
-                }
-                Ok(())
-            },
+            not_deleted,
         )
         .await?;
     Ok(published(state, outcome).await)
@@ -164,12 +151,7 @@ pub async fn played(
     let outcome = state
         .store
         .change_message(conversation_id, seq, actor, MessageChange::Played, |row| {
-            if row.deleted_at.is_some() {
-                return Err(ApiError::Conflict(
-                    "message_deleted",
-                    "this message was deleted".into(),
-                ));
-            }
+            not_deleted(row)?;
             if row.kind != "voice" {
                 return Err(ApiError::validation(
                     "not_voice",
@@ -186,6 +168,17 @@ pub async fn played(
         })
         .await?;
     Ok(published_as(state, outcome, Some(actor)).await)
+}
+
+/// 409 `message_deleted` for a tombstone: nothing about it changes any more.
+fn not_deleted(row: &MessageRow) -> ApiResult<()> {
+    if row.deleted_at.is_some() {
+        return Err(ApiError::Conflict(
+            "message_deleted",
+            "this message was deleted".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Publishes what changed (nothing for an unchanged message) and gives the message.

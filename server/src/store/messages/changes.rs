@@ -259,15 +259,7 @@ async fn react(
         }
         (_, false) => return Ok(None),
     }
-    let json = serde_json::to_string(&reactions)
-        .map_err(|err| StoreError::Db(sqlx::Error::Encode(Box::new(err))))?;
-    sqlx::query("UPDATE messages SET reactions = $2, rev = $3 WHERE id = $1")
-        .bind(row.id)
-        .bind(json)
-        .bind(rev)
-        .execute(&mut *conn)
-        .await?;
-    Ok(Some(None))
+    set_json(conn, row, rev, "reactions", &reactions).await
 }
 
 async fn played(
@@ -285,14 +277,28 @@ async fn played(
         user_id: actor,
         at: now,
     });
-    let json = serde_json::to_string(&played)
+    set_json(conn, row, rev, "played_by", &played).await
+}
+
+/// Writes `value` as the JSON of the message's `column` (a column of this module's own,
+/// never input) with change number `rev`: a change applied.
+async fn set_json(
+    conn: &mut AnyConnection,
+    row: &MessageRow,
+    rev: i64,
+    column: &'static str,
+    value: &impl serde::Serialize,
+) -> Applied {
+    let json = serde_json::to_string(value)
         .map_err(|err| StoreError::Db(sqlx::Error::Encode(Box::new(err))))?;
-    sqlx::query("UPDATE messages SET played_by = $2, rev = $3 WHERE id = $1")
-        .bind(row.id)
-        .bind(json)
-        .bind(rev)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(&format!(
+        "UPDATE messages SET {column} = $2, rev = $3 WHERE id = $1"
+    ))
+    .bind(row.id)
+    .bind(json)
+    .bind(rev)
+    .execute(&mut *conn)
+    .await?;
     Ok(Some(None))
 }
 
