@@ -8,6 +8,7 @@ pub mod audio;
 pub mod avatar;
 pub mod blobs;
 pub mod opus;
+pub mod photo;
 pub mod routes;
 pub mod service;
 
