@@ -395,7 +395,20 @@ async fn chats_through_the_real_window() {
     let ben_row = format!("[data-message-id=\"{}\"]", from_ben.id);
     d.click(&format!("{ben_row} .voice-toggle")).await;
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut clicked = Instant::now();
     loop {
+        // A tap that did not start it (the new row still loading its audio): tap again,
+        // as a person would. `played` stays empty until the element has played.
+        let has_played = d
+            .script(&format!(
+                "return document.querySelector('{} audio').played.length",
+                ben_row.replace('"', "\\\"")
+            ))
+            .await;
+        if has_played.as_u64() == Some(0) && clicked.elapsed() > Duration::from_secs(3) {
+            d.click(&format!("{ben_row} .voice-toggle")).await;
+            clicked = Instant::now();
+        }
         let page = ben.history(chat.id, None, None).await.expect("history");
         let played = page
             .messages
