@@ -9,7 +9,7 @@
 
 use std::io::Cursor;
 
-use image::{GenericImageView, ImageFormat, ImageReader, Limits, imageops::FilterType};
+use image::{GenericImageView, ImageFormat, imageops::FilterType};
 
 /// Largest avatar upload.
 pub const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
@@ -24,30 +24,11 @@ const MAX_DECODE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// The PNG thumbnails (256 px, 64 px) of an uploaded image, or why it is refused.
 pub fn thumbnails(bytes: &[u8]) -> Result<[Vec<u8>; 2], String> {
-    let format = image::guess_format(bytes).map_err(|_| "not an image".to_owned())?;
-    if !matches!(
-        format,
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP
-    ) {
-        return Err(format!(
-            "{format:?} images are not accepted (png, jpeg, gif, webp)"
-        ));
-    }
-    let reader = || {
-        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-        let mut limits = Limits::default();
-        limits.max_image_width = Some(MAX_SIDE);
-        limits.max_image_height = Some(MAX_SIDE);
-        limits.max_alloc = Some(MAX_DECODE_BYTES);
-        reader.limits(limits);
-        reader
-    };
     // The header only: refuse absurd sizes before decoding a single pixel.
-    let (width, height) = reader()
-        .into_dimensions()
-        .map_err(|e| format!("not a readable image: {e}"))?;
-    check_dimensions(width, height)?;
-    let image = reader()
+    let image_in = super::image_input::check(bytes, BOUNDS)?;
+    let (width, height) = (image_in.width, image_in.height);
+    let image = image_in
+        .reader()
         .decode()
         .map_err(|e| format!("the image does not decode: {e}"))?;
     if (image.width(), image.height()) != (width, height) {
@@ -68,20 +49,12 @@ pub fn thumbnails(bytes: &[u8]) -> Result<[Vec<u8>; 2], String> {
     Ok([encode(&big)?, encode(&small)?])
 }
 
-/// Both sides 1 to [`MAX_SIDE`] and at most [`MAX_PIXELS`] in all.
-fn check_dimensions(width: u32, height: u32) -> Result<(), String> {
-    if width == 0 || height == 0 {
-        return Err("the image is empty".into());
-    }
-    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(format!(
-            "an image of {width}×{height} pixels is too large (at most {MAX_SIDE} px a side \
-             and {} megapixels)",
-            MAX_PIXELS / 1_000_000
-        ));
-    }
-    Ok(())
-}
+/// What is accepted, as [`super::image_input`] checks it.
+const BOUNDS: super::image_input::Bounds = super::image_input::Bounds {
+    max_side: MAX_SIDE,
+    max_pixels: MAX_PIXELS,
+    max_alloc: MAX_DECODE_BYTES,
+};
 
 #[cfg(test)]
 mod tests {
@@ -99,10 +72,10 @@ mod tests {
             assert_eq!((decoded.width(), decoded.height()), (side, side));
         }
         assert!(thumbnails(b"hello, I am text").is_err());
-        assert!(check_dimensions(6000, 4000).is_ok());
-        assert!(check_dimensions(8192, 8192).is_err());
-        assert!(check_dimensions(8193, 10).is_err());
-        assert!(check_dimensions(0, 10).is_err());
+        assert!(BOUNDS.check_dimensions(6000, 4000).is_ok());
+        assert!(BOUNDS.check_dimensions(8192, 8192).is_err());
+        assert!(BOUNDS.check_dimensions(8193, 10).is_err());
+        assert!(BOUNDS.check_dimensions(0, 10).is_err());
         assert!(thumbnails(b"\x89PNG\r\n\x1a\nbroken").is_err());
     }
 }

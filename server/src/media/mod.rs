@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod avatar;
 pub mod blobs;
+pub mod image_input;
 pub mod opus;
 pub mod photo;
 pub mod routes;

@@ -9,7 +9,7 @@
 use std::io::Cursor;
 
 use image::{
-    AnimationDecoder, DynamicImage, Frame, ImageDecoder, ImageFormat, ImageReader, Limits,
+    AnimationDecoder, DynamicImage, Frame, ImageDecoder, ImageFormat,
     codecs::gif::{GifDecoder, GifEncoder, Repeat},
     codecs::jpeg::JpegEncoder,
     imageops::FilterType,
@@ -49,30 +49,12 @@ pub struct Encoded {
 
 /// The kept copy and the thumbnail of an uploaded image, or why it is refused.
 pub fn process(bytes: &[u8]) -> Result<Processed, String> {
-    let format = image::guess_format(bytes).map_err(|_| "not an image".to_owned())?;
-    if !matches!(
-        format,
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP
-    ) {
-        return Err(format!(
-            "{format:?} images are not accepted (png, jpeg, gif, webp)"
-        ));
-    }
-    let reader = || {
-        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-        let mut limits = Limits::default();
-        limits.max_image_width = Some(MAX_SIDE);
-        limits.max_image_height = Some(MAX_SIDE);
-        limits.max_alloc = Some(MAX_DECODE_BYTES);
-        reader.limits(limits);
-        reader
-    };
     // The header only: refuse absurd sizes before decoding a single pixel.
-    let (width, height) = reader()
-        .into_dimensions()
-        .map_err(|e| format!("not a readable image: {e}"))?;
-    check_dimensions(width, height)?;
-    let mut decoder = reader()
+    let image_in = super::image_input::check(bytes, BOUNDS)?;
+    let (width, height) = (image_in.width, image_in.height);
+    let format = image_in.format;
+    let mut decoder = image_in
+        .reader()
         .into_decoder()
         .map_err(|e| format!("not a readable image: {e}"))?;
     let orientation = decoder
@@ -93,20 +75,12 @@ pub fn process(bytes: &[u8]) -> Result<Processed, String> {
     Ok(Processed { full, thumbnail })
 }
 
-/// Both sides 1 to [`MAX_SIDE`] and at most [`MAX_PIXELS`] in all.
-pub fn check_dimensions(width: u32, height: u32) -> Result<(), String> {
-    if width == 0 || height == 0 {
-        return Err("the image is empty".into());
-    }
-    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(format!(
-            "an image of {width}×{height} pixels is too large (at most {MAX_SIDE} px a side \
-             and {} megapixels)",
-            MAX_PIXELS / 1_000_000
-        ));
-    }
-    Ok(())
-}
+/// What is accepted, as [`super::image_input`] checks it.
+const BOUNDS: super::image_input::Bounds = super::image_input::Bounds {
+    max_side: MAX_SIDE,
+    max_pixels: MAX_PIXELS,
+    max_alloc: MAX_DECODE_BYTES,
+};
 
 /// A still image re-encoded: JPEG when it is opaque, PNG when it has transparency.
 fn still(image: &DynamicImage) -> Result<Encoded, String> {
@@ -322,9 +296,9 @@ mod tests {
             err.contains("too large") || err.contains("readable"),
             "{err}"
         );
-        assert!(check_dimensions(8000, 5000).is_ok());
-        assert!(check_dimensions(8192, 8192).is_err(), "67 Mpx");
-        assert!(check_dimensions(8193, 10).is_err());
+        assert!(BOUNDS.check_dimensions(8000, 5000).is_ok());
+        assert!(BOUNDS.check_dimensions(8192, 8192).is_err(), "67 Mpx");
+        assert!(BOUNDS.check_dimensions(8193, 10).is_err());
         assert!(process(b"hello, I am text").is_err());
         assert!(process(b"BM\0\0\0\0").is_err(), "bmp is not accepted");
     }
