@@ -58,12 +58,13 @@ pub struct UploadProgress {
 
 type ProgressFn = Arc<dyn Fn(UploadProgress) + Send + Sync>;
 
-/// A file to upload (voice message or avatar), with optional progress reporting.
+/// A file to upload (voice message, photo or avatar), with optional progress reporting.
 #[derive(Clone)]
 pub struct Upload {
     bytes: Bytes,
     file_name: String,
     mime: String,
+    caption: Option<String>,
     client_id: Option<String>,
     reply_to_id: Option<i64>,
     progress: Option<ProgressFn>,
@@ -78,6 +79,7 @@ impl Upload {
             bytes: bytes.into(),
             file_name: file_name.to_owned(),
             mime: mime.to_owned(),
+            caption: None,
             client_id: None,
             reply_to_id: None,
             progress: None,
@@ -89,14 +91,21 @@ impl Upload {
         Self::new(bytes, "voice.wav", "audio/wav")
     }
 
-    /// Makes a retried voice upload safe: the server stores one message per `client_id`.
+    /// A photo's caption (the server decides the image's type by its bytes, not by `mime`).
+    #[must_use]
+    pub fn caption(mut self, caption: &str) -> Self {
+        self.caption = Some(caption.to_owned());
+        self
+    }
+
+    /// Makes a retried voice or photo upload safe: the server stores one message per `client_id`.
     #[must_use]
     pub fn client_id(mut self, client_id: &str) -> Self {
         self.client_id = Some(client_id.to_owned());
         self
     }
 
-    /// Makes the voice message a reply to message `id` of the same conversation.
+    /// Makes the voice message or photo a reply to message `id` of the same conversation.
     #[must_use]
     pub fn reply_to(mut self, id: Option<i64>) -> Self {
         self.reply_to_id = id;
@@ -159,6 +168,9 @@ impl Upload {
                     detail: format!("media type {:?}: {e}", self.mime),
                 })?;
         let mut form = reqwest::multipart::Form::new();
+        if let Some(caption) = self.caption {
+            form = form.text("caption", caption);
+        }
         if let Some(id) = self.client_id {
             form = form.text("client_id", id);
         }
@@ -722,6 +734,21 @@ impl Api {
             self.authed(
                 Method::POST,
                 &format!("/api/conversations/{conversation_id}/voice"),
+            )?
+            .multipart(form),
+        )
+        .await
+    }
+
+    /// Sends a photo (png, jpeg, gif or webp, decided by its bytes) with the upload's
+    /// caption, `client_id` and reply: the message carries the re-encoded image's and its
+    /// thumbnail's URLs and sizes.
+    pub async fn upload_photo(&self, conversation_id: i64, file: Upload) -> Result<Message> {
+        let form = file.into_form()?;
+        Self::json(
+            self.authed(
+                Method::POST,
+                &format!("/api/conversations/{conversation_id}/photos"),
             )?
             .multipart(form),
         )

@@ -452,6 +452,8 @@ pub struct AddMembersRequest {
 pub enum MessageKind {
     Text,
     Voice,
+    /// An image, with its caption (possibly empty) in `body`.
+    Photo,
 }
 
 impl MessageKind {
@@ -459,11 +461,13 @@ impl MessageKind {
         match self {
             Self::Text => "text",
             Self::Voice => "voice",
+            Self::Photo => "photo",
         }
     }
 }
 
-/// A stored file attached to a message (voice).
+/// A stored file attached to a message: a voice recording (`duration_ms`, `waveform`) or
+/// a photo (`width`, `height`, `thumbnail`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -474,6 +478,26 @@ pub struct Attachment {
     pub size: i64,
     pub duration_ms: Option<i64>,
     pub waveform: Vec<u8>,
+    /// Photos: the stored image's size in pixels (orientation applied).
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    /// Photos: the copy for the timeline, within 480 px a side.
+    #[serde(default)]
+    pub thumbnail: Option<Thumbnail>,
+}
+
+/// A photo's timeline copy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Thumbnail {
+    pub url: String,
+    pub mime: String,
+    pub size: i64,
+    pub width: u32,
+    pub height: u32,
 }
 
 impl Eq for Attachment {}

@@ -60,6 +60,7 @@ fn export_typescript_bindings() {
         AddMembersRequest,
         MessageKind,
         Attachment,
+        Thumbnail,
         Message,
         ReplyPreview,
         Reaction,

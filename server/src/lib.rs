@@ -252,6 +252,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                     usize::try_from(media::MAX_VOICE_BYTES).unwrap_or(usize::MAX) + 64 * 1024,
                 )),
         )
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(media::routes::upload_photo))
+                .layer(DefaultBodyLimit::max(
+                    usize::try_from(media::photo::MAX_PHOTO_BYTES).unwrap_or(usize::MAX)
+                        + 64 * 1024,
+                )),
+        )
         .routes(routes!(socket::ws_handler))
         .routes(routes!(healthz))
         .split_for_parts()

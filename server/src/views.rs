@@ -2,7 +2,7 @@
 //! `protocol` types, shared by the handlers and the delivery of changes.
 
 use chatapp_protocol::{
-    Attachment, Me, Message, MessageKind, Played, Reaction, ReplyPreview, User,
+    Attachment, Me, Message, MessageKind, Played, Reaction, ReplyPreview, Thumbnail, User,
 };
 
 use crate::store::{MessageRow, ReplyRow, UserRow, time_of};
@@ -51,11 +51,7 @@ pub fn message(row: &MessageRow) -> Message {
         conversation_id: row.conversation_id,
         seq: row.seq,
         sender_id: row.sender_id,
-        kind: if row.kind == "voice" {
-            MessageKind::Voice
-        } else {
-            MessageKind::Text
-        },
+        kind: kind_of(&row.kind),
         body: row.body.clone(),
         attachment: row.file_id.as_ref().map(|id| Attachment {
             id: id.clone(),
@@ -68,6 +64,15 @@ pub fn message(row: &MessageRow) -> Message {
                 .as_deref()
                 .map(hex_decode)
                 .unwrap_or_default(),
+            width: row.file_width.and_then(|w| u32::try_from(w).ok()),
+            height: row.file_height.and_then(|h| u32::try_from(h).ok()),
+            thumbnail: row.thumb_id.as_ref().map(|id| Thumbnail {
+                url: format!("/api/files/{id}"),
+                mime: row.thumb_mime.clone().unwrap_or_default(),
+                size: row.thumb_size.unwrap_or_default(),
+                width: row.thumb_width.and_then(|w| u32::try_from(w).ok()).unwrap_or_default(),
+                height: row.thumb_height.and_then(|h| u32::try_from(h).ok()).unwrap_or_default(),
+            }),
         }),
         client_id: row.client_id.clone(),
         created_at: time_of(row.created_at),
@@ -103,11 +108,7 @@ fn reply_preview(row: &ReplyRow) -> ReplyPreview {
         id: row.id,
         seq: row.seq,
         sender_id: row.sender_id,
-        kind: if row.kind == "voice" {
-            MessageKind::Voice
-        } else {
-            MessageKind::Text
-        },
+        kind: kind_of(&row.kind),
         excerpt: if deleted {
             String::new()
         } else {
@@ -115,6 +116,15 @@ fn reply_preview(row: &ReplyRow) -> ReplyPreview {
         },
         duration_ms: if deleted { None } else { row.file_duration_ms },
         deleted,
+    }
+}
+
+/// A stored message kind (the column's CHECK allows these three).
+fn kind_of(kind: &str) -> MessageKind {
+    match kind {
+        "voice" => MessageKind::Voice,
+        "photo" => MessageKind::Photo,
+        _ => MessageKind::Text,
     }
 }
 

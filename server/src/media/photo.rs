@@ -1,4 +1,4 @@
-//! Photos in messages (issue 18, item 3; the pipeline only, no route yet): png, jpeg, gif
+//! Photos in messages (`POST /api/conversations/{id}/photos`): png, jpeg, gif
 //! or webp, decided by the bytes; the size read from the header and checked before a
 //! pixel is decoded (at most [`MAX_SIDE`] a side and [`MAX_PIXELS`]), decoding under the
 //! image crate's allocation limit; the EXIF orientation applied, then re-encoded, so that

@@ -1,5 +1,6 @@
-//! `POST /api/conversations/{id}/voice`, `GET /api/files/{id}` and the avatar routes:
-//! they parse the request and call the media service (`state.media`).
+//! `POST /api/conversations/{id}/voice`, `POST /api/conversations/{id}/photos`,
+//! `GET /api/files/{id}` and the avatar routes: they parse the request and call the media
+//! service (`state.media`).
 
 use axum::{
     body::Body,
@@ -10,7 +11,7 @@ use axum::{
 use chatapp_protocol::{ErrorBody, Message};
 use tokio_util::io::ReaderStream;
 
-use super::{MAX_VOICE_BYTES, avatar::MAX_AVATAR_BYTES};
+use super::{MAX_VOICE_BYTES, avatar::MAX_AVATAR_BYTES, photo::MAX_PHOTO_BYTES};
 use crate::{
     AppState,
     auth::AuthUser,
@@ -58,7 +59,7 @@ async fn voice_upload(
     mut multipart: axum::extract::Multipart,
 ) -> ApiResult<Response> {
     // Refuse non-members and floods before reading the body.
-    state.media.may_send_voice(&state, auth.id(), id).await?;
+    state.media.may_send_file(&state, auth.id(), id).await?;
     let mut client_id: Option<String> = None;
     let mut reply_to_id: Option<i64> = None;
     let mut upload = None;
@@ -70,13 +71,7 @@ async fn voice_upload(
                 validate_client_id(&value)?;
                 client_id = Some(value);
             }
-            Some("reply_to_id") => {
-                let value = field.text().await?;
-                let id = value.trim().parse::<i64>().map_err(|_| {
-                    ApiError::validation("invalid_reply", "reply_to_id must be a message id")
-                })?;
-                reply_to_id = Some(id);
-            }
+            Some("reply_to_id") => reply_to_id = Some(parse_reply_to(&field.text().await?)?),
             _ => {}
         }
     }
@@ -89,12 +84,103 @@ async fn voice_upload(
         .media
         .voice(&state, auth.id(), id, client_id, reply_to_id, temp)
         .await?;
+    created_or_replayed(&row, created)
+}
+
+/// Send a photo (multipart `file`, optional `caption`, `client_id` and `reply_to_id`). png,
+/// jpeg, gif or webp, decided by the bytes; at most 16 MB, 8192 px a side and 40
+/// megapixels (checked from the header, before decoding). The server keeps a re-encoded
+/// copy (orientation applied, no metadata: EXIF, location and all, is gone; an animated
+/// GIF stays animated) and a thumbnail within 480 px; the message gives both sizes.
+#[utoipa::path(post, path = "/api/conversations/{id}/photos", tag = "messages",
+    params(("id" = i64, Path)),
+    request_body(content_type = "multipart/form-data", description = "`file`: the image; `caption`: optional text (at most 4000 characters, `@username` mentions members); `client_id`: optional idempotency key; `reply_to_id`: optional id of the message of this conversation it answers"),
+    responses(
+        (status = 201, description = "Stored", body = Message),
+        (status = 200, description = "Already stored under this client_id", body = Message),
+        (status = 400, description = "A bad id, a malformed form, no `file` field, an empty file, a caption too long, an invalid `client_id`, or a `reply_to_id` that is not a message of this conversation or was deleted (`error.code` says which)", body = ErrorBody),
+        (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
+        (status = 403, description = "Signed in with a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
+        (status = 404, description = "No such conversation, or you are not a member", body = ErrorBody),
+        (status = 408, description = "The upload paused or took too long", body = ErrorBody),
+        (status = 409, description = "client_id used in another conversation", body = ErrorBody),
+        (status = 413, description = "Larger than 16 MB", body = ErrorBody),
+        (status = 415, description = "Not multipart/form-data, not a png, jpeg, gif or webp image, an image that does not decode, or larger than 8192 px a side or 40 megapixels", body = ErrorBody),
+        (status = 429, description = "Sending faster than the allowance (`--send-rate-per-user`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 507, description = "The server's storage is full; nothing was saved", body = ErrorBody),
+    ))]
+pub async fn upload_photo(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiMultipart(multipart): ApiMultipart,
+) -> ApiResult<Response> {
+    let result = photo_upload(state, auth, id, multipart).await;
+    crate::metrics::upload("photo", &result);
+    result
+}
+
+async fn photo_upload(
+    state: AppState,
+    auth: AuthUser,
+    id: i64,
+    mut multipart: axum::extract::Multipart,
+) -> ApiResult<Response> {
+    // Refuse non-members and floods before reading the body.
+    state.media.may_send_file(&state, auth.id(), id).await?;
+    let mut caption = String::new();
+    let mut client_id: Option<String> = None;
+    let mut reply_to_id: Option<i64> = None;
+    let mut upload = None;
+    while let Some(field) = multipart.next_field().await? {
+        match field.name() {
+            Some("file") => upload = Some(state.media.stage(field, MAX_PHOTO_BYTES).await?),
+            Some("caption") => caption = field.text().await?,
+            Some("client_id") => {
+                let value = field.text().await?;
+                validate_client_id(&value)?;
+                client_id = Some(value);
+            }
+            Some("reply_to_id") => reply_to_id = Some(parse_reply_to(&field.text().await?)?),
+            _ => {}
+        }
+    }
+    let temp = upload
+        .ok_or_else(|| ApiError::validation("missing_file", "the form needs a `file` field"))?;
+    // No caption is a photo alone; a caption is checked as a message's text.
+    if caption.trim().is_empty() {
+        caption.clear();
+    } else {
+        crate::messages::validate_body(&caption)?;
+    }
+    if let Some(reply_to_id) = reply_to_id {
+        crate::messages::check_reply(&state, auth.id(), id, reply_to_id).await?;
+    }
+    let mentions = crate::messages::mentions_in(&state, id, &caption).await?;
+    let (row, created) = state
+        .media
+        .photo(&state, auth.id(), id, caption, mentions, client_id, reply_to_id, temp)
+        .await?;
+    created_or_replayed(&row, created)
+}
+
+fn parse_reply_to(value: &str) -> ApiResult<i64> {
+    value
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| ApiError::validation("invalid_reply", "reply_to_id must be a message id"))
+}
+
+/// 201 with a message just stored, 200 with the one a retried `client_id` stored first.
+fn created_or_replayed(row: &crate::store::MessageRow, created: bool) -> ApiResult<Response> {
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(views::message(&row))).into_response())
+    Ok((status, axum::Json(views::message(row))).into_response())
 }
 
 /// How long a browser may keep a file it fetched: one hour, in its private cache only. A
@@ -102,21 +188,21 @@ async fn voice_upload(
 /// long; sign-out also clears the cache (`Clear-Site-Data`).
 pub const FILE_CACHE_CONTROL: &str = "private, max-age=3600";
 
-/// A stored file: voice only to members of its conversation, avatars to anyone signed
-/// in. Supports `Range`.
+/// A stored file: voice messages and photos only to members of their conversation,
+/// avatars to anyone signed in. Supports `Range`.
 #[utoipa::path(get, path = "/api/files/{id}", tag = "files",
     params(
         ("id" = String, Path, description = "File id (the end of a message's `attachment.url` or of an avatar URL)"),
         ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023` (206; beyond the end 416); several ranges or a malformed header get the whole file"),
     ),
     responses(
-        (status = 200, description = "The file", content(("audio/ogg; codecs=opus"), ("audio/mpeg"), ("audio/wav"), ("audio/ogg"), ("audio/mp4"), ("audio/webm"), ("image/png")),
+        (status = 200, description = "The file", content(("audio/ogg; codecs=opus"), ("audio/mpeg"), ("audio/wav"), ("audio/ogg"), ("audio/mp4"), ("audio/webm"), ("image/png"), ("image/jpeg"), ("image/gif")),
             headers(("Accept-Ranges" = String, description = "`bytes`"))),
-        (status = 206, description = "Part of the file (Range)", content(("audio/ogg; codecs=opus"), ("audio/mpeg"), ("audio/wav"), ("audio/ogg"), ("audio/mp4"), ("audio/webm"), ("image/png")),
+        (status = 206, description = "Part of the file (Range)", content(("audio/ogg; codecs=opus"), ("audio/mpeg"), ("audio/wav"), ("audio/ogg"), ("audio/mp4"), ("audio/webm"), ("image/png"), ("image/jpeg"), ("image/gif")),
             headers(("Content-Range" = String, description = "`bytes START-END/SIZE`"))),
         (status = 400, description = "The id is not valid UTF-8 or contains U+0000", body = ErrorBody),
         (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
-        (status = 404, description = "No such file, or a voice message of a conversation you are not in", body = ErrorBody),
+        (status = 404, description = "No such file, or a voice message or photo of a conversation you are not in", body = ErrorBody),
         (status = 416, description = "The range is outside the file", body = ErrorBody,
             headers(("Content-Range" = String, description = "`bytes */SIZE`"))),
         (status = 500, description = "Internal error", body = ErrorBody),
@@ -172,6 +258,8 @@ pub async fn get_file(
         "audio/mp4" => "m4a",
         "audio/webm" => "webm",
         "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/gif" => "gif",
         "image/webp" => "webp",
         _ => "bin",
     };

@@ -15,13 +15,14 @@ use super::{
     audio::{self, Container},
     avatar,
     blobs::{self, BlobRead, BlobStore, Staging, TempBlob},
+    photo,
 };
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
     events::Change,
     messages::writer::OwnedNewMessage,
-    store::{FileMeta, FileRow, MessageRow},
+    store::{FileMeta, FileRow, ImageMeta, MessageRow},
     views,
 };
 
@@ -90,9 +91,9 @@ impl Media {
         .map_err(ApiError::UnsupportedMediaType)
     }
 
-    /// Whether `sender` may send a voice message to `conversation_id` now (a member,
-    /// within the send allowance): checked before the upload's body is read.
-    pub async fn may_send_voice(
+    /// Whether `sender` may send a voice message or a photo to `conversation_id` now (a
+    /// member, within the send allowance): checked before the upload's body is read.
+    pub async fn may_send_file(
         &self,
         state: &AppState,
         sender: i64,
@@ -147,17 +148,19 @@ impl Media {
             id: blobs::new_id(),
             mime: info.mime.to_owned(),
             size: i64::try_from(opus.size()).unwrap_or(i64::MAX),
-            duration_ms: info.duration_ms,
-            waveform: info.waveform.iter().map(|b| format!("{b:02x}")).collect(),
+            duration_ms: Some(info.duration_ms),
+            waveform: Some(info.waveform.iter().map(|b| format!("{b:02x}")).collect()),
+            width: None,
+            height: None,
+            thumbnail: None,
         };
-        let id = file.id.clone();
         self.blobs
-            .put(opus, &id)
+            .put(opus, &file.id)
             .await
             .map_err(ApiError::internal)?;
-        let written = state
-            .writer
-            .write(OwnedNewMessage {
+        self.write_with_file(
+            state,
+            OwnedNewMessage {
                 conversation_id,
                 sender_id: sender,
                 kind: MessageKind::Voice,
@@ -167,21 +170,108 @@ impl Media {
                 reply_to_id,
                 mentions: Vec::new(),
                 origin: None,
+            },
+        )
+        .await
+    }
+
+    /// A photo message from an upload: the image checked by its bytes and its header
+    /// (before decoding), its orientation applied, re-encoded without its metadata, a
+    /// thumbnail made, both stored, then written like a text message with `caption` as
+    /// its body (and the members it mentions). Returns the message and whether it is new.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn photo(
+        &self,
+        state: &AppState,
+        sender: i64,
+        conversation_id: i64,
+        caption: String,
+        mentions: Vec<i64>,
+        client_id: Option<String>,
+        reply_to_id: Option<i64>,
+        mut temp: TempBlob,
+    ) -> ApiResult<(MessageRow, bool)> {
+        if temp.size() == 0 {
+            return Err(ApiError::validation("empty_file", "the file is empty"));
+        }
+        // Read, then dropped: never synced to disk.
+        temp.close().await.map_err(ApiError::internal)?;
+        let processed = self
+            .decode(move || {
+                let bytes = std::fs::read(temp.path())
+                    .map_err(|e| format!("the upload could not be read: {e}"))?;
+                drop(temp);
+                photo::process(&bytes)
             })
-            .await;
-        match written {
-            // Delivered to the members by the writer.
-            Ok((row, true)) => Ok((row, true)),
-            Ok((row, false)) => {
-                // A retry: the first upload's file stands; this copy goes.
-                self.forget(&id).await;
-                Ok((row, false))
-            }
-            Err(err) => {
-                self.forget(&id).await;
-                Err(err.into())
+            .await?;
+        let full_id = blobs::new_id();
+        self.put_bytes(&full_id, &processed.full.bytes).await?;
+        let thumb_id = blobs::new_id();
+        if let Err(err) = self.put_bytes(&thumb_id, &processed.thumbnail.bytes).await {
+            self.forget(&full_id).await;
+            return Err(err);
+        }
+        let size = |bytes: &[u8]| i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+        let file = FileMeta {
+            id: full_id,
+            mime: processed.full.mime.to_owned(),
+            size: size(&processed.full.bytes),
+            duration_ms: None,
+            waveform: None,
+            width: Some(i64::from(processed.full.width)),
+            height: Some(i64::from(processed.full.height)),
+            thumbnail: Some(ImageMeta {
+                id: thumb_id,
+                mime: processed.thumbnail.mime.to_owned(),
+                size: size(&processed.thumbnail.bytes),
+                width: i64::from(processed.thumbnail.width),
+                height: i64::from(processed.thumbnail.height),
+            }),
+        };
+        self.write_with_file(
+            state,
+            OwnedNewMessage {
+                conversation_id,
+                sender_id: sender,
+                kind: MessageKind::Photo,
+                body: caption,
+                client_id,
+                file: Some(file),
+                reply_to_id,
+                mentions,
+                origin: None,
+            },
+        )
+        .await
+    }
+
+    /// Writes a message whose files are in the blob store already (group commit, one
+    /// message per `client_id`; delivered to the members by the writer). When it is not
+    /// stored, or is a retry whose first upload stands, this upload's files go.
+    async fn write_with_file(
+        &self,
+        state: &AppState,
+        message: OwnedNewMessage,
+    ) -> ApiResult<(MessageRow, bool)> {
+        let ids: Vec<String> = message
+            .file
+            .iter()
+            .flat_map(|f| std::iter::once(f.id.clone()).chain(f.thumbnail.as_ref().map(|t| t.id.clone())))
+            .collect();
+        let written = state.writer.write(message).await;
+        if !matches!(written, Ok((_, true))) {
+            for id in &ids {
+                self.forget(id).await;
             }
         }
+        written.map_err(Into::into)
+    }
+
+    /// Stores `bytes` under `id` (a staging file first, then the blob store's put).
+    async fn put_bytes(&self, id: &str, bytes: &[u8]) -> ApiResult<()> {
+        let mut temp = self.staging.create().await.map_err(ApiError::internal)?;
+        temp.write(bytes).await.map_err(ApiError::internal)?;
+        self.blobs.put(temp, id).await.map_err(ApiError::internal)
     }
 
     /// A new avatar from an image's bytes: 256 px and 64 px PNGs (nothing of the
@@ -196,16 +286,11 @@ impl Media {
         let mut stored: Vec<(String, i64)> = Vec::new();
         for png in [&big, &small] {
             let id = blobs::new_id();
-            let mut temp = self.staging.create().await.map_err(ApiError::internal)?;
-            let put = async {
-                temp.write(png).await?;
-                self.blobs.put(temp, &id).await
-            };
-            if let Err(err) = put.await {
+            if let Err(err) = self.put_bytes(&id, png).await {
                 for (id, _) in &stored {
                     self.forget(id).await;
                 }
-                return Err(ApiError::internal(err));
+                return Err(err);
             }
             stored.push((id, i64::try_from(png.len()).unwrap_or(i64::MAX)));
         }
@@ -253,8 +338,8 @@ impl Media {
         }
     }
 
-    /// Opens file `id` for `user_id`: voice files only for members of its conversation,
-    /// avatars for anyone signed in. `range` is the request's `Range` header: one byte
+    /// Opens file `id` for `user_id`: voice files and photos only for members of their
+    /// conversation, avatars for anyone signed in. `range` is the request's `Range` header: one byte
     /// range is served as asked (several, or a malformed header: the whole file);
     /// a range outside the file is refused.
     pub async fn open(
@@ -268,7 +353,7 @@ impl Media {
             return Err(ApiError::NotFound);
         }
         let file = state.store.file(id).await?;
-        if file.kind == "voice" {
+        if file.kind != "avatar" {
             let conversation = file.conversation_id.ok_or(ApiError::NotFound)?;
             state.store.membership(conversation, user_id).await?;
         }

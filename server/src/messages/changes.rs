@@ -40,10 +40,10 @@ pub async fn edit(
                     ));
                 }
                 not_deleted(row)?;
-                if row.kind != "text" {
+                if row.kind == "voice" {
                     return Err(ApiError::validation(
                         "not_text",
-                        "only text messages can be edited",
+                        "only text messages and photo captions can be edited",
                     ));
                 }
                 Ok(())
@@ -76,13 +76,11 @@ pub async fn delete(
             Ok(())
         })
         .await?;
-    if let ChangeOutcome::Changed {
-        removed_file: Some(file),
-        ..
-    } = &outcome
-    {
+    if let ChangeOutcome::Changed { removed_files, .. } = &outcome {
         // After the commit: a crash before this leaves an orphan that start-up removes.
-        state.media.forget(file).await;
+        for file in removed_files {
+            state.media.forget(file).await;
+        }
     }
     Ok(published(state, outcome).await)
 }
@@ -102,12 +100,10 @@ pub async fn remove_files_of_deleted_accounts(state: &AppState) -> ApiResult<usi
                 .store
                 .delete_message_of_deleted_account(conversation_id, seq)
                 .await?;
-            if let ChangeOutcome::Changed {
-                removed_file: Some(file),
-                ..
-            } = &outcome
-            {
-                state.media.forget(file).await;
+            if let ChangeOutcome::Changed { removed_files, .. } = &outcome {
+                for file in removed_files {
+                    state.media.forget(file).await;
+                }
             }
             published(state, outcome).await;
             done += 1;

@@ -35,6 +35,14 @@ pub struct MessageRow {
     pub mentions: String,
     /// JSON: `[{user_id, at}]` ([`PlayedRow`]), who played a voice message.
     pub played_by: String,
+    /// Photos: the image's size, and its thumbnail.
+    pub file_width: Option<i64>,
+    pub file_height: Option<i64>,
+    pub thumb_id: Option<String>,
+    pub thumb_mime: Option<String>,
+    pub thumb_size: Option<i64>,
+    pub thumb_width: Option<i64>,
+    pub thumb_height: Option<i64>,
     /// The answered message as it is now (read by [`Store::attach_replies`]).
     #[sqlx(skip)]
     pub reply: Option<ReplyRow>,
@@ -42,7 +50,8 @@ pub struct MessageRow {
 
 pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender_id, kind, body, client_id, created_at, \
      file_id, file_mime, file_size, file_duration_ms, file_waveform, rev, edited_at, deleted_at, \
-     reply_to_id, reactions, mentions, played_by";
+     reply_to_id, reactions, mentions, played_by, file_width, file_height, thumb_id, thumb_mime, \
+     thumb_size, thumb_width, thumb_height";
 
 /// One entry of `messages.played_by`: who, and when first (ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -70,15 +79,29 @@ pub struct ReplyRow {
     pub deleted_at: Option<i64>,
 }
 
-/// A stored file attached to a new message (voice).
+/// A stored file attached to a new message: a voice recording or a photo.
 #[derive(Debug, Clone)]
 pub struct FileMeta {
     pub id: String,
     pub mime: String,
     pub size: i64,
-    pub duration_ms: i64,
-    /// Hex of the waveform peaks.
-    pub waveform: String,
+    /// Voice: the length, and the hex of the waveform's peaks.
+    pub duration_ms: Option<i64>,
+    pub waveform: Option<String>,
+    /// Photos: the size in pixels, and the thumbnail (a second file).
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub thumbnail: Option<ImageMeta>,
+}
+
+/// A stored image's file: a photo's thumbnail.
+#[derive(Debug, Clone)]
+pub struct ImageMeta {
+    pub id: String,
+    pub mime: String,
+    pub size: i64,
+    pub width: i64,
+    pub height: i64,
 }
 
 pub struct NewMessage<'a> {
@@ -87,7 +110,8 @@ pub struct NewMessage<'a> {
     pub kind: MessageKind,
     pub body: &'a str,
     pub client_id: Option<&'a str>,
-    /// Voice messages: the file, recorded in `files` in the same transaction.
+    /// Voice messages and photos: the file (and a photo's thumbnail), recorded in
+    /// `files` in the same transaction.
     pub file: Option<&'a FileMeta>,
     /// The id of the answered message (checked to be in the same conversation).
     pub reply_to_id: Option<i64>,
@@ -390,23 +414,31 @@ async fn insert_in(
     .await?
     .ok_or(StoreError::NotFound)?;
     if let Some(file) = new.file {
-        sqlx::query(
-            "INSERT INTO files (id, kind, owner_id, conversation_id, mime, size, created_at) \
-             VALUES ($1, 'voice', $2, $3, $4, $5, $6)",
-        )
-        .bind(&file.id)
-        .bind(new.sender_id)
-        .bind(new.conversation_id)
-        .bind(&file.mime)
-        .bind(file.size)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        // A voice file, or a photo and its thumbnail: the conversation's members may read them.
+        let thumbnail = file.thumbnail.as_ref().map(|t| (&t.id, &t.mime, t.size));
+        for (id, mime, size) in std::iter::once((&file.id, &file.mime, file.size)).chain(thumbnail) {
+            sqlx::query(
+                "INSERT INTO files (id, kind, owner_id, conversation_id, mime, size, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(new.kind.as_str())
+            .bind(new.sender_id)
+            .bind(new.conversation_id)
+            .bind(mime)
+            .bind(size)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
+    let thumb = new.file.and_then(|f| f.thumbnail.as_ref());
     let sql = format!(
         "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, client_id, created_at, \
-         file_id, file_mime, file_size, file_duration_ms, file_waveform, reply_to_id, mentions) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {MESSAGE_COLUMNS}"
+         file_id, file_mime, file_size, file_duration_ms, file_waveform, reply_to_id, mentions, \
+         file_width, file_height, thumb_id, thumb_mime, thumb_size, thumb_width, thumb_height) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19, $20, $21) RETURNING {MESSAGE_COLUMNS}"
     );
     let mut row = sqlx::query_as::<_, MessageRow>(&sql)
         .bind(new.conversation_id)
@@ -419,10 +451,17 @@ async fn insert_in(
         .bind(new.file.map(|f| f.id.clone()))
         .bind(new.file.map(|f| f.mime.clone()))
         .bind(new.file.map(|f| f.size))
-        .bind(new.file.map(|f| f.duration_ms))
-        .bind(new.file.map(|f| f.waveform.clone()))
+        .bind(new.file.and_then(|f| f.duration_ms))
+        .bind(new.file.and_then(|f| f.waveform.clone()))
         .bind(new.reply_to_id)
         .bind(mentions_json(new.mentions))
+        .bind(new.file.and_then(|f| f.width))
+        .bind(new.file.and_then(|f| f.height))
+        .bind(thumb.map(|t| t.id.clone()))
+        .bind(thumb.map(|t| t.mime.clone()))
+        .bind(thumb.map(|t| t.size))
+        .bind(thumb.map(|t| t.width))
+        .bind(thumb.map(|t| t.height))
         .fetch_one(&mut *conn)
         .await?;
     changes::record_mentions(conn, new.conversation_id, seq, new.mentions).await?;

@@ -33,7 +33,9 @@ use time::OffsetDateTime;
 pub use conversations::{ConversationRow, MemberRow, MembershipRow};
 pub use files::FileRow;
 pub use invites::InviteRow;
-pub use messages::{ChangeOutcome, FileMeta, MessageChange, MessageRow, NewMessage, ReplyRow};
+pub use messages::{
+    ChangeOutcome, FileMeta, ImageMeta, MessageChange, MessageRow, NewMessage, ReplyRow,
+};
 pub use users::{
     AdminActionRow, DELETED_NAME, DELETED_USERNAME_GRACE_DAYS, DeletedAccount, EmailClash, NewUser,
     ProfileUpdate, UserRow,

@@ -30,11 +30,12 @@ pub enum MessageChange<'a> {
 /// What a change did.
 #[derive(Debug)]
 pub enum ChangeOutcome {
-    /// Applied: the message as it is now, and the file it no longer refers to (to be
-    /// removed from the blob store after the commit).
+    /// Applied: the message as it is now, and the files it no longer refers to (to be
+    /// removed from the blob store after the commit: a voice file, or a photo and its
+    /// thumbnail).
     Changed {
         row: MessageRow,
-        removed_file: Option<String>,
+        removed_files: Vec<String>,
     },
     /// Nothing to change: the message as it is.
     Unchanged(MessageRow),
@@ -126,7 +127,7 @@ impl Store {
             }
             MessageChange::Played => played(&mut tx, &row, rev, actor.unwrap_or(0), now).await?,
         };
-        let Some(removed_file) = applied else {
+        let Some(removed_files) = applied else {
             tx.rollback().await?;
             let mut rows = [row];
             self.attach_replies(&mut rows).await?;
@@ -143,7 +144,7 @@ impl Store {
         attach_replies_in(&mut tx, &mut rows).await?;
         let [row] = rows;
         tx.commit().await?;
-        Ok(ChangeOutcome::Changed { row, removed_file })
+        Ok(ChangeOutcome::Changed { row, removed_files })
     }
 
     /// The messages of a conversation that changed after change number `after` (up to
@@ -173,8 +174,8 @@ impl Store {
     }
 }
 
-/// `Some(removed file)` when something changed, `None` when nothing would.
-type Applied = StoreResult<Option<Option<String>>>;
+/// `Some(removed files)` when something changed, `None` when nothing would.
+type Applied = StoreResult<Option<Vec<String>>>;
 
 async fn edit(
     conn: &mut AnyConnection,
@@ -199,7 +200,7 @@ async fn edit(
     .await?;
     forget_mentions(conn, row).await?;
     record_mentions(conn, row.conversation_id, row.seq, mentions).await?;
-    Ok(Some(None))
+    Ok(Some(Vec::new()))
 }
 
 async fn delete(conn: &mut AnyConnection, row: &MessageRow, rev: i64, now: i64) -> Applied {
@@ -209,7 +210,9 @@ async fn delete(conn: &mut AnyConnection, row: &MessageRow, rev: i64, now: i64) 
     sqlx::query(
         "UPDATE messages SET body = '', deleted_at = $2, rev = $3, reactions = '[]', mentions = '[]', played_by = '[]', \
          file_id = NULL, file_mime = NULL, file_size = NULL, file_duration_ms = NULL, \
-         file_waveform = NULL WHERE id = $1",
+         file_waveform = NULL, file_width = NULL, file_height = NULL, thumb_id = NULL, \
+         thumb_mime = NULL, thumb_size = NULL, thumb_width = NULL, thumb_height = NULL \
+         WHERE id = $1",
     )
     .bind(row.id)
     .bind(now)
@@ -217,13 +220,14 @@ async fn delete(conn: &mut AnyConnection, row: &MessageRow, rev: i64, now: i64) 
     .execute(&mut *conn)
     .await?;
     forget_mentions(conn, row).await?;
-    if let Some(file) = &row.file_id {
+    let files: Vec<String> = row.file_id.iter().chain(&row.thumb_id).cloned().collect();
+    for file in &files {
         sqlx::query("DELETE FROM files WHERE id = $1")
             .bind(file)
             .execute(&mut *conn)
             .await?;
     }
-    Ok(Some(row.file_id.clone()))
+    Ok(Some(files))
 }
 
 async fn react(
@@ -299,7 +303,7 @@ async fn set_json(
     .bind(rev)
     .execute(&mut *conn)
     .await?;
-    Ok(Some(None))
+    Ok(Some(Vec::new()))
 }
 
 async fn forget_mentions(conn: &mut AnyConnection, row: &MessageRow) -> StoreResult<()> {

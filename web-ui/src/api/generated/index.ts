@@ -39,6 +39,7 @@ export type { SearchResults } from './SearchResults';
 export type { SendMessageRequest } from './SendMessageRequest';
 export type { ServerEvent } from './ServerEvent';
 export type { ServerInfo } from './ServerInfo';
+export type { Thumbnail } from './Thumbnail';
 export type { UpdateConversationRequest } from './UpdateConversationRequest';
 export type { UpdateMeRequest } from './UpdateMeRequest';
 export type { User } from './User';
