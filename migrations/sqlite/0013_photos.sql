@@ -1,17 +1,16 @@
--- no-transaction
 -- Photos: a message of kind 'photo' carries an image (its caption in `body`) and a
 -- thumbnail for the timeline, both files of kind 'photo' readable by the conversation's
 -- members. The message row describes both, so history needs no join.
 --
 -- SQLite cannot change a CHECK constraint: `files` and `messages` are rebuilt as its
--- documentation says (https://sqlite.org/lang_altertable.html#otheralter): foreign keys
--- off (outside the transaction, where the pragma works), the new table filled with the
--- old rows under the same ids, the old one dropped, the new one renamed, its indexes and
--- triggers made again, the foreign keys checked, all in one transaction. The full-text
+-- documentation says (https://sqlite.org/lang_altertable.html#otheralter): the new table
+-- filled with the old rows under the same ids, the old one dropped, the new one renamed,
+-- its indexes and triggers made again, all in the migration's one transaction. The
+-- server runs migrations with foreign keys off (the pragma cannot change inside a
+-- transaction, and sqlx gives SQLite migrations one) and checks them all afterwards
+-- (`PRAGMA foreign_key_check`: start-up fails on any dangling reference). The full-text
 -- index (`messages_fts`, external content on `messages` by rowid) stays valid: the ids
--- do not change.
-PRAGMA foreign_keys = OFF;
-BEGIN IMMEDIATE;
+-- do not change, and `sqlite_sequence` keeps the highest id, so none is used again.
 
 CREATE TABLE files_new (
     id               TEXT   PRIMARY KEY,
@@ -86,5 +85,3 @@ CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.body <> '' 
     INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
 END;
 
-COMMIT;
-PRAGMA foreign_keys = ON;

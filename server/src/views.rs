@@ -70,8 +70,14 @@ pub fn message(row: &MessageRow) -> Message {
                 url: format!("/api/files/{id}"),
                 mime: row.thumb_mime.clone().unwrap_or_default(),
                 size: row.thumb_size.unwrap_or_default(),
-                width: row.thumb_width.and_then(|w| u32::try_from(w).ok()).unwrap_or_default(),
-                height: row.thumb_height.and_then(|h| u32::try_from(h).ok()).unwrap_or_default(),
+                width: row
+                    .thumb_width
+                    .and_then(|w| u32::try_from(w).ok())
+                    .unwrap_or_default(),
+                height: row
+                    .thumb_height
+                    .and_then(|h| u32::try_from(h).ok())
+                    .unwrap_or_default(),
             }),
         }),
         client_id: row.client_id.clone(),

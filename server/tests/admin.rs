@@ -601,6 +601,17 @@ async fn deleting_an_account_keeps_the_conversation_whole_for_the_others(backend
         .await
         .expect("voice");
     let voice_url = voice.attachment.as_ref().expect("a file").url.clone();
+    let jpeg =
+        support::media::image_file(server.data_dir.path(), "trip.jpg", "testsrc=size=320x240");
+    let photo = ben
+        .upload_photo(
+            group,
+            Upload::new(jpeg, "trip.jpg", "image/jpeg").caption("the trip"),
+        )
+        .await
+        .expect("photo");
+    let photo_file = photo.attachment.clone().expect("a file");
+    let thumb_url = photo_file.thumbnail.expect("a thumbnail").url;
     ben.send_message(group, "bye all", None)
         .await
         .expect("sent");
@@ -609,7 +620,10 @@ async fn deleting_an_account_keeps_the_conversation_whole_for_the_others(backend
         .await
         .expect("avatar");
     let files_before = blob_count(&server);
-    assert!(files_before >= 3, "a voice file and two avatar sizes");
+    assert!(
+        files_before >= 5,
+        "a voice file, a photo and its thumbnail, two avatar sizes"
+    );
     let direct_before = texts(&ann, direct).await;
 
     // A wrong password: refused, nothing changed.
@@ -648,10 +662,13 @@ async fn deleting_an_account_keeps_the_conversation_whole_for_the_others(backend
             .expect("search")
             .is_empty()
     );
-    // cat sees the voice message become a tombstone, live.
-    let changed = cat_ws.next_of("message_updated").await;
-    assert_eq!(changed["message"]["seq"], voice.seq, "{changed}");
-    assert!(!changed["message"]["deleted_at"].is_null(), "{changed}");
+    // cat sees the voice message and the photo become tombstones, live.
+    for seq in [voice.seq, photo.seq] {
+        let changed = cat_ws.next_of("message_updated").await;
+        assert_eq!(changed["message"]["seq"], seq, "{changed}");
+        assert!(!changed["message"]["deleted_at"].is_null(), "{changed}");
+        assert!(changed["message"]["attachment"].is_null(), "{changed}");
+    }
 
     // The direct conversation reads as before; in the group, ben's text stays and the
     // voice message is a tombstone without its file.
@@ -668,11 +685,16 @@ async fn deleting_an_account_keeps_the_conversation_whole_for_the_others(backend
             .iter()
             .any(|m| m.sender_id == ben_id && m.body == "bye all")
     );
-    ann.download(&voice_url).await.refused(404, "not_found");
+    let photo_now = group_now.iter().find(|m| m.seq == photo.seq).expect("kept");
+    assert!(photo_now.deleted_at.is_some() && photo_now.attachment.is_none());
+    assert!(photo_now.body.is_empty(), "the caption went with it");
+    for url in [&voice_url, &photo_file.url, &thumb_url] {
+        ann.download(url).await.refused(404, "not_found");
+    }
     assert_eq!(
         blob_count(&server),
         0,
-        "the voice file and the avatars are gone"
+        "the voice file, the photo, its thumbnail and the avatars are gone"
     );
     let _ = ann_id;
 

@@ -4,12 +4,15 @@
 mod support;
 
 use chatapp_protocol::MessageKind;
-use chatapp_server::store::{NewMessage, NewUser, Store, StoreError, StoreOptions};
+use chatapp_server::store::{
+    FileMeta, ImageMeta, NewMessage, NewUser, Store, StoreError, StoreOptions,
+};
 use support::{Backend, TestDatabase};
 
 on_both_backends!(
     batch_insert_answers_each_message_like_a_single_insert,
     emails_stored_before_nfkc_are_normalized_once_and_clashes_left_alone,
+    messages_stored_before_photos_survive_the_photo_migration,
 );
 
 async fn open(backend: Backend) -> (Store, Option<TestDatabase>, tempfile::TempDir) {
@@ -320,5 +323,242 @@ async fn emails_stored_before_nfkc_are_normalized_once_and_clashes_left_alone(ba
             .expect("again")
             .is_empty()
     );
+    store.close().await;
+}
+
+/// A database an older server wrote (the migrations before photos, 0001–0012) with text,
+/// a voice message and a reply in it: migration 0013, which rebuilds `messages` and
+/// `files` on SQLite to widen their CHECKs, keeps every row under its id, search still
+/// finds them, the reply still points, and a photo then gets a new id.
+async fn messages_stored_before_photos_survive_the_photo_migration(backend: Backend) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = match backend {
+        Backend::Postgres => Some(TestDatabase::create().await),
+        Backend::Sqlite => None,
+    };
+    let (url, folder) = match &db {
+        Some(db) => (db.url.clone(), "postgres"),
+        None => (
+            format!("sqlite://{}", dir.path().join("t.db").display()),
+            "sqlite",
+        ),
+    };
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(folder);
+    let mut before_photos = sqlx::migrate::Migrator::new(migrations)
+        .await
+        .expect("migrations");
+    before_photos.migrations = before_photos
+        .migrations
+        .iter()
+        .filter(|m| m.version < 13)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    assert_eq!(before_photos.migrations.len(), 12);
+    sqlx::any::install_default_drivers();
+    let create = if db.is_some() { "" } else { "?mode=rwc" };
+    let old = sqlx::AnyPool::connect(&format!("{url}{create}"))
+        .await
+        .expect("old database");
+    before_photos.run(&old).await.expect("migrations 1-12");
+    let now = 1_700_000_000_000i64;
+    let mut users = Vec::new();
+    for name in ["ann", "ben"] {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (username, username_lower, email, email_lower, display_name, \
+             display_name_lower, password_hash, created_at) VALUES ($1, $1, $2, $2, $1, $1, 'x', $3) \
+             RETURNING id",
+        )
+        .bind(name)
+        .bind(format!("{name}@example.org"))
+        .bind(now)
+        .fetch_one(&old)
+        .await
+        .expect("user");
+        users.push(id);
+    }
+    let (ann, ben) = (users[0], users[1]);
+    let conv: i64 = sqlx::query_scalar(
+        "INSERT INTO conversations (kind, direct_key, last_seq, created_at, last_activity_at) \
+         VALUES ('direct', $1, 3, $2, $2) RETURNING id",
+    )
+    .bind(format!("{ann}:{ben}"))
+    .bind(now)
+    .fetch_one(&old)
+    .await
+    .expect("conversation");
+    for user in [ann, ben] {
+        sqlx::query(
+            "INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)",
+        )
+        .bind(conv)
+        .bind(user)
+        .bind(now)
+        .execute(&old)
+        .await
+        .expect("member");
+    }
+    let voice_file = "f0".repeat(16);
+    sqlx::query(
+        "INSERT INTO files (id, kind, owner_id, conversation_id, mime, size, created_at) \
+         VALUES ($1, 'voice', $2, $3, 'audio/ogg; codecs=opus', 1234, $4)",
+    )
+    .bind(&voice_file)
+    .bind(ben)
+    .bind(conv)
+    .bind(now)
+    .execute(&old)
+    .await
+    .expect("file");
+    let insert = |seq: i64, sender: i64, kind: &'static str, body: &'static str| {
+        let old = old.clone();
+        let voice_file = voice_file.clone();
+        async move {
+            let voice = kind == "voice";
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO messages (conversation_id, seq, sender_id, kind, body, created_at, \
+                 file_id, file_mime, file_size, file_duration_ms, file_waveform) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            )
+            .bind(conv)
+            .bind(seq)
+            .bind(sender)
+            .bind(kind)
+            .bind(body)
+            .bind(now + seq)
+            .bind(voice.then_some(voice_file))
+            .bind(voice.then_some("audio/ogg; codecs=opus"))
+            .bind(voice.then_some(1234i64))
+            .bind(voice.then_some(1000i64))
+            .bind(voice.then_some("00ff"))
+            .fetch_one(&old)
+            .await
+            .expect("message")
+        }
+    };
+    let first = insert(1, ann, "text", "a picnic by the lake").await;
+    let voice = insert(2, ben, "voice", "").await;
+    let reply = insert(3, ben, "text", "lovely lake").await;
+    sqlx::query("UPDATE messages SET reply_to_id = $1 WHERE id = $2")
+        .bind(first)
+        .bind(reply)
+        .execute(&old)
+        .await
+        .expect("reply");
+    old.close().await;
+
+    // The server of today opens it: 0013 runs.
+    let store = Store::connect(&url).await.expect("migrated");
+    let (rows, _) = store.history(conv, None, 10).await.expect("history");
+    let kept: Vec<(i64, i64, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.id, r.seq, r.kind.as_str(), r.body.as_str()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (first, 1, "text", "a picnic by the lake"),
+            (voice, 2, "voice", ""),
+            (reply, 3, "text", "lovely lake"),
+        ]
+    );
+    assert_eq!(rows[1].file_id.as_deref(), Some(voice_file.as_str()));
+    assert_eq!(rows[1].file_duration_ms, Some(1000));
+    assert_eq!(rows[1].file_waveform.as_deref(), Some("00ff"));
+    assert!(
+        rows.iter()
+            .all(|r| r.thumb_id.is_none() && r.file_width.is_none())
+    );
+    assert_eq!(rows[2].reply.as_ref().map(|r| r.id), Some(first));
+    assert_eq!(store.file(&voice_file).await.expect("file").kind, "voice");
+    let found = store
+        .search(ben, &["lake".to_owned()], None, 10)
+        .await
+        .expect("search");
+    assert_eq!(
+        found.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [reply, first]
+    );
+
+    // A photo now: a new id, both files recorded, its caption searchable.
+    let file = FileMeta {
+        id: "a1".repeat(16),
+        mime: "image/jpeg".to_owned(),
+        size: 5000,
+        duration_ms: None,
+        waveform: None,
+        width: Some(800),
+        height: Some(600),
+        thumbnail: Some(ImageMeta {
+            id: "b2".repeat(16),
+            mime: "image/jpeg".to_owned(),
+            size: 900,
+            width: 480,
+            height: 360,
+        }),
+    };
+    let (photo, created) = store
+        .insert_message(&NewMessage {
+            conversation_id: conv,
+            sender_id: ann,
+            kind: MessageKind::Photo,
+            body: "the lake at noon",
+            client_id: None,
+            file: Some(&file),
+            reply_to_id: None,
+            mentions: &[],
+        })
+        .await
+        .expect("photo");
+    assert!(created && photo.id > reply && photo.seq == 4);
+    assert_eq!(photo.kind, "photo");
+    assert_eq!(
+        (photo.file_width, photo.file_height),
+        (Some(800), Some(600))
+    );
+    assert_eq!(photo.thumb_id.as_deref(), Some("b2".repeat(16).as_str()));
+    assert_eq!(
+        (photo.thumb_width, photo.thumb_height),
+        (Some(480), Some(360))
+    );
+    assert_eq!(
+        store.file(&"b2".repeat(16)).await.expect("thumb").kind,
+        "photo"
+    );
+    let found = store
+        .search(ben, &["lake".to_owned()], None, 10)
+        .await
+        .expect("search");
+    assert_eq!(
+        found.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [photo.id, reply, first]
+    );
+
+    if db.is_none() {
+        // The rebuilt tables are whole: no dangling reference, no broken index.
+        let check = sqlx::AnyPool::connect(&url).await.expect("check");
+        let dangling: Vec<String> =
+            sqlx::query_scalar("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&check)
+                .await
+                .expect("fk check");
+        assert!(dangling.is_empty(), "{dangling:?}");
+        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&check)
+            .await
+            .expect("integrity");
+        assert_eq!(integrity, "ok");
+        // Kinds the CHECK does not name are refused as before.
+        assert!(
+            sqlx::query("UPDATE messages SET kind = 'sticker' WHERE id = $1")
+                .bind(first)
+                .execute(&check)
+                .await
+                .is_err()
+        );
+        check.close().await;
+    }
     store.close().await;
 }

@@ -161,7 +161,16 @@ async fn photo_upload(
     let mentions = crate::messages::mentions_in(&state, id, &caption).await?;
     let (row, created) = state
         .media
-        .photo(&state, auth.id(), id, caption, mentions, client_id, reply_to_id, temp)
+        .photo(
+            &state,
+            auth.id(),
+            id,
+            caption,
+            mentions,
+            client_id,
+            reply_to_id,
+            temp,
+        )
         .await?;
     created_or_replayed(&row, created)
 }

@@ -256,7 +256,9 @@ impl Media {
         let ids: Vec<String> = message
             .file
             .iter()
-            .flat_map(|f| std::iter::once(f.id.clone()).chain(f.thumbnail.as_ref().map(|t| t.id.clone())))
+            .flat_map(|f| {
+                std::iter::once(f.id.clone()).chain(f.thumbnail.as_ref().map(|t| t.id.clone()))
+            })
             .collect();
         let written = state.writer.write(message).await;
         if !matches!(written, Ok((_, true))) {

@@ -416,7 +416,8 @@ async fn insert_in(
     if let Some(file) = new.file {
         // A voice file, or a photo and its thumbnail: the conversation's members may read them.
         let thumbnail = file.thumbnail.as_ref().map(|t| (&t.id, &t.mime, t.size));
-        for (id, mime, size) in std::iter::once((&file.id, &file.mime, file.size)).chain(thumbnail) {
+        for (id, mime, size) in std::iter::once((&file.id, &file.mime, file.size)).chain(thumbnail)
+        {
             sqlx::query(
                 "INSERT INTO files (id, kind, owner_id, conversation_id, mime, size, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",

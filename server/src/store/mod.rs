@@ -201,7 +201,11 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true);
+            // Off while migrating, as SQLite asks for schema changes that rebuild a table
+            // (the pragma cannot change inside the transaction sqlx runs a migration in);
+            // every reference is checked once they are applied. The pools below turn
+            // foreign keys on (`SQLITE_PRAGMAS`).
+            .foreign_keys(false);
         let setup = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
@@ -211,6 +215,18 @@ impl Store {
             .run(&setup)
             .await
             .context("applying SQLite migrations")?;
+        let dangling: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")
+                .fetch_all(&setup)
+                .await
+                .context("checking foreign keys after the migrations")?;
+        if let Some((table, rowid, parent)) = dangling.first() {
+            anyhow::bail!(
+                "the database has {} row(s) referring to rows that do not exist (first: {table} \
+                 row {rowid}, referring to {parent}); restore a backup",
+                dangling.len()
+            );
+        }
         setup.close().await;
 
         let pool = |max: u32| {
