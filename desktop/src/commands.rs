@@ -431,6 +431,88 @@ pub async fn send_voice<R: Runtime>(
         .await
 }
 
+/// Sends a photo: its bytes as the raw request body (the server decides its type by
+/// them), the conversation, `client_id`, reply and caption (percent-encoded) in headers.
+#[tauri::command]
+pub async fn send_photo<R: Runtime>(
+    webview: Webview<R>,
+    session: State<'_, Session>,
+    request: Request<'_>,
+) -> Res<Message> {
+    let InvokeBody::Raw(bytes) = request.body() else {
+        return Err(CallError::local(
+            "invalid_request",
+            "Expected the image's bytes.",
+        ));
+    };
+    let id: i64 = header(&request, "x-conversation")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| CallError::local("invalid_request", "No conversation."))?;
+    let mut upload = Upload::new(bytes.clone(), "photo", "application/octet-stream");
+    if let Some(caption) = header(&request, "x-caption") {
+        let caption = percent_encoding::percent_decode_str(&caption)
+            .decode_utf8()
+            .map_err(|_| CallError::local("invalid_request", "The caption is not UTF-8."))?;
+        upload = upload.caption(&caption);
+    }
+    if let Some(cid) = header(&request, "x-client-id") {
+        upload = upload.client_id(&cid);
+    }
+    upload = upload.reply_to(header(&request, "x-reply-to").and_then(|v| v.parse().ok()));
+    let upload = with_progress(upload, webview, &request);
+    session
+        .call(async |api| api.upload_photo(id, upload).await)
+        .await
+}
+
+/// The largest file [`pick_photo`] reads: the server's limit for a photo (16 MB).
+pub const MAX_PICKED_PHOTO: u64 = 16 * 1024 * 1024;
+
+/// Opens the system's file chooser for an image (png, jpeg, gif, webp) over the window
+/// and answers with the chosen file's bytes, or no bytes when the person cancelled. A
+/// file larger than a photo may be is refused here, before it is read.
+#[tauri::command]
+pub async fn pick_photo<R: Runtime>(window: tauri::Window<R>) -> Res<Response> {
+    let dialog = window
+        .try_state::<tauri_plugin_dialog::Dialog<R>>()
+        .ok_or_else(|| CallError::local("no_dialog", "This window cannot open files."))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    dialog
+        .file()
+        .set_title("Send a photo")
+        .add_filter("Images", &["png", "jpg", "jpeg", "gif", "webp"])
+        .set_parent(&window)
+        .pick_file(move |picked| {
+            let _ = tx.send(picked);
+        });
+    let Some(picked) = rx.await.ok().flatten() else {
+        return Ok(Response::new(Vec::new()));
+    };
+    let path = picked.into_path().map_err(|e| {
+        CallError::local("unreadable_file", format!("That file cannot be read: {e}"))
+    })?;
+    let read = tokio::task::spawn_blocking(move || {
+        let size = std::fs::metadata(&path)?.len();
+        if size > MAX_PICKED_PHOTO {
+            return Ok(None);
+        }
+        std::fs::read(&path).map(Some)
+    })
+    .await
+    .map_err(|e| CallError::local("unreadable_file", e.to_string()))?;
+    match read {
+        Ok(Some(bytes)) => Ok(Response::new(bytes)),
+        Ok(None) => Err(CallError::local(
+            "file_too_large",
+            "That file is larger than 16 MB.",
+        )),
+        Err(e) => Err(CallError::local(
+            "unreadable_file",
+            format!("That file cannot be read: {e}"),
+        )),
+    }
+}
+
 // ---- realtime ----------------------------------------------------------------------
 
 /// Starts the realtime connection (the client crate reconnects and resumes by itself);

@@ -75,6 +75,8 @@ commands![
     search_messages,
     mark_read,
     send_voice,
+    send_photo,
+    pick_photo,
     realtime_start,
     realtime_stop,
     realtime_send,
@@ -125,6 +127,7 @@ pub fn desktop<R: Runtime>(builder: Builder<R>) -> Builder<R> {
         }))
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_dialog::init())
         .setup(|app| {
             let dir = app.path().app_config_dir()?;
             app.manage(session::Session::load(dir));

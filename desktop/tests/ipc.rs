@@ -82,6 +82,20 @@ fn a_fresh_app_has_no_server_and_refuses_what_needs_one() {
         invoke(&window, "recording_wav", json!({ "id": 7 })),
         Err(call_error(0, "recorder_error", "That recording is gone."))
     );
+    // A photo comes as raw bytes, never as JSON; the file chooser needs the desktop's
+    // dialog plugin (left out here), and says so instead of failing the app.
+    assert_eq!(
+        invoke(&window, "send_photo", json!({ "bytes": [1, 2, 3] })),
+        Err(call_error(
+            0,
+            "invalid_request",
+            "Expected the image's bytes."
+        ))
+    );
+    assert_eq!(
+        invoke(&window, "pick_photo", json!({})),
+        Err(call_error(0, "no_dialog", "This window cannot open files."))
+    );
 }
 
 #[test]

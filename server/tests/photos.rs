@@ -199,6 +199,9 @@ fn temp_files(server: &chatapp_testkit::LocalServer) -> usize {
         .unwrap_or(0)
 }
 
+/// A photo sent: its name (and caption), bytes, the type it is kept as, its size.
+type Case = (&'static str, Vec<u8>, &'static str, (u32, u32));
+
 async fn every_format_is_kept_reencoded_with_a_thumbnail(backend: Backend) {
     let server = TestServer::start_local(backend, &[]).await;
     let (ann, ben, _, conv) = pair(&server).await;
@@ -208,7 +211,7 @@ async fn every_format_is_kept_reencoded_with_a_thumbnail(backend: Backend) {
     let clear = DynamicImage::ImageRgba8(RgbaImage::from_pixel(64, 32, Rgba([10, 200, 10, 128])));
     let still_gif = DynamicImage::ImageRgba8(RgbaImage::from_pixel(50, 70, Rgba([9, 9, 200, 255])));
     // (what is sent, as what type, what is kept, its size)
-    let cases: Vec<(&str, Vec<u8>, &str, (u32, u32))> = vec![
+    let cases: Vec<Case> = vec![
         (
             "png",
             encoded(opaque(), ImageFormat::Png),
@@ -547,7 +550,7 @@ async fn photos_are_for_members_with_ranges_and_captions_edit_reply_and_delete(b
 
     // The caption is searched, edited (live to ben), and a reply quotes it.
     let found = ben.search("dawn", None, None).await.expect("search");
-    assert_eq!(found.messages, [sent.clone()]);
+    assert_eq!(found.messages, std::slice::from_ref(&sent));
     let edited = ann
         .edit_message(conv, sent.seq, "the beach at sunrise")
         .await

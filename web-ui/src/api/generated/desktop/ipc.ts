@@ -41,6 +41,8 @@ export const COMMANDS = [
   'search_messages',
   'mark_read',
   'send_voice',
+  'send_photo',
+  'pick_photo',
   'realtime_start',
   'realtime_stop',
   'realtime_send',
