@@ -182,6 +182,7 @@ async fn chats_through_the_real_window() {
     require("keyctl", "keyutils");
     require("xdotool", "xdotool");
     require("xmessage", "x11-utils");
+    require("ffmpeg", "ffmpeg");
     let tauri_driver = std::env::var_os("TAURI_DRIVER")
         .map(PathBuf::from)
         .or_else(|| {
@@ -386,6 +387,100 @@ async fn chats_through_the_real_window() {
         .expect("ben played it");
     d.find(".played-state[data-played=\"true\"]").await;
 
+    let xdotool = |args: &[&str]| -> String {
+        Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &display)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+
+    // A photo through the system's file chooser: the attach button opens GTK's dialog over
+    // the window, a person types the file's path into it, the preview takes a caption,
+    // ben receives the photo with its sizes and thumbnail, and the window shows the
+    // thumbnail (through `chatmedia:`) in the box reserved for it.
+    let picture = work.path().join("harbour.jpg");
+    let made = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+        .args(["-i", "testsrc=size=640x480", "-frames:v", "1"])
+        .arg(&picture)
+        .status()
+        .expect("ffmpeg (apt-get install ffmpeg)");
+    assert!(made.success());
+    d.click("#attach-photo").await;
+    support::eventually(Duration::from_secs(30), "the file chooser open", || {
+        !xdotool(&["search", "--name", "^Send a photo$"]).is_empty()
+    });
+    xdotool(&[
+        "search",
+        "--name",
+        "^Send a photo$",
+        "windowfocus",
+        "--sync",
+    ]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    screenshot(&display, "desktop-photo-chooser.png");
+    xdotool(&["key", "--clearmodifiers", "ctrl+l"]);
+    xdotool(&[
+        "type",
+        "--delay",
+        "20",
+        picture.to_str().expect("a UTF-8 path"),
+    ]);
+    xdotool(&["key", "Return"]);
+    d.find("#photo-preview-image").await;
+    d.type_into("#photo-caption", "the harbour").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    screenshot(&display, "desktop-photo-preview.png");
+    d.click("#photo-send").await;
+    let photo = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(e) = ben_events.recv().await {
+            if let Event::Server(ServerEvent::Message { message }) = e
+                && message.kind == MessageKind::Photo
+            {
+                return message;
+            }
+        }
+        panic!("ben's events ended");
+    })
+    .await
+    .expect("ben received the photo");
+    assert_eq!(photo.sender_id, ann_id);
+    assert_eq!(photo.body, "the harbour");
+    let file = photo.attachment.expect("the photo's file");
+    assert_eq!((file.width, file.height), (Some(640), Some(480)));
+    let thumb = file.thumbnail.expect("a thumbnail");
+    assert_eq!((thumb.width, thumb.height), (480, 360));
+    assert_eq!(
+        ben.download(&file.url)
+            .await
+            .expect("download")
+            .content_type
+            .as_deref(),
+        Some("image/jpeg")
+    );
+    let shown = format!(
+        ".msg-row[data-message-id=\"{}\"] .photo-thumb img",
+        photo.id
+    );
+    support::eventually_async(
+        Duration::from_secs(30),
+        "the thumbnail shown in the window",
+        async || {
+            let loaded = d
+                .script(&format!(
+                    "const i = document.querySelector('{shown}'); \
+                     return i && i.complete && i.naturalWidth > 0 ? i.naturalWidth : null"
+                ))
+                .await;
+            (loaded.as_u64() == Some(480)).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    screenshot(&display, "desktop-photo.png");
+
     // No token in the webview: no cookie, nothing like a token in its storage.
     let cookie = d.script("return document.cookie").await;
     assert_eq!(cookie, json!(""));
@@ -409,14 +504,6 @@ async fn chats_through_the_real_window() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let _other = Daemon::spawn("xmessage", &mut other);
-    let xdotool = |args: &[&str]| -> String {
-        Command::new("xdotool")
-            .args(args)
-            .env("DISPLAY", &display)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
     support::eventually(Duration::from_secs(30), "the other window focused", || {
         xdotool(&["search", "--name", "^xmessage$", "windowfocus", "--sync"]);
         xdotool(&["getwindowfocus", "getwindowname"]) == "xmessage"
