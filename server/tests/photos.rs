@@ -574,10 +574,40 @@ async fn photos_are_for_members_with_ranges_and_captions_edit_reply_and_delete(b
     let quoted = reply.reply_to.expect("a reply");
     assert_eq!(quoted.kind, MessageKind::Photo);
     assert_eq!(quoted.excerpt, "the beach at sunrise");
-    // Only the sender edits; an empty caption is no edit.
+    // Only the sender edits; a blank caption removes the caption (of a photo, never the
+    // text of a text message).
     ben.edit_message(conv, sent.seq, "mine now")
         .await
         .refused(403, "forbidden");
+    ann.edit_message(conv, reply.seq, " ")
+        .await
+        .refused(403, "forbidden");
+    let mine = ann.send_message(conv, "words", None).await.expect("text");
+    ann.edit_message(conv, mine.seq, "  ")
+        .await
+        .refused(400, "empty_body");
+    let bare = ann
+        .edit_message(conv, sent.seq, " \n ")
+        .await
+        .expect("caption removed");
+    assert_eq!(bare.body, "");
+    assert_eq!(bare.attachment, sent.attachment);
+    assert_eq!(
+        ben_ws.next_of("message_updated").await["message"]["body"],
+        ""
+    );
+    assert!(
+        ben.search("sunrise", None, None)
+            .await
+            .expect("search")
+            .messages
+            .is_empty()
+    );
+    let again = ann
+        .edit_message(conv, sent.seq, "")
+        .await
+        .expect("no change");
+    assert_eq!(again, bare, "removing it again changes nothing");
 
     // Deleting removes the photo and its thumbnail, from the blob store too.
     assert_eq!(blob_count(&server), 2);

@@ -13,6 +13,7 @@ import { desktopPlatform, inTauri } from './platform/desktop';
 import { Router } from './state/router.svelte';
 import { ChatStore, displayName, type StoreHooks } from './state/store.svelte';
 import type { Conversation, Message } from './api/generated';
+import { messageSummary } from './state/photos';
 
 const target = document.getElementById('app');
 if (!target) throw new Error('#app element missing from index.html');
@@ -24,7 +25,7 @@ function titleOf(message: Message, conversation: Conversation | undefined): stri
   return conversation?.kind === 'group' && conversation.title ? `${sender} in ${conversation.title}` : sender;
 }
 
-const bodyOf = (message: Message): string => (message.kind === 'voice' ? 'Voice message' : message.body);
+const bodyOf = (message: Message): string => messageSummary(message);
 
 let hooks: StoreHooks;
 let platform;

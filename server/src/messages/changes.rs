@@ -11,15 +11,23 @@ use crate::{
     store::{ChangeOutcome, MessageChange, MessageRow},
 };
 
-/// Replaces the text of your own text message; mentions follow the new text.
+/// Replaces the text of your own text message or the caption of your own photo (a blank
+/// one removes the caption); mentions follow the new text.
 pub async fn edit(
     state: &AppState,
     actor: i64,
     conversation_id: i64,
     seq: i64,
-    body: String,
+    mut body: String,
 ) -> ApiResult<MessageRow> {
-    super::validate_body(&body)?;
+    // Blank: no caption, which only a photo may be left with.
+    let blank = body.trim().is_empty();
+    if blank {
+        crate::text::check_no_nul(&body)?;
+        body.clear();
+    } else {
+        super::validate_body(&body)?;
+    }
     // Changes share the sender's allowance with sends: a flood of edits is a flood.
     state.user_limits.check_send(actor)?;
     let mentions = super::mentions_in(state, conversation_id, &body).await?;
@@ -45,6 +53,9 @@ pub async fn edit(
                         "not_text",
                         "only text messages and photo captions can be edited",
                     ));
+                }
+                if blank && row.kind != "photo" {
+                    return Err(ApiError::validation("empty_body", "message body is empty"));
                 }
                 Ok(())
             },

@@ -136,14 +136,15 @@ pub async fn mark_read(
     ))
 }
 
-/// Replace the text of your own text message (everyone sees it, marked edited). The same
-/// text again changes nothing.
+/// Replace the text of your own text message, or the caption of your own photo (a blank
+/// body removes the caption), everyone sees it, marked edited. The same text again changes
+/// nothing.
 #[utoipa::path(patch, path = "/api/conversations/{id}/messages/{seq}", tag = "messages",
     params(("id" = i64, Path, description = "Conversation id"), ("seq" = i64, Path, description = "The message's seq")),
     request_body = EditMessageRequest,
     responses(
         (status = 200, description = "The message as it is now", body = Message),
-        (status = 400, description = "Malformed JSON, a mistyped field, a bad id, an empty or too long body, or a voice message (`not_text`) (`error.code` says which)", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, a mistyped field, a bad id, an empty (`empty_body`, but for a photo) or too long body, or a voice message (`not_text`) (`error.code` says which)", body = ErrorBody),
         (status = 401, description = "Not signed in: no, an unknown or an expired token or cookie", body = ErrorBody),
         (status = 403, description = "Not your message; or a session cookie without a same-origin `Origin` and a valid `X-CSRF-Token`", body = ErrorBody),
         (status = 404, description = "No such conversation or message, or you are not a member", body = ErrorBody),

@@ -94,8 +94,15 @@ export interface ApiClient {
   sendMessage(id: number, input: SendMessageRequest): Promise<Message>;
   /** A voice message; `replyToId` makes it a reply to a message of the same conversation. */
   sendVoice(id: number, file: Blob, clientId: string, replyToId: number | null, onProgress?: Progress): Promise<Message>;
+  /** A photo (png, jpeg, gif or webp, decided by its bytes; at most 16 MB) with a caption
+   *  (may be empty); a retry with the same `clientId` answers with the message stored the
+   *  first time. `replyToId` as for `sendVoice`. */
+  sendPhoto(id: number, file: Blob, caption: string, clientId: string, replyToId: number | null, onProgress?: Progress): Promise<Message>;
+  /** Present where the platform has its own file dialog (the desktop app): the image the
+   *  person chose, or null when they cancelled. Elsewhere the screens use a file input. */
+  pickPhoto?(): Promise<File | null>;
   markRead(id: number, seq: number): Promise<ReadState>;
-  /** Replaces the text of your own text message. */
+  /** Replaces the text of your own text message, or the caption of your own photo. */
   editMessage(id: number, seq: number, input: EditMessageRequest): Promise<Message>;
   /** Deletes a message for everyone (a tombstone stays). */
   deleteMessage(id: number, seq: number): Promise<Message>;

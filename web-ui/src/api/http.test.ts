@@ -83,3 +83,64 @@ describe('FetchApiClient: played receipts', () => {
     expect(err).toMatchObject({ status: 400, code: 'own_message' });
   });
 });
+
+/** Stands in for XMLHttpRequest (uploads): records the request and its form, reports
+ *  upload progress, then answers with `status` and `body`. */
+function fakeXhr(status: number, body: unknown) {
+  const sent: { method: string; url: string; headers: Record<string, string>; form: FormData }[] = [];
+  class FakeXhr {
+    status = 0;
+    statusText = '';
+    responseText = '';
+    withCredentials = false;
+    upload: { onprogress: ((e: { lengthComputable: boolean; loaded: number; total: number }) => void) | null } = { onprogress: null };
+    onload: (() => void) | null = null;
+    onerror: (() => void) | null = null;
+    private req = { method: '', url: '', headers: {} as Record<string, string> };
+    open(method: string, url: string) {
+      this.req.method = method;
+      this.req.url = url;
+    }
+    setRequestHeader(k: string, v: string) {
+      this.req.headers[k] = v;
+    }
+    getResponseHeader() {
+      return null;
+    }
+    send(form: FormData) {
+      sent.push({ ...this.req, form });
+      this.upload.onprogress?.({ lengthComputable: true, loaded: 50, total: 100 });
+      this.status = status;
+      this.responseText = JSON.stringify(body);
+      this.onload?.();
+    }
+  }
+  vi.stubGlobal('XMLHttpRequest', FakeXhr);
+  return sent;
+}
+
+describe('FetchApiClient: photos', () => {
+  it('posts the photo as multipart with its caption, client_id and reply_to_id, reporting progress', async () => {
+    const sent = fakeXhr(201, { id: 9, kind: 'photo' });
+    const progress: number[] = [];
+    const file = new File([new Uint8Array([0x89, 0x50])], 'cat.png', { type: 'image/png' });
+    const m = await new FetchApiClient().sendPhoto(7, file, 'A cat', 'cid-1', 12, (f) => progress.push(f));
+    expect(m).toEqual({ id: 9, kind: 'photo' });
+    expect(progress).toEqual([0.5]);
+    expect(sent[0]!.method).toBe('POST');
+    expect(sent[0]!.url).toBe('/api/conversations/7/photos');
+    const form = sent[0]!.form;
+    expect(form.get('caption')).toBe('A cat');
+    expect(form.get('client_id')).toBe('cid-1');
+    expect(form.get('reply_to_id')).toBe('12');
+    expect((form.get('file') as File).name).toBe('cat.png');
+  });
+
+  it('sends no caption field for a photo alone, and passes the server\'s refusal on', async () => {
+    const sent = fakeXhr(415, { error: { code: 'unsupported_media_type', message: 'the image does not decode' } });
+    const err = await new FetchApiClient().sendPhoto(7, new Blob([new Uint8Array([1])]), '', 'cid-2', null).catch((e: unknown) => e);
+    expect([...sent[0]!.form.keys()]).toEqual(['client_id', 'file']);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 415, code: 'unsupported_media_type', message: 'the image does not decode' });
+  });
+});

@@ -147,6 +147,12 @@ export class FetchApiClient implements ApiClient {
     if (replyToId !== null) fields.reply_to_id = String(replyToId);
     return this.upload<Message>('POST', `/api/conversations/${id}/voice`, file, fields, onProgress);
   }
+  sendPhoto(id: number, file: Blob, caption: string, clientId: string, replyToId: number | null, onProgress?: Progress): Promise<Message> {
+    const fields: Record<string, string> = { client_id: clientId };
+    if (caption !== '') fields.caption = caption;
+    if (replyToId !== null) fields.reply_to_id = String(replyToId);
+    return this.upload<Message>('POST', `/api/conversations/${id}/photos`, file, fields, onProgress);
+  }
   markRead(id: number, seq: number): Promise<ReadState> {
     return this.json('POST', `/api/conversations/${id}/read`, { seq });
   }
@@ -232,7 +238,7 @@ export class FetchApiClient implements ApiClient {
     return res;
   }
 
-  /** Multipart upload of one `file` (plus an optional `client_id`) with progress. */
+  /** Multipart upload of one `file` (after the text `fields`: client_id, caption…) with progress. */
   private upload<T>(method: string, path: string, file: Blob, fields: Record<string, string>, onProgress?: Progress): Promise<T> {
     const form = new FormData();
     for (const [name, value] of Object.entries(fields)) form.append(name, value);

@@ -176,6 +176,51 @@ describe('TauriApiClient', () => {
     expect(calls[1]!.options).toMatchObject({ headers: { 'x-conversation': '3', 'x-client-id': 'cid-2', 'x-reply-to': '41' } });
   });
 
+  it('uploads a photo as raw bytes, the caption percent-encoded in a header, with progress', async () => {
+    const fake = fakeIpc({
+      send_photo: () => {
+        fake.channels[0]!(0.5);
+        return { id: 6 };
+      },
+    });
+    const api = new TauriApiClient(fake.ipc);
+    const progress: number[] = [];
+    await api.sendPhoto(3, new Blob([new Uint8Array([0x89, 0x50])]), 'Lake\nbei Zürich 🌅', 'cid-3', null, (f) => progress.push(f));
+    expect(fake.calls[0]!.cmd).toBe('send_photo');
+    expect(Array.from(fake.calls[0]!.args as Uint8Array)).toEqual([0x89, 0x50]);
+    expect(fake.calls[0]!.options).toEqual({
+      headers: { 'x-conversation': '3', 'x-client-id': 'cid-3', 'x-caption': 'Lake%0Abei%20Z%C3%BCrich%20%F0%9F%8C%85', 'x-progress': '__CHANNEL__:1' },
+    });
+    expect(decodeURIComponent((fake.calls[0]!.options as { headers: Record<string, string> }).headers['x-caption']!)).toBe('Lake\nbei Zürich 🌅');
+    expect(progress).toEqual([0.5, 1]);
+    await api.sendPhoto(3, new Blob([new Uint8Array([1])]), '', 'cid-4', 41);
+    expect(fake.calls[1]!.options).toMatchObject({ headers: { 'x-client-id': 'cid-4', 'x-reply-to': '41', 'x-caption': '' } });
+  });
+
+  it('passes a refused photo on as ApiError', async () => {
+    const { ipc } = fakeIpc({
+      send_photo: () => {
+        throw { code: 'unsupported_media_type', message: 'not a png, jpeg, gif or webp image', status: 415 };
+      },
+    });
+    const err = await new TauriApiClient(ipc).sendPhoto(3, new Blob([new Uint8Array([1])]), '', 'cid-5', null).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 415, code: 'unsupported_media_type', message: 'not a png, jpeg, gif or webp image' });
+  });
+
+  it('picks a photo in the native dialog: its bytes as a File, nothing when cancelled', async () => {
+    let answer = new Uint8Array([0xff, 0xd8, 0xff]).buffer;
+    const { ipc, calls } = fakeIpc({ pick_photo: () => answer });
+    const api = new TauriApiClient(ipc);
+    const file = await api.pickPhoto();
+    expect(calls[0]).toEqual({ cmd: 'pick_photo', args: undefined, options: undefined });
+    expect(file).toBeInstanceOf(File);
+    expect(file!.name).toBe('photo');
+    expect(Array.from(new Uint8Array(await file!.arrayBuffer()))).toEqual([0xff, 0xd8, 0xff]);
+    answer = new ArrayBuffer(0);
+    expect(await api.pickPhoto()).toBeNull();
+  });
+
   it('uploads an avatar with its type and progress from the Rust side', async () => {
     const fake = fakeIpc({
       upload_avatar: () => {

@@ -3,7 +3,8 @@
 //! the session token (in the OS keychain) and talks to the server through
 //! `chatapp-client`: no token or cookie lives in this webview, and it sends no request to
 //! the server itself (it gets the server's address only to show it). Server files
-//! (voice, avatars) load through the app's `chatmedia:` scheme; voice is recorded natively.
+//! (voice, photos, avatars) load through the app's `chatmedia:` scheme; voice is recorded natively
+//! and photos are chosen in a native file dialog.
 //! `invoke`/`listen` are passed in, so unit tests can stand in for the IPC boundary.
 
 import { ApiError, type ApiClient, type ConnectionState, type Progress, type RealtimeClient, type ServerChoice } from './client';
@@ -193,6 +194,32 @@ export class TauriApiClient implements ApiClient {
     } catch (e) {
       throw toApiError(e);
     }
+  }
+  /** Raw bytes, as `send_voice`; the caption percent-encoded (a header carries no newline
+   *  or non-ASCII text). */
+  async sendPhoto(id: number, file: Blob, caption: string, clientId: string, replyToId: number | null, onProgress?: Progress): Promise<Message> {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const progress = this.ipc.channel<number>((f) => onProgress?.(f));
+    try {
+      const m = await this.ipc.invoke<Message>('send_photo', bytes, {
+        headers: {
+          'x-conversation': String(id),
+          'x-client-id': clientId,
+          ...(replyToId !== null ? { 'x-reply-to': String(replyToId) } : {}),
+          'x-caption': encodeURIComponent(caption),
+          'x-progress': progress.toJSON(),
+        },
+      });
+      onProgress?.(1);
+      return m;
+    } catch (e) {
+      throw toApiError(e);
+    }
+  }
+  /** The app's native file dialog: the chosen file's bytes (none: cancelled). */
+  async pickPhoto(): Promise<File | null> {
+    const bytes = await this.call<ArrayBuffer>('pick_photo');
+    return bytes.byteLength === 0 ? null : new File([bytes], 'photo', { type: '' });
   }
   markRead(id: number, seq: number): Promise<ReadState> {
     return this.call('mark_read', { id, seq });

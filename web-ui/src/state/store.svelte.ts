@@ -1,8 +1,8 @@
 //! The one store of the client: the server chosen (and who may sign up there), who is
 //! signed in (and signing out, or deleting the account), the
 //! conversations, their messages, the people (presence, names, avatars, names told apart),
-//! typing, read positions, the connection state, the outbox and the destination of the
-//! link pointed at. The realtime client feeds it; screens read it through getters (its
+//! typing, read positions, the connection state, the outbox, the photos being uploaded and
+//! the destination of the link pointed at. The realtime client feeds it; screens read it through getters (its
 //! state is private) and change it only by calling its methods, handed the one instance
 //! through Svelte context (`context.ts`). It talks to the server only through `ApiClient`
 //! and `RealtimeClient`, which screens never see, so it runs the same in the browser, in the
@@ -55,6 +55,23 @@ export interface StoreHooks {
   linkTargetOnHover?: boolean;
 }
 
+/** A photo on its way to the server (in memory only: a file does not fit the outbox's
+ *  storage, so a reload forgets it). `failed` waits for a retry (same `client_id`: never
+ *  stored twice) or a discard; `retriable` says whether trying again can help (no for a
+ *  refusal of the file itself: too large, not an image). */
+export interface PhotoUpload {
+  client_id: string;
+  conversation_id: number;
+  file: Blob;
+  caption: string;
+  reply_to_id: number | null;
+  state: 'uploading' | 'failed';
+  /** 0–1 */
+  progress: number;
+  error: string | null;
+  retriable: boolean;
+}
+
 /** What sign-out does with messages not sent yet: kept in this computer's storage for the
  *  next sign-in of this account, or removed with the session. */
 export interface SignOutChoice {
@@ -78,6 +95,8 @@ export class ChatStore {
   /** conversation → user → highest seq they have read (seen live) */
   #reads = $state<Record<number, Record<number, number>>>({});
   #outbox = $state<OutboxEntry[]>([]);
+  /** Photos being uploaded or failed, oldest first (replaced, never changed in place). */
+  #uploads = $state.raw<PhotoUpload[]>([]);
   /** Set when we were removed from the open conversation. */
   #notice = $state<string | null>(null);
   /** A sign-out is waiting for the server (its own session end is expected, not news). */
@@ -172,6 +191,9 @@ export class ChatStore {
   }
   get outbox(): readonly OutboxEntry[] {
     return this.#outbox;
+  }
+  get uploads(): readonly PhotoUpload[] {
+    return this.#uploads;
   }
   get notice(): string | null {
     return this.#notice;
@@ -323,6 +345,7 @@ export class ChatStore {
     this.#typing = {};
     this.#reads = {};
     this.#outbox = [];
+    this.#uploads = [];
     this.#box = null;
     this.#connection = { kind: 'stopped' };
   }
@@ -654,6 +677,10 @@ export class ChatStore {
       // A conversation we do not know yet (created while we looked away): fetch it.
       void this.#api.conversation(m.conversation_id).then((conv) => this.#upsertConversation(conv), () => {});
     }
+    // My photo, delivered before the answer to its upload: the upload is done.
+    if (mine && m.client_id !== null && this.#uploads.some((u) => u.client_id === m.client_id)) {
+      this.#uploads = this.#uploads.filter((u) => u.client_id !== m.client_id);
+    }
     const typers = this.#typing[m.conversation_id];
     if (typers) delete typers[m.sender_id];
     const t = this.#timelines[m.conversation_id];
@@ -865,6 +892,77 @@ export class ChatStore {
   async sendVoice(conversationId: number, file: Blob, replyToId: number | null = null, onProgress?: Progress): Promise<void> {
     const m = await this.#api.sendVoice(conversationId, file, newClientId(), replyToId, onProgress);
     this.#receive(m, false);
+  }
+
+  // ---- photos ----------------------------------------------------------------------
+
+  /** Whether the platform has its own file dialog for photos (the desktop app). */
+  get picksPhotos(): boolean {
+    return this.#api.pickPhoto !== undefined;
+  }
+
+  /** The platform's file dialog (see `picksPhotos`): the chosen file, null if cancelled. */
+  async pickPhoto(): Promise<File | null> {
+    if (!this.#api.pickPhoto) throw new Error('There is no file dialog here.');
+    return this.#api.pickPhoto();
+  }
+
+  /** Uploads a photo: shown at once among the conversation's uploads with its progress,
+   *  then replaced by the message the server stored; on failure it stays, failed. */
+  sendPhoto(conversationId: number, file: Blob, caption: string, replyToId: number | null = null): void {
+    const upload: PhotoUpload = {
+      client_id: newClientId(),
+      conversation_id: conversationId,
+      file,
+      caption: caption.trim() === '' ? '' : caption,
+      reply_to_id: replyToId,
+      state: 'uploading',
+      progress: 0,
+      error: null,
+      retriable: true,
+    };
+    this.#uploads = [...this.#uploads, upload];
+    void this.#upload(upload);
+  }
+
+  /** Uploads a failed photo again, with its `client_id`: a first attempt the server did
+   *  store (the answer was lost) comes back as that message, not a second one. */
+  retryPhoto(clientId: string): void {
+    const u = this.#uploads.find((x) => x.client_id === clientId);
+    if (!u || u.state !== 'failed') return;
+    const again = this.#patchUpload(clientId, { state: 'uploading', progress: 0, error: null, retriable: true });
+    if (again) void this.#upload(again);
+  }
+
+  /** Forgets a failed photo. */
+  discardPhoto(clientId: string): void {
+    this.#uploads = this.#uploads.filter((x) => x.client_id !== clientId || x.state === 'uploading');
+  }
+
+  uploadsFor(conversationId: number): PhotoUpload[] {
+    return this.#uploads.filter((u) => u.conversation_id === conversationId);
+  }
+
+  async #upload(u: PhotoUpload): Promise<void> {
+    try {
+      const m = await this.#api.sendPhoto(u.conversation_id, u.file, u.caption, u.client_id, u.reply_to_id, (f) => {
+        const cur = this.#uploads.find((x) => x.client_id === u.client_id);
+        if (cur && cur.state === 'uploading' && f > cur.progress) this.#patchUpload(u.client_id, { progress: Math.min(1, f) });
+      });
+      this.#uploads = this.#uploads.filter((x) => x.client_id !== u.client_id);
+      this.#receive(m, false);
+    } catch (e) {
+      const status = e instanceof ApiError ? e.status : 0;
+      // Worth another try: no answer, a timeout, too fast, full storage, the server's fault.
+      const retriable = status === 0 || status === 408 || status === 429 || status >= 500;
+      this.#patchUpload(u.client_id, { state: 'failed', error: errorMessage(e), retriable });
+    }
+  }
+
+  #patchUpload(clientId: string, patch: Partial<PhotoUpload>): PhotoUpload | undefined {
+    let out: PhotoUpload | undefined;
+    this.#uploads = this.#uploads.map((x) => (x.client_id === clientId ? (out = { ...x, ...patch }) : x));
+    return out;
   }
 
   /** Tells the others we are typing, at most every few seconds. */

@@ -19,7 +19,7 @@ function msg(conversation_id: number, seq: number, sender_id = 2, client_id: str
 function voice(conversation_id: number, seq: number, sender_id = 2, played: number[] = [], rev = 0): Message {
   return {
     ...msg(conversation_id, seq, sender_id), kind: 'voice', body: '', rev,
-    attachment: { id: `f${seq}`, url: `/api/files/f${seq}`, mime: 'audio/ogg', size: 1000, duration_ms: 3000, waveform: [] },
+    attachment: { id: `f${seq}`, url: `/api/files/f${seq}`, mime: 'audio/ogg', size: 1000, duration_ms: 3000, waveform: [], width: null, height: null, thumbnail: null },
     played_by: played.map((user_id) => ({ user_id, at: '2026-01-02T00:00:00Z' })),
   };
 }
@@ -55,6 +55,24 @@ class FakeApi {
   register = vi.fn(async () => ({ user: ME, token: 't', csrf_token: 'c' }));
   searchUsers = vi.fn(async () => [BEN]);
   mediaUrl = vi.fn((path: string) => `media:${path}`);
+  /** Answers with the photo message (as the server would, the same one for a retried
+   *  client_id); a test makes it fail or hold with `mockImplementationOnce`. */
+  sendPhoto = vi.fn(async (id: number, _file: Blob, caption: string, clientId: string, _reply: number | null, onProgress?: (f: number) => void): Promise<Message> => {
+    onProgress?.(0.5);
+    onProgress?.(1);
+    return photo(id, (this.stored.get(id)?.length ?? 0) + 1, ME.id, caption, clientId);
+  });
+}
+
+/** A photo message of `sender_id` with its attachment (640×480, thumbnail 480×360). */
+function photo(conversation_id: number, seq: number, sender_id = 2, caption = '', client_id: string | null = null): Message {
+  return {
+    ...msg(conversation_id, seq, sender_id, client_id), kind: 'photo', body: caption,
+    attachment: {
+      id: `p${seq}`, url: `/api/files/p${seq}`, mime: 'image/jpeg', size: 50_000, duration_ms: null, waveform: [], width: 640, height: 480,
+      thumbnail: { url: `/api/files/t${seq}`, mime: 'image/jpeg', size: 9000, width: 480, height: 360 },
+    },
+  };
 }
 
 class FakeRealtime implements RealtimeClient {
@@ -689,6 +707,83 @@ describe('ChatStore', () => {
       } finally {
         vi.useRealTimers();
       }
+    });
+  });
+
+  describe('photos', () => {
+    const file = () => new Blob([new Uint8Array([0x89, 0x50, 0x4e, 0x47])], { type: 'image/png' });
+
+    it('shows an upload with its progress, then the message the server stored in its place', async () => {
+      await store.open(9);
+      let finish: (m: Message) => void = () => {};
+      let progress: (f: number) => void = () => {};
+      api.sendPhoto.mockImplementationOnce((_id, _f, _c, _cid, _r, onProgress) => {
+        progress = onProgress ?? progress;
+        return new Promise<Message>((resolve) => (finish = resolve));
+      });
+      store.sendPhoto(9, file(), 'Look!', null);
+      const [u] = store.uploadsFor(9);
+      expect(u).toMatchObject({ conversation_id: 9, caption: 'Look!', state: 'uploading', progress: 0 });
+      progress(0.4);
+      expect(store.uploadsFor(9)[0]!.progress).toBe(0.4);
+      progress(0.2); // progress never goes back
+      expect(store.uploadsFor(9)[0]!.progress).toBe(0.4);
+      finish(photo(9, 2, ME.id, 'Look!', u!.client_id));
+      await flush();
+      expect(store.uploadsFor(9)).toEqual([]);
+      expect(store.timelines[9]!.items.map((m) => m.kind)).toEqual(['text', 'photo']);
+      expect(store.conversations[9]!.last_message?.kind).toBe('photo');
+    });
+
+    it('keeps a failed upload for a retry with the same client_id, or a discard', async () => {
+      await store.open(9);
+      api.sendPhoto.mockRejectedValueOnce(new ApiError(0, 'network_error', 'Cannot reach the server. Check your connection.'));
+      store.sendPhoto(9, file(), '  ', 41);
+      await flush();
+      const [failed] = store.uploadsFor(9);
+      expect(failed).toMatchObject({ state: 'failed', error: 'Cannot reach the server. Check your connection.', retriable: true, caption: '', reply_to_id: 41 });
+      store.retryPhoto(failed!.client_id);
+      expect(store.uploadsFor(9)[0]).toMatchObject({ state: 'uploading', error: null });
+      await flush();
+      expect(api.sendPhoto).toHaveBeenCalledTimes(2);
+      const [first, second] = api.sendPhoto.mock.calls;
+      expect(second![3]).toBe(first![3]);
+      expect(second!.slice(0, 5)).toEqual([9, first![1], '', failed!.client_id, 41]);
+      expect(store.uploadsFor(9)).toEqual([]);
+      expect(store.timelines[9]!.items.filter((m) => m.kind === 'photo')).toHaveLength(1);
+
+      api.sendPhoto.mockRejectedValueOnce(new ApiError(415, 'unsupported_media_type', 'not a png, jpeg, gif or webp image'));
+      store.sendPhoto(9, file(), '', null);
+      await flush();
+      const [refused] = store.uploadsFor(9);
+      expect(refused).toMatchObject({ state: 'failed', error: 'not a png, jpeg, gif or webp image', retriable: false });
+      store.discardPhoto(refused!.client_id);
+      expect(store.uploadsFor(9)).toEqual([]);
+    });
+
+    it('ends an upload when its message arrives live first; an upload under way cannot be discarded', async () => {
+      await store.open(9);
+      let finish: (m: Message) => void = () => {};
+      api.sendPhoto.mockImplementationOnce(() => new Promise<Message>((resolve) => (finish = resolve)));
+      store.sendPhoto(9, file(), '', null);
+      const cid = store.uploadsFor(9)[0]!.client_id;
+      store.discardPhoto(cid);
+      expect(store.uploadsFor(9)).toHaveLength(1);
+      rt.emit({ type: 'message', message: photo(9, 2, ME.id, '', cid) });
+      expect(store.uploadsFor(9)).toEqual([]);
+      finish(photo(9, 2, ME.id, '', cid));
+      await flush();
+      expect(store.timelines[9]!.items.map((m) => m.seq)).toEqual([1, 2]);
+    });
+
+    it('offers the platform\'s file dialog only where there is one', async () => {
+      expect(store.picksPhotos).toBe(false);
+      await expect(store.pickPhoto()).rejects.toThrow();
+      const picked = new File([new Uint8Array([1])], 'photo');
+      const withDialog = Object.assign(new FakeApi(), { pickPhoto: vi.fn(async () => picked) });
+      const desktop = new ChatStore(withDialog as unknown as ApiClient, new FakeRealtime(), new MemoryStorage());
+      expect(desktop.picksPhotos).toBe(true);
+      expect(await desktop.pickPhoto()).toBe(picked);
     });
   });
 });
