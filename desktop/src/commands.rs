@@ -411,58 +411,57 @@ pub async fn send_voice<R: Runtime>(
     session: State<'_, Session>,
     request: Request<'_>,
 ) -> Res<Message> {
-    let InvokeBody::Raw(bytes) = request.body() else {
-        return Err(CallError::local(
-            "invalid_request",
-            "Expected the audio's bytes.",
-        ));
-    };
-    let id: i64 = header(&request, "x-conversation")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| CallError::local("invalid_request", "No conversation."))?;
-    let mut upload = Upload::new(bytes.clone(), "voice", "application/octet-stream");
-    if let Some(cid) = header(&request, "x-client-id") {
-        upload = upload.client_id(&cid);
-    }
-    upload = upload.reply_to(header(&request, "x-reply-to").and_then(|v| v.parse().ok()));
-    let upload = with_progress(upload, webview, &request);
+    let (id, upload) = raw_upload(webview, &request, "audio", "voice")?;
     session
         .call(async |api| api.upload_voice(id, upload).await)
         .await
 }
 
 /// Sends a photo: its bytes as the raw request body (the server decides its type by
-/// them), the conversation, `client_id`, reply and caption (percent-encoded) in headers.
+/// them), the conversation, `client_id` and reply in headers as for a voice message, and
+/// the caption percent-encoded in `x-caption`.
 #[tauri::command]
 pub async fn send_photo<R: Runtime>(
     webview: Webview<R>,
     session: State<'_, Session>,
     request: Request<'_>,
 ) -> Res<Message> {
-    let InvokeBody::Raw(bytes) = request.body() else {
-        return Err(CallError::local(
-            "invalid_request",
-            "Expected the image's bytes.",
-        ));
-    };
-    let id: i64 = header(&request, "x-conversation")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| CallError::local("invalid_request", "No conversation."))?;
-    let mut upload = Upload::new(bytes.clone(), "photo", "application/octet-stream");
+    let (id, mut upload) = raw_upload(webview, &request, "image", "photo")?;
     if let Some(caption) = header(&request, "x-caption") {
         let caption = percent_encoding::percent_decode_str(&caption)
             .decode_utf8()
             .map_err(|_| CallError::local("invalid_request", "The caption is not UTF-8."))?;
         upload = upload.caption(&caption);
     }
-    if let Some(cid) = header(&request, "x-client-id") {
-        upload = upload.client_id(&cid);
-    }
-    upload = upload.reply_to(header(&request, "x-reply-to").and_then(|v| v.parse().ok()));
-    let upload = with_progress(upload, webview, &request);
     session
         .call(async |api| api.upload_photo(id, upload).await)
         .await
+}
+
+/// An upload the webview sends as the raw request body (the `what`'s bytes), with the
+/// conversation (`x-conversation`), `x-client-id` and `x-reply-to` in headers and its
+/// progress reported on `x-progress`: the conversation and the upload.
+fn raw_upload<R: Runtime>(
+    webview: Webview<R>,
+    request: &Request<'_>,
+    what: &str,
+    file_name: &str,
+) -> Res<(i64, Upload)> {
+    let InvokeBody::Raw(bytes) = request.body() else {
+        return Err(CallError::local(
+            "invalid_request",
+            format!("Expected the {what}'s bytes."),
+        ));
+    };
+    let id: i64 = header(request, "x-conversation")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| CallError::local("invalid_request", "No conversation."))?;
+    let mut upload = Upload::new(bytes.clone(), file_name, "application/octet-stream");
+    if let Some(cid) = header(request, "x-client-id") {
+        upload = upload.client_id(&cid);
+    }
+    upload = upload.reply_to(header(request, "x-reply-to").and_then(|v| v.parse().ok()));
+    Ok((id, with_progress(upload, webview, request)))
 }
 
 /// The largest file [`pick_photo`] reads: the server's limit for a photo (16 MB).

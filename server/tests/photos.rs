@@ -21,7 +21,7 @@ use image::{
 use reqwest::Method;
 use support::{
     Backend, Raw, Refused, Resp, TestServer, Ws,
-    media::{blob_count, json, pair, refused_as, typed},
+    media::{blob_count, form_with, json, pair, refused_as, typed},
 };
 
 on_both_backends!(
@@ -141,43 +141,13 @@ fn png_header(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
-/// The boundary of the forms [`photo_form`] writes.
-const BOUNDARY: &str = "chatapp-photo-test-93be1d";
-
-/// A `multipart/form-data` body as a browser writes it: text `fields`, then the `file`
-/// part `(bytes, file name, type)` when given.
-fn photo_form(fields: &[(&str, &str)], file: Option<(&[u8], &str, &str)>) -> (String, Vec<u8>) {
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    if let Some((bytes, file_name, mime)) = file {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
-                 filename=\"{file_name}\"\r\nContent-Type: {mime}\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
-}
-
 async fn raw_photo(
     raw: &Raw,
     conversation: i64,
     fields: &[(&str, &str)],
     file: Option<(&[u8], &str, &str)>,
 ) -> Resp {
-    let (content_type, body) = photo_form(fields, file);
+    let (content_type, body) = form_with(fields, file);
     raw.send(
         Method::POST,
         &format!("/api/conversations/{conversation}/photos"),

@@ -11,7 +11,7 @@ use axum::{
 use chatapp_protocol::{ErrorBody, Message};
 use tokio_util::io::ReaderStream;
 
-use super::{MAX_VOICE_BYTES, avatar::MAX_AVATAR_BYTES, photo::MAX_PHOTO_BYTES};
+use super::{MAX_VOICE_BYTES, avatar::MAX_AVATAR_BYTES, blobs::TempBlob, photo::MAX_PHOTO_BYTES};
 use crate::{
     AppState,
     auth::AuthUser,
@@ -56,16 +56,51 @@ async fn voice_upload(
     state: AppState,
     auth: AuthUser,
     id: i64,
-    mut multipart: axum::extract::Multipart,
+    multipart: axum::extract::Multipart,
 ) -> ApiResult<Response> {
-    // Refuse non-members and floods before reading the body.
-    state.media.may_send_file(&state, auth.id(), id).await?;
+    let form = message_form(&state, auth.id(), id, multipart, MAX_VOICE_BYTES).await?;
+    let (row, created) = state
+        .media
+        .voice(
+            &state,
+            auth.id(),
+            id,
+            form.client_id,
+            form.reply_to_id,
+            form.file,
+        )
+        .await?;
+    created_or_replayed(&row, created)
+}
+
+/// The form of a voice message or photo upload: the file, staged, and the text fields.
+struct MessageForm {
+    file: TempBlob,
+    /// As sent (a photo's caption); empty when there is none.
+    caption: String,
+    client_id: Option<String>,
+    reply_to_id: Option<i64>,
+}
+
+/// Reads the form of an upload by `sender` into conversation `id`: non-members and floods
+/// are refused before the body is read; `file` is staged (at most `max_bytes`), a
+/// `client_id` and a `reply_to_id` are checked. Other fields are ignored.
+async fn message_form(
+    state: &AppState,
+    sender: i64,
+    id: i64,
+    mut multipart: axum::extract::Multipart,
+    max_bytes: u64,
+) -> ApiResult<MessageForm> {
+    state.media.may_send_file(state, sender, id).await?;
+    let mut caption = String::new();
     let mut client_id: Option<String> = None;
     let mut reply_to_id: Option<i64> = None;
     let mut upload = None;
     while let Some(field) = multipart.next_field().await? {
         match field.name() {
-            Some("file") => upload = Some(state.media.stage(field, MAX_VOICE_BYTES).await?),
+            Some("file") => upload = Some(state.media.stage(field, max_bytes).await?),
+            Some("caption") => caption = field.text().await?,
             Some("client_id") => {
                 let value = field.text().await?;
                 validate_client_id(&value)?;
@@ -75,16 +110,17 @@ async fn voice_upload(
             _ => {}
         }
     }
-    let temp = upload
+    let file = upload
         .ok_or_else(|| ApiError::validation("missing_file", "the form needs a `file` field"))?;
     if let Some(reply_to_id) = reply_to_id {
-        crate::messages::check_reply(&state, auth.id(), id, reply_to_id).await?;
+        crate::messages::check_reply(state, sender, id, reply_to_id).await?;
     }
-    let (row, created) = state
-        .media
-        .voice(&state, auth.id(), id, client_id, reply_to_id, temp)
-        .await?;
-    created_or_replayed(&row, created)
+    Ok(MessageForm {
+        file,
+        caption,
+        client_id,
+        reply_to_id,
+    })
 }
 
 /// Send a photo (multipart `file`, optional `caption`, `client_id` and `reply_to_id`). png,
@@ -126,50 +162,27 @@ async fn photo_upload(
     state: AppState,
     auth: AuthUser,
     id: i64,
-    mut multipart: axum::extract::Multipart,
+    multipart: axum::extract::Multipart,
 ) -> ApiResult<Response> {
-    // Refuse non-members and floods before reading the body.
-    state.media.may_send_file(&state, auth.id(), id).await?;
-    let mut caption = String::new();
-    let mut client_id: Option<String> = None;
-    let mut reply_to_id: Option<i64> = None;
-    let mut upload = None;
-    while let Some(field) = multipart.next_field().await? {
-        match field.name() {
-            Some("file") => upload = Some(state.media.stage(field, MAX_PHOTO_BYTES).await?),
-            Some("caption") => caption = field.text().await?,
-            Some("client_id") => {
-                let value = field.text().await?;
-                validate_client_id(&value)?;
-                client_id = Some(value);
-            }
-            Some("reply_to_id") => reply_to_id = Some(parse_reply_to(&field.text().await?)?),
-            _ => {}
-        }
-    }
-    let temp = upload
-        .ok_or_else(|| ApiError::validation("missing_file", "the form needs a `file` field"))?;
+    let mut form = message_form(&state, auth.id(), id, multipart, MAX_PHOTO_BYTES).await?;
     // No caption is a photo alone; a caption is checked as a message's text.
-    if caption.trim().is_empty() {
-        caption.clear();
+    if form.caption.trim().is_empty() {
+        form.caption.clear();
     } else {
-        crate::messages::validate_body(&caption)?;
+        crate::messages::validate_body(&form.caption)?;
     }
-    if let Some(reply_to_id) = reply_to_id {
-        crate::messages::check_reply(&state, auth.id(), id, reply_to_id).await?;
-    }
-    let mentions = crate::messages::mentions_in(&state, id, &caption).await?;
+    let mentions = crate::messages::mentions_in(&state, id, &form.caption).await?;
     let (row, created) = state
         .media
         .photo(
             &state,
             auth.id(),
             id,
-            caption,
+            form.caption,
             mentions,
-            client_id,
-            reply_to_id,
-            temp,
+            form.client_id,
+            form.reply_to_id,
+            form.file,
         )
         .await?;
     created_or_replayed(&row, created)

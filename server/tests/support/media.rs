@@ -164,11 +164,18 @@ const BOUNDARY: &str = "chatapp-media-test-4f1c9a";
 /// `client_id` field (when given), then a `file` part `(bytes, file name, type)` (when
 /// given). Its content type and bytes.
 pub fn form(file: Option<(&[u8], &str, &str)>, client_id: Option<&str>) -> (String, Vec<u8>) {
+    let fields: Vec<(&str, &str)> = client_id.map(|id| ("client_id", id)).into_iter().collect();
+    form_with(&fields, file)
+}
+
+/// A `multipart/form-data` body of the text `fields`, then the `file` part `(bytes, file
+/// name, type)` when given. Its content type and bytes.
+pub fn form_with(fields: &[(&str, &str)], file: Option<(&[u8], &str, &str)>) -> (String, Vec<u8>) {
     let mut body = Vec::new();
-    if let Some(id) = client_id {
+    for (name, value) in fields {
         body.extend_from_slice(
             format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\n{id}\r\n"
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
             )
             .as_bytes(),
         );
