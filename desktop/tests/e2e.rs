@@ -380,12 +380,52 @@ async fn chats_through_the_real_window() {
     assert!(attachment.waveform.contains(&255));
 
     // Played receipts: ben plays ann's message, and her window's microphone turns
-    // played, live.
+    // played, live; then the other way round.
     d.find(".played-state[data-played=\"false\"]").await;
     ben.mark_played(chat.id, voice.seq)
         .await
         .expect("ben played it");
     d.find(".played-state[data-played=\"true\"]").await;
+    // ann plays one of ben's in the window, and the server records it (ben's copy says
+    // so). A tap that did not start it (its audio still loading) is tapped again, as a
+    // person would; if it never plays, what the element said is in the failure.
+    let from_ben = ben
+        .upload_voice(
+            chat.id,
+            chatapp_client::Upload::new(file.bytes.clone(), "ben.opus", "audio/ogg"),
+        )
+        .await
+        .expect("ben's voice message");
+    let ben_row = format!("[data-message-id=\"{}\"]", from_ben.id);
+    d.click(&format!("{ben_row} .voice-toggle")).await;
+    let state_js = format!(
+        "const a = document.querySelector('{ben_row} audio'); \
+         const e = document.querySelector('{ben_row} .voice-error'); \
+         return a ? {{played: a.played.length, paused: a.paused, ready: a.readyState, \
+         network: a.networkState, error: a.error && a.error.code, said: e && e.textContent}} : null"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut tapped = Instant::now();
+    loop {
+        let page = ben.history(chat.id, None, None).await.expect("history");
+        if page
+            .messages
+            .iter()
+            .any(|m| m.id == from_ben.id && m.played_by.iter().any(|p| p.user_id == ann_id))
+        {
+            break;
+        }
+        let state = d.script(&state_js).await;
+        assert!(
+            Instant::now() < deadline,
+            "ann's play never reached the server; the player: {state}"
+        );
+        if state["played"].as_u64() == Some(0) && tapped.elapsed() > Duration::from_secs(3) {
+            d.click(&format!("{ben_row} .voice-toggle")).await;
+            tapped = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let xdotool = |args: &[&str]| -> String {
         Command::new("xdotool")

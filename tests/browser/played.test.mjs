@@ -3,7 +3,8 @@
 // tone file, reaches Ben with the server's 64-peak waveform; when Ben plays it, the
 // microphone on Ann's screen turns played, live, and stays so after a reload. In a group
 // Ann sees "played by N" and who, a deleted account as "Deleted user". Playing your own
-// voice message sends nothing; someone else's is said played once, over the socket.
+// voice message sends nothing; someone else's is said played once, over the socket. A
+// voice message whose file does not load says so in its player and is not said played.
 // Screenshots go to ./artifacts.
 
 import assert from 'node:assert/strict';
@@ -220,4 +221,41 @@ test('played receipts: the microphone turns blue live in a direct conversation, 
   assert.equal(await playedBy.getAttribute('title'), '\u2068Ben Okafor\u2069, \u2068Deleted user\u2069');
 
   for (const p of [ann, ben]) assert.deepEqual(p.problems, [], `${p.username}: no page errors`);
+});
+
+test('a voice message that cannot be loaded says so, is not marked played, and plays on a later tap', async () => {
+  const dan = await person('dan', 'Dan');
+  const eve = await person('eve', 'Eve');
+  const direct = await api(server.base, 'POST', '/api/conversations', { kind: 'direct', user_id: eve.id }, dan.token);
+  assert.equal(direct.status, 201);
+  const form = new FormData();
+  form.append('file', new Blob([wav([[0.3, 0], [1.2, 440]])], { type: 'audio/wav' }), 'dan.wav');
+  const sent = await fetch(`${server.base}/api/conversations/${direct.body.id}/voice`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${dan.token}` },
+    body: form,
+  });
+  assert.equal(sent.status, 201);
+
+  // Eve's page cannot fetch the file (a network that drops it): the player says so.
+  const refuse = (route) => route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":{"code":"unavailable","message":"down"}}' });
+  await eve.page.route('**/api/files/**', refuse);
+  await openConversation(eve.page, 'Dan');
+  const row = voiceRow(eve.page);
+  await row.waitFor();
+  await row.locator('audio').evaluate((a) => { a.muted = true; });
+  await row.locator('.voice-toggle').click();
+  await row.locator('.voice-error[role="alert"]').waitFor();
+  assert.match(await row.locator('.voice-error').textContent(), /^Could not (load|play) it$/);
+  await eve.page.waitForTimeout(300);
+  assert.deepEqual(eve.sent, { frames: 0, rest: 0 }, 'not played: nothing said');
+  await screenshots(eve.page, 'voice-unplayable');
+
+  // The network is back: a tap loads it again and plays it; the time is shown again.
+  await eve.page.unroute('**/api/files/**', refuse);
+  await play(eve.page);
+  assert.equal(await row.locator('.voice-error').count(), 0);
+  assert.match(await row.locator('.voice-time').textContent(), /\d:\d\d \/ \d:\d\d/);
+  for (let i = 0; i < 50 && eve.sent.frames + eve.sent.rest === 0; i++) await eve.page.waitForTimeout(100);
+  assert.deepEqual(eve.sent, { frames: 1, rest: 0 }, 'played once it played');
 });
