@@ -512,6 +512,20 @@ pub async fn pick_photo<R: Runtime>(window: tauri::Window<R>) -> Res<Response> {
     }
 }
 
+/// A server file's bytes (`/api/files/{id}` only), for what the webview cannot stream
+/// through `chatmedia:`: WebKitGTK's media player asks that scheme for a first range of
+/// an audio file and then reports a format error, never asking for the rest (an image is
+/// read whole and loads). Voice messages are played from these bytes (a few hundred KB
+/// at most: Ogg Opus at 24 kbit/s).
+#[tauri::command]
+pub async fn media_file(session: State<'_, Session>, path: String) -> Res<Response> {
+    let Some(path) = chatapp_client::file_path(&path).map(str::to_owned) else {
+        return Err(CallError::local("invalid_request", "Not a server file."));
+    };
+    let file = session.call(async |api| api.download(&path).await).await?;
+    Ok(Response::new(file.bytes.to_vec()))
+}
+
 // ---- realtime ----------------------------------------------------------------------
 
 /// Starts the realtime connection (the client crate reconnects and resumes by itself);

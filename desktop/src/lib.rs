@@ -77,6 +77,7 @@ commands![
     send_voice,
     send_photo,
     pick_photo,
+    media_file,
     realtime_start,
     realtime_stop,
     realtime_send,

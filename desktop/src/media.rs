@@ -1,4 +1,4 @@
-//! `chatmedia://` — server files (voice messages, avatars) for `<audio>` and `<img>` in the
+//! `chatmedia://` — server files (photos, avatars) for `<img>` in the
 //! webview, fetched by the Rust side with the session's token, so the webview never
 //! holds it. `chatmedia://localhost/<percent-encoded server path>` (on Windows
 //! `http://chatmedia.localhost/…`), as `convertFileSrc(path, 'chatmedia')` builds it.

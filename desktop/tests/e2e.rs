@@ -402,7 +402,7 @@ async fn chats_through_the_real_window() {
         "const a = document.querySelector('{ben_row} audio'); \
          const e = document.querySelector('{ben_row} .voice-error'); \
          return a ? {{played: a.played.length, paused: a.paused, ready: a.readyState, \
-         network: a.networkState, error: a.error && a.error.code, said: e && e.textContent}} : null"
+         network: a.networkState, media_error: a.error && a.error.code, said: e && e.textContent}} : null"
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut tapped = Instant::now();

@@ -92,6 +92,23 @@ fn a_fresh_app_has_no_server_and_refuses_what_needs_one() {
             "Expected the image's bytes."
         ))
     );
+    // A voice file's bytes: only a server file path, and only with a server.
+    assert_eq!(
+        invoke(&window, "media_file", json!({ "path": "/api/me" })),
+        Err(call_error(0, "invalid_request", "Not a server file."))
+    );
+    assert_eq!(
+        invoke(
+            &window,
+            "media_file",
+            json!({ "path": "/api/files/0123456789abcdef0123456789abcdef" })
+        ),
+        Err(call_error(
+            0,
+            "no_server",
+            "Choose your ChatApp server first."
+        ))
+    );
     assert_eq!(
         invoke(&window, "pick_photo", json!({})),
         Err(call_error(0, "no_dialog", "This window cannot open files."))

@@ -134,6 +134,9 @@ export interface ApiClient {
   adminActions(): Promise<AdminAction[]>;
   /** Something an `<img>` or `<audio>` can load for a server file path (`/api/files/…`). */
   mediaUrl(path: string): string;
+  /** Where `<audio>` cannot stream `mediaUrl` (the desktop's WebKitGTK): the whole file
+   *  as a `blob:` URL of type `mime`, fetched when asked. Absent: `mediaUrl` is used. */
+  audioUrl?(path: string, mime: string): Promise<string>;
 }
 
 /** Where the event stream stands. `reconnecting` carries when the next attempt starts. */

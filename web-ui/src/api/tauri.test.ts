@@ -221,6 +221,18 @@ describe('TauriApiClient', () => {
     expect(await api.pickPhoto()).toBeNull();
   });
 
+  it('plays voice files from their bytes (WebKitGTK cannot stream them through chatmedia)', async () => {
+    const { ipc, calls } = fakeIpc({ media_file: () => new Uint8Array([0x4f, 0x67, 0x67, 0x53]).buffer });
+    const api = new TauriApiClient(ipc);
+    const url = await api.audioUrl('/api/files/42', 'audio/ogg; codecs=opus');
+    expect(calls[0]).toEqual({ cmd: 'media_file', args: { path: '/api/files/42' }, options: undefined });
+    expect(url).toMatch(/^blob:/);
+    const blob = await (await fetch(url)).blob();
+    expect(blob.type.replace(/; /, ';')).toBe('audio/ogg;codecs=opus');
+    expect(Array.from(new Uint8Array(await blob.arrayBuffer()))).toEqual([0x4f, 0x67, 0x67, 0x53]);
+    URL.revokeObjectURL(url);
+  });
+
   it('uploads an avatar with its type and progress from the Rust side', async () => {
     const fake = fakeIpc({
       upload_avatar: () => {

@@ -3,8 +3,9 @@
 //! the session token (in the OS keychain) and talks to the server through
 //! `chatapp-client`: no token or cookie lives in this webview, and it sends no request to
 //! the server itself (it gets the server's address only to show it). Server files
-//! (voice, photos, avatars) load through the app's `chatmedia:` scheme; voice is recorded natively
-//! and photos are chosen in a native file dialog.
+//! (photos, avatars) load through the app's `chatmedia:` scheme, voice files as their bytes
+//! when first played (`audioUrl`: WebKitGTK cannot stream audio from that scheme); voice is
+//! recorded natively and photos are chosen in a native file dialog.
 //! `invoke`/`listen` are passed in, so unit tests can stand in for the IPC boundary.
 
 import { ApiError, type ApiClient, type ConnectionState, type Progress, type RealtimeClient, type ServerChoice } from './client';
@@ -268,6 +269,14 @@ export class TauriApiClient implements ApiClient {
   }
   mediaUrl(path: string): string {
     return this.ipc.mediaSrc(path);
+  }
+  async audioUrl(path: string, mime: string): Promise<string> {
+    try {
+      const bytes = await this.ipc.invoke<ArrayBuffer>('media_file', { path });
+      return URL.createObjectURL(new Blob([bytes], { type: mime }));
+    } catch (e) {
+      throw toApiError(e);
+    }
   }
 }
 

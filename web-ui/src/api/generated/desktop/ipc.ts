@@ -43,6 +43,7 @@ export const COMMANDS = [
   'send_voice',
   'send_photo',
   'pick_photo',
+  'media_file',
   'realtime_start',
   'realtime_stop',
   'realtime_send',
