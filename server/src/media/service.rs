@@ -256,9 +256,8 @@ impl Media {
         let ids: Vec<String> = message
             .file
             .iter()
-            .flat_map(|f| {
-                std::iter::once(f.id.clone()).chain(f.thumbnail.as_ref().map(|t| t.id.clone()))
-            })
+            .flat_map(FileMeta::stored)
+            .map(|(id, _, _)| id.to_owned())
             .collect();
         let written = state.writer.write(message).await;
         if !matches!(written, Ok((_, true))) {

@@ -94,6 +94,15 @@ pub struct FileMeta {
     pub thumbnail: Option<ImageMeta>,
 }
 
+impl FileMeta {
+    /// The files this stands for, as `(id, type, size)`: the file, then a photo's thumbnail.
+    pub fn stored(&self) -> impl Iterator<Item = (&str, &str, i64)> {
+        let thumbnail = self.thumbnail.as_ref();
+        std::iter::once((self.id.as_str(), self.mime.as_str(), self.size))
+            .chain(thumbnail.map(|t| (t.id.as_str(), t.mime.as_str(), t.size)))
+    }
+}
+
 /// A stored image's file: a photo's thumbnail.
 #[derive(Debug, Clone)]
 pub struct ImageMeta {
@@ -415,9 +424,7 @@ async fn insert_in(
     .ok_or(StoreError::NotFound)?;
     if let Some(file) = new.file {
         // A voice file, or a photo and its thumbnail: the conversation's members may read them.
-        let thumbnail = file.thumbnail.as_ref().map(|t| (&t.id, &t.mime, t.size));
-        for (id, mime, size) in std::iter::once((&file.id, &file.mime, file.size)).chain(thumbnail)
-        {
+        for (id, mime, size) in file.stored() {
             sqlx::query(
                 "INSERT INTO files (id, kind, owner_id, conversation_id, mime, size, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",

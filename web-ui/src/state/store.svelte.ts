@@ -435,8 +435,7 @@ export class ChatStore {
   /** For a client whose `<audio>` cannot stream `mediaUrl` (the desktop): loads a voice
    *  file when it is first played, as a `blob:` URL. Absent: `mediaUrl` serves. */
   get audioLoader(): ((path: string, mime: string) => Promise<string>) | undefined {
-    const api = this.#api;
-    return api.audioUrl ? (path, mime) => api.audioUrl!(path, mime) : undefined;
+    return this.#api.audioUrl?.bind(this.#api);
   }
 
   // ---- conversations -------------------------------------------------------------
